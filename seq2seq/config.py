@@ -1,0 +1,120 @@
+"""Configuration dataclasses: what a model is (ModelConfig) and how it is trained (TrainConfig).
+
+Both round-trip through plain dicts (JSON in checkpoints, query parameters in the app) and validate what they read,
+so a hand-edited or hostile config gives a clear ValueError instead of a broken model.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+CELLS = ("rnn", "gru", "lstm")
+ATTENTIONS = ("none", "additive", "dot")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+def _from_dict(cls, d: dict):
+    if not isinstance(d, dict):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
+    names = {f.name: f for f in fields(cls)}
+    extra = sorted(set(d) - set(names))
+    if extra:
+        raise ValueError(f"{cls.__name__}: unknown key(s) {', '.join(extra)}")
+    kwargs = {}
+    for k, v in d.items():
+        default = getattr(cls, k, None)
+        kind = type(default) if default is not None else None
+        if k in ("epochs", "max_seconds") and v is not None:
+            kind = float
+        if kind is bool:
+            if not isinstance(v, bool):
+                raise ValueError(f"{cls.__name__}.{k}: expected true/false, got {v!r}")
+        elif kind in (int, float):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{cls.__name__}.{k}: expected a number, got {v!r}")
+            if kind is int and int(v) != v:
+                raise ValueError(f"{cls.__name__}.{k}: expected a whole number, got {v!r}")
+            v = kind(v)
+        elif kind is str and not isinstance(v, str):
+            raise ValueError(f"{cls.__name__}.{k}: expected text, got {v!r}")
+        kwargs[k] = v
+    obj = cls(**kwargs)
+    obj.validate()
+    return obj
+
+
+@dataclass
+class ModelConfig:
+    src_vocab_size: int
+    tgt_vocab_size: int
+    cell: str = "lstm"  # "rnn" | "gru" | "lstm"
+    embed: int = 32  # embedding size E
+    hidden: int = 128  # hidden units H (per direction)
+    layers: int = 1  # 1..3
+    bidirectional: bool = False  # encoder only
+    attention: str = "none"  # "none" | "additive" | "dot"
+    dropout: float = 0.0
+
+    def validate(self) -> "ModelConfig":
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}")
+        for name in ("src_vocab_size", "tgt_vocab_size", "embed", "hidden"):
+            if not 1 <= getattr(self, name) <= 1_000_000:
+                raise ValueError(f"{name} must be between 1 and 1,000,000, got {getattr(self, name)}")
+        if self.src_vocab_size < 5 or self.tgt_vocab_size < 5:
+            raise ValueError("a vocabulary needs the 4 special tokens and at least one real token")
+        if not 1 <= self.layers <= 3:
+            raise ValueError(f"layers must be 1, 2 or 3, got {self.layers}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return _from_dict(cls, d)
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "adam"  # "adam" | "rmsprop" | "sgd"
+    lr: float = 3e-3
+    batch_size: int = 128
+    epochs: float | None = 20  # stop after this many epochs (None = no epoch limit)
+    max_seconds: float | None = None  # stop after this many seconds of training (None = no time limit)
+    clip: float = 1.0  # max global gradient norm (0 = off)
+    teacher_forcing: float = 1.0  # probability of feeding the true y_{t-1} to the decoder
+    seed: int = 0
+    eval_every: int = 50  # optimizer steps between validation evaluations
+    threads: int = 1  # torch threads in the training process
+
+    def validate(self) -> "TrainConfig":
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not 0 < self.lr <= 10:
+            raise ValueError(f"learning rate must be in (0, 10], got {self.lr}")
+        if not 1 <= self.batch_size <= 4096:
+            raise ValueError(f"batch size must be between 1 and 4096, got {self.batch_size}")
+        if self.epochs is None and self.max_seconds is None:
+            raise ValueError("set a number of epochs, a time budget in seconds, or both")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
+        if self.clip < 0:
+            raise ValueError(f"clip must be >= 0 (0 turns clipping off), got {self.clip}")
+        if not 0.0 <= self.teacher_forcing <= 1.0:
+            raise ValueError(f"teacher forcing ratio must be in [0, 1], got {self.teacher_forcing}")
+        if self.eval_every < 1 or self.threads < 1:
+            raise ValueError("eval_every and threads must be at least 1")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return _from_dict(cls, d)
