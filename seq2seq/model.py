@@ -1,0 +1,252 @@
+"""The encoder-decoder model, built on PyTorch's fused recurrent modules (nn.RNN / nn.GRU / nn.LSTM).
+
+The math, in the notation used throughout the app:
+
+    encoder   h_t = f(x_t, h_{t-1})                 t = 1..T, one h_t per layer (and per direction)
+    context   c   = q(h_1, ..., h_T)                the final encoder state (through the bridge, below)
+    decoder   s_t = g(y_{t-1}, c, s_{t-1})          s_0 = the bridged final encoder states, y_0 = <sos>
+    output    p(y_t | y_<t, x) = softmax(W_out o_t + b_out)
+
+f and g are the same kind of cell (vanilla RNN with tanh, GRU or LSTM), stacked 1 to 3 layers deep.
+
+Encoder. x_t is embedded (nn.Embedding, <pad> = id 0 maps to a zero vector) and run through `enc_rnn`. Padded
+timesteps are skipped with `pack_padded_sequence`, so h_T of every sequence is the state after its own last real
+token, and the backward direction of a bidirectional encoder starts at that token, not at the padding.
+
+Bridge (q). Unidirectional: s_0 = (h_T of every layer), unchanged. Bidirectional: the decoder runs one direction
+only, so each layer l gets  s_0[l] = tanh(W_b[l] [h_fwd_T[l]; h_bwd_1[l]] + b_b[l])  (one nn.Linear(2H, H) per layer,
+`bridge_h`), and for an LSTM the same for the memory cell with `bridge_c`. The context vector c is the top layer of s_0.
+
+Decoder (g). The input at step t is [embed(y_{t-1}); c]: the context is fed at every step, so even without attention
+the decoder sees the whole-input summary all the time. Because the input never depends on attention, a
+teacher-forced pass is ONE fused `dec_rnn` call over all T steps, and attention is computed on top of all s_t at once.
+
+Attention (optional). Memory: the encoder outputs h_1..h_S of the top layer; keys k_j = h_j when unidirectional, or
+k_j = W_m [h_fwd_j; h_bwd_j] + b_m (`mem_proj`, 2H -> H) when bidirectional.
+    dot (Luong):         score_tj = s_t . k_j
+    additive (Bahdanau): score_tj = v . tanh(W_s s_t + W_k k_j + b_k)
+    a_t = softmax_j(score_tj) over the real (unpadded) source positions;  ctx_t = sum_j a_tj k_j
+    o_t = tanh(W_o [s_t; ctx_t] + b_o)    (without attention: o_t = s_t)
+
+Dropout (cfg.dropout) is applied between stacked RNN layers (PyTorch's own), to the embeddings and to o_t; it is
+off in eval mode, which the introspection and decoding functions use.
+
+Initialization (see `Seq2Seq.reset_parameters`), chosen so deep-in-time gradients neither vanish nor explode at step 0:
+  * recurrent weights W_h* : orthogonal, separately for each gate's H x H block (eigenvalues on the unit circle);
+  * input weights W_i*     : Xavier-uniform per gate block;
+  * biases                 : 0, except the LSTM forget gate (b_if = 1, so c_t starts out remembering) and the GRU
+                             update gate (b_iz = 1; PyTorch's GRU keeps the old state with weight z, so this is the
+                             same "remember by default" choice as the LSTM forget bias);
+  * embeddings: N(0, 1) (PyTorch default), the <pad> row zero; Linear layers: PyTorch default.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .config import ModelConfig
+
+PAD_ID, SOS_ID, EOS_ID = 0, 1, 2  # fixed by seq2seq.data (specials come first in every Vocab)
+
+RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+N_GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per layer: RNN 1; GRU r,z,n; LSTM i,f,g,o
+
+State = Tensor | tuple[Tensor, Tensor]  # (L, B, H), or (s, cell) for an LSTM
+
+
+class EncoderOutput(NamedTuple):
+    enc_out: Tensor  # (B, S, D*H) top-layer encoder outputs h_1..h_S (zeros at padding)
+    keys: Tensor | None  # (B, S, H) attention keys k_j (None when attention is "none")
+    mask: Tensor  # (B, S) True at real source tokens
+    state0: State  # decoder initial state s_0: (L, B, H), or (s_0, cell_0) for an LSTM
+    context: Tensor  # (B, H) context vector c = top layer of s_0
+    keys_proj: Tensor | None = None  # (B, S, H) W_k k_j + b_k, precomputed once for additive attention
+
+
+class DecoderOutput(NamedTuple):
+    logits: Tensor  # (B, T, Vt)
+    s: Tensor  # (B, T, H) top-layer decoder states s_1..s_T
+    attn: Tensor | None  # (B, T, S) attention weights a_t
+    state: State  # final decoder state, every layer
+
+
+def _make_rnn(cell: str, n_in: int, cfg: ModelConfig, bidirectional: bool) -> nn.RNNBase:
+    kwargs = dict(batch_first=True, bidirectional=bidirectional, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+    if cell == "rnn":
+        kwargs["nonlinearity"] = "tanh"
+    return RNN_CLASSES[cell](n_in, cfg.hidden, cfg.layers, **kwargs)
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        E, H, L = cfg.embed, cfg.hidden, cfg.layers
+        D = 2 if cfg.bidirectional else 1
+        # encoder
+        self.src_embed = nn.Embedding(cfg.src_vocab_size, E, padding_idx=PAD_ID)
+        self.enc_rnn = _make_rnn(cfg.cell, E, cfg, cfg.bidirectional)
+        # bridge (bidirectional only)
+        if cfg.bidirectional:
+            self.bridge_h = nn.ModuleList(nn.Linear(2 * H, H) for _ in range(L))
+            if cfg.cell == "lstm":
+                self.bridge_c = nn.ModuleList(nn.Linear(2 * H, H) for _ in range(L))
+        # attention
+        if cfg.attention != "none":
+            if cfg.bidirectional:
+                self.mem_proj = nn.Linear(D * H, H)
+            if cfg.attention == "additive":
+                self.att_Ws = nn.Linear(H, H, bias=False)
+                self.att_Wk = nn.Linear(H, H)
+                self.att_v = nn.Linear(H, 1, bias=False)
+            self.att_out = nn.Linear(2 * H, H)  # W_o [s_t; ctx_t]
+        # decoder
+        self.tgt_embed = nn.Embedding(cfg.tgt_vocab_size, E, padding_idx=PAD_ID)
+        self.dec_rnn = _make_rnn(cfg.cell, E + H, cfg, False)
+        self.out = nn.Linear(H, cfg.tgt_vocab_size)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Initialization documented at the top of this file."""
+        H, G = self.cfg.hidden, N_GATES[self.cfg.cell]
+        for rnn in (self.enc_rnn, self.dec_rnn):
+            for name, p in rnn.named_parameters():
+                blocks = p.view(G, H, *p.shape[1:])  # one block per gate
+                for b in blocks:
+                    if name.startswith("weight_hh"):
+                        nn.init.orthogonal_(b)
+                    elif name.startswith("weight_ih"):
+                        nn.init.xavier_uniform_(b)
+                    else:
+                        b.zero_()
+                if name.startswith("bias_ih") and self.cfg.cell in ("lstm", "gru"):
+                    blocks[1].fill_(1.0)  # LSTM: forget gate f; GRU: update gate z (both are gate index 1)
+
+    # ---- encoder -------------------------------------------------------------------------------------------------
+    def encode(self, src: Tensor, src_len: Tensor) -> EncoderOutput:
+        """src (B, S) padded ids, src_len (B,) -> EncoderOutput. An empty source is treated as one <pad> token."""
+        cfg, (B, S) = self.cfg, src.shape
+        lengths = src_len.detach().to("cpu", torch.int64).clamp(1, S)
+        x = self.drop(self.src_embed(src))
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, h_n = self.enc_rnn(packed)
+        enc_out, _ = pad_packed_sequence(out, batch_first=True, total_length=S)
+        mask = torch.arange(S, device=src.device)[None, :] < lengths.to(src.device)[:, None]
+        if cfg.cell == "lstm":
+            h_n, c_n = h_n
+            state0 = (self._bridge(h_n, "bridge_h"), self._bridge(c_n, "bridge_c"))
+            context = state0[0][-1]
+        else:
+            state0 = self._bridge(h_n, "bridge_h")
+            context = state0[-1]
+        keys = keys_proj = None
+        if cfg.attention != "none":
+            keys = self.mem_proj(enc_out) if cfg.bidirectional else enc_out
+            if cfg.attention == "additive":
+                keys_proj = self.att_Wk(keys)
+        return EncoderOutput(enc_out, keys, mask, state0, context, keys_proj)
+
+    def _bridge(self, final: Tensor, which: str) -> Tensor:
+        """final (L*D, B, H) from the fused RNN (layer-major, forward then backward) -> decoder s_0 (L, B, H)."""
+        if not self.cfg.bidirectional:
+            return final
+        L = self.cfg.layers
+        f = final.view(L, 2, *final.shape[1:])
+        bridge = getattr(self, which)
+        return torch.stack([torch.tanh(bridge[l](torch.cat([f[l, 0], f[l, 1]], dim=-1))) for l in range(L)])
+
+    # ---- attention on top of decoder states ---------------------------------------------------------------------
+    def attend(self, s: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor]:
+        """s (B, T, H) decoder states -> (o (B, T, H), a (B, T, S)). Masked softmax over real source positions."""
+        k = enc.keys
+        if self.cfg.attention == "dot":
+            scores = s @ k.transpose(1, 2)  # (B, T, S)
+        else:  # additive: v . tanh(W_s s_t + W_k k_j + b_k)
+            scores = self.att_v(torch.tanh(self.att_Ws(s).unsqueeze(2) + enc.keys_proj.unsqueeze(1))).squeeze(-1)
+        scores = scores.masked_fill(~enc.mask[:, None, :], float("-inf"))
+        a = torch.softmax(scores, dim=-1)
+        ctx = a @ k  # (B, T, H)
+        o = torch.tanh(self.att_out(torch.cat([s, ctx], dim=-1)))
+        return o, a
+
+    def _output(self, s: Tensor, enc: EncoderOutput) -> tuple[Tensor, Tensor | None]:
+        if self.cfg.attention == "none":
+            return self.out(self.drop(s)), None
+        o, a = self.attend(s, enc)
+        return self.out(self.drop(o)), a
+
+    # ---- decoder -------------------------------------------------------------------------------------------------
+    def decode_teacher_forced(self, tgt_in: Tensor, enc: EncoderOutput) -> DecoderOutput:
+        """All T decoder steps in ONE fused dec_rnn call: tgt_in (B, T) = <sos> y_1 .. y_{T-1}."""
+        e = self.drop(self.tgt_embed(tgt_in))
+        c = enc.context.unsqueeze(1).expand(-1, tgt_in.shape[1], -1)
+        s, state = self.dec_rnn(torch.cat([e, c], dim=-1), enc.state0)
+        logits, attn = self._output(s, enc)
+        return DecoderOutput(logits, s, attn, state)
+
+    def decode_step(self, y_prev: Tensor, state: State, enc: EncoderOutput) -> tuple[Tensor, State, Tensor | None]:
+        """One step s_t = g(y_{t-1}, c, s_{t-1}): y_prev (B,) -> (logits (B, Vt), new state, a_t (B, S) or None)."""
+        e = self.drop(self.tgt_embed(y_prev))
+        s, state = self.dec_rnn(torch.cat([e, enc.context], dim=-1).unsqueeze(1), state)
+        logits, attn = self._output(s, enc)
+        return logits[:, 0], state, None if attn is None else attn[:, 0]
+
+    def forward(self, src: Tensor, src_len: Tensor, tgt_in: Tensor, teacher_forcing: float = 1.0) -> Tensor:
+        """Logits (B, T, Vt) for every target position. teacher_forcing = probability (per example and step) that
+        the decoder is fed the true y_{t-1}; otherwise it gets its own previous argmax."""
+        enc = self.encode(src, src_len)
+        if teacher_forcing >= 1.0:
+            return self.decode_teacher_forced(tgt_in, enc).logits
+        state, y, all_logits = enc.state0, tgt_in[:, 0], []
+        for t in range(tgt_in.shape[1]):
+            if t > 0:
+                use_true = torch.rand(y.shape[0], device=y.device) < teacher_forcing
+                y = torch.where(use_true, tgt_in[:, t], all_logits[-1].argmax(-1))
+            logits, state, _ = self.decode_step(y, state, enc)
+            all_logits.append(logits)
+        return torch.stack(all_logits, dim=1)
+
+
+def count_parameters(cfg: ModelConfig) -> dict[str, int]:
+    """Parameters per component (computed from the config, without building the model), plus "total"."""
+    E, H, L, G = cfg.embed, cfg.hidden, cfg.layers, N_GATES[cfg.cell]
+    D = 2 if cfg.bidirectional else 1
+
+    def rnn(n_in: int, dirs: int) -> int:  # per layer and direction: W_ih, W_hh, b_ih, b_hh
+        first = G * H * (n_in + H) + 2 * G * H
+        rest = G * H * (dirs * H + H) + 2 * G * H
+        return dirs * (first + (L - 1) * rest)
+
+    attention = 0
+    if cfg.attention != "none":
+        attention = (D * H * H + H if cfg.bidirectional else 0) + (2 * H * H + H)  # mem_proj, W_o
+        if cfg.attention == "additive":
+            attention += H * H + (H * H + H) + H  # W_s, W_k (+ b_k), v
+    counts = {
+        "encoder embedding": cfg.src_vocab_size * E,
+        "encoder RNN": rnn(E, D),
+        "bridge": (L * (2 * H * H + H) * (2 if cfg.cell == "lstm" else 1)) if cfg.bidirectional else 0,
+        "attention": attention,
+        "decoder embedding": cfg.tgt_vocab_size * E,
+        "decoder RNN": rnn(E + H, 1),
+        "output layer": H * cfg.tgt_vocab_size + cfg.tgt_vocab_size,
+    }
+    counts["total"] = sum(counts.values())
+    return counts
+
+
+def component_of(param_name: str) -> str:
+    """Which count_parameters component a parameter (state_dict name) belongs to: for gradient norms per group."""
+    prefix = param_name.split(".")[0]
+    return {
+        "src_embed": "encoder embedding", "enc_rnn": "encoder RNN", "bridge_h": "bridge", "bridge_c": "bridge",
+        "mem_proj": "attention", "att_Ws": "attention", "att_Wk": "attention", "att_v": "attention",
+        "att_out": "attention", "tgt_embed": "decoder embedding", "dec_rnn": "decoder RNN", "out": "output layer",
+    }[prefix]
