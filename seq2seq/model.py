@@ -49,8 +49,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import ModelConfig
-
-PAD_ID, SOS_ID, EOS_ID = 0, 1, 2  # fixed by seq2seq.data (specials come first in every Vocab)
+from .data import EOS_ID, PAD_ID, SOS_ID  # noqa: F401  (specials: <pad> 0, <sos> 1, <eos> 2, <unk> 3)
 
 RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 N_GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per layer: RNN 1; GRU r,z,n; LSTM i,f,g,o

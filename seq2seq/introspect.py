@@ -1,0 +1,335 @@
+"""Step-by-step introspection: every gate and state of one input, recomputed BY HAND from the model's own weights.
+
+The fused nn.RNN / nn.GRU / nn.LSTM modules only return the top layer's outputs and the final states. To show a
+student what happens inside, we redo the computation one timestep at a time with the very same parameters
+(`weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}`, and `..._reverse` for the backward direction),
+using PyTorch's formulas (gate blocks stacked in this order inside each weight matrix):
+
+  RNN   h_t = tanh(pre_t),  pre_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
+  GRU   r = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)            reset gate
+        z = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)            update gate
+        n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))         candidate state
+        h_t = (1 - z) * n + z * h_{t-1}
+  LSTM  i, f, o = sigmoid(...), g = tanh(...)   (each W_i* x_t + b_i* + W_h* h_{t-1} + b_h*)
+        c_t = f * c_{t-1} + i * g ;  h_t = o * tanh(c_t)
+
+A test checks that all of it equals the fused forward pass to within 1e-5, for every cell x layers x direction x
+attention combination. The model is put in eval mode for the trace (no dropout) and restored afterwards.
+Both directions of a bidirectional layer run in the same Python loop iteration (forward at t, backward at T+1-t),
+so a trace costs one small batched matrix product per layer and timestep.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import tokenize
+from .decoding import sampling_probs
+from .model import EOS_ID, N_GATES, SOS_ID, Seq2Seq
+
+GATE_NAMES = {"rnn": ("pre",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
+
+
+@dataclass
+class EncoderTrace:
+    tokens: list[str]  # source tokens x_1..x_T as typed (no specials)
+    ids: list[int]  # their ids (unknown tokens -> <unk>)
+    embeddings: np.ndarray  # (T, E)
+    h: np.ndarray  # (L, D, T, H) hidden states per layer / direction / timestep (backward also indexed by t)
+    c: np.ndarray | None  # (L, D, T, H) LSTM memory cells c_t
+    gates: dict[str, np.ndarray]  # GRU r, z, n; LSTM i, f, g, o (after their nonlinearity); RNN "pre"; (L, D, T, H)
+    outputs: np.ndarray  # (T, D*H) top layer, [forward; backward]
+    s0: np.ndarray  # (L, H) decoder initial state after the bridge
+    context: np.ndarray  # (H,) context vector c = top layer of s0
+    cell0: np.ndarray | None = None  # (L, H) LSTM decoder initial memory cell (bridged)
+    keys: np.ndarray | None = None  # (T, H) attention keys k_j (None without attention)
+    tokens_mode: str = "char"
+    cell_type: str = "lstm"
+
+
+@dataclass
+class DecoderStep:
+    t: int  # step 1.. (produces y_t; s_t is the state after reading y_{t-1})
+    input_token: str  # y_{t-1} (<sos> at t = 1)
+    input_id: int
+    s: np.ndarray  # (L, H) decoder state s_t per layer
+    cell: np.ndarray | None  # (L, H) LSTM memory cell
+    attention: np.ndarray | None  # (S,) a_t over source positions
+    logits: np.ndarray  # (V,)
+    probs: np.ndarray  # (V,) softmax(logits): the model's distribution p_t (cross-entropy uses this)
+    chosen_id: int
+    chosen_token: str
+    target_id: int | None
+    target_token: str | None
+    cross_entropy: float | None  # -log p_t(target)
+    forced: bool  # the chosen token was forced by the user
+    gates: dict[str, np.ndarray] = field(default_factory=dict)  # (L, H) each, same names as the encoder
+    attn_context: np.ndarray | None = None  # (H,) ctx_t = sum_j a_tj k_j
+    sample_probs: np.ndarray | None = None  # (V,) the distribution actually sampled from (temperature, top-k)
+
+
+@dataclass
+class DecoderTrace:
+    steps: list[DecoderStep]
+    output_tokens: list[str]  # chosen tokens up to (not including) <eos>
+    mode: str  # "greedy" | "sample" | "teacher_forced"
+    tgt_vocab: object = None
+
+    def attention_matrix(self) -> np.ndarray | None:
+        """(T_out, S) attention weights, one row per output step, or None without attention."""
+        if not self.steps or self.steps[0].attention is None:
+            return None
+        return np.stack([st.attention for st in self.steps])
+
+    @property
+    def loss(self) -> float | None:
+        """Mean per-token cross-entropy over the steps that have a target (None when no target was given)."""
+        ce = [st.cross_entropy for st in self.steps if st.cross_entropy is not None]
+        return float(np.mean(ce)) if ce else None
+
+
+@contextmanager
+def _eval(model: Seq2Seq):
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _weights(rnn, layer: int, D: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Stacked over directions: W_ih (D, GH, n_in), b_ih (D, GH), W_hh (D, GH, H), b_hh (D, GH)."""
+    sfx = ["", "_reverse"][:D]
+    get = lambda name: torch.stack([getattr(rnn, f"{name}_l{layer}{s}") for s in sfx])  # noqa: E731
+    return get("weight_ih"), get("bias_ih"), get("weight_hh"), get("bias_hh")
+
+
+def cell_step(cell: str, xw: Tensor, h: Tensor, c: Tensor | None, W_hh: Tensor, b_hh: Tensor):
+    """One step of `cell` for a stack of independent rows (directions or layers).
+
+    xw = W_ih x_t + b_ih (N, G*H) already computed; h, c (N, H); W_hh (N, G*H, H). Returns (h_t, c_t, gates (N, G*H)),
+    gates after their nonlinearity (for the RNN: the pre-activation)."""
+    H = h.shape[-1]
+    hw = torch.baddbmm(b_hh.unsqueeze(-1), W_hh, h.unsqueeze(-1)).squeeze(-1)  # W_hh h + b_hh
+    if cell == "rnn":
+        pre = xw + hw
+        return torch.tanh(pre), None, pre
+    if cell == "gru":
+        rz = torch.sigmoid(xw[:, : 2 * H] + hw[:, : 2 * H])
+        r, z = rz[:, :H], rz[:, H:]
+        n = torch.tanh(xw[:, 2 * H :] + r * hw[:, 2 * H :])
+        return n + z * (h - n), None, torch.cat([rz, n], dim=1)  # (1 - z) n + z h
+    a = xw + hw  # lstm: i, f, g, o
+    act = torch.sigmoid(a)
+    act[:, 2 * H : 3 * H] = torch.tanh(a[:, 2 * H : 3 * H])
+    i, f, g, o = act.split(H, dim=1)
+    c = f * c + i * g
+    return o * torch.tanh(c), c, act
+
+
+def _tokenize(text_or_tokens: str | list[str], mode: str) -> list[str]:
+    if isinstance(text_or_tokens, str):
+        return tokenize(text_or_tokens, mode)
+    return list(text_or_tokens)
+
+
+def trace_encoder(model: Seq2Seq, src_vocab, text_or_tokens: str | list[str], tokens_mode: str = "char") -> EncoderTrace:
+    """Run the encoder on one input step by step. Raises ValueError for an empty input."""
+    tokens = _tokenize(text_or_tokens, tokens_mode)
+    if not tokens:
+        raise ValueError("the input is empty: type at least one token")
+    ids = src_vocab.encode_text_tokens(tokens)  # as in training: typed "<eos>" is plain text -> <unk>
+    return _trace_encoder_ids(model, ids, tokens, tokens_mode)
+
+
+def _trace_encoder_ids(model: Seq2Seq, ids: list[int], tokens: list[str], tokens_mode: str) -> EncoderTrace:
+    cfg = model.cfg
+    L, D, H, T, G = cfg.layers, 2 if cfg.bidirectional else 1, cfg.hidden, len(ids), N_GATES[cfg.cell]
+    lstm = cfg.cell == "lstm"
+    with _eval(model):
+        emb = model.src_embed.weight[torch.tensor(ids)]  # (T, E)
+        h_all = torch.zeros(L, D, T, H)
+        c_all = torch.zeros(L, D, T, H) if lstm else None
+        g_all = torch.zeros(L, D, T, G * H)
+        finals_h, finals_c = [], []
+        x = emb
+        for l in range(L):
+            W_ih, b_ih, W_hh, b_hh = _weights(model.enc_rnn, l, D)
+            xw = torch.baddbmm(b_ih.unsqueeze(1), x.unsqueeze(0).expand(D, -1, -1), W_ih.transpose(1, 2))  # (D,T,GH)
+            if D == 2:  # backward direction reads x_T .. x_1: align its inputs to the loop counter
+                xw = torch.stack([xw[0], xw[1].flip(0)])
+            h, c = torch.zeros(D, H), torch.zeros(D, H) if lstm else None
+            hs, cs, gs = h_all[l], (c_all[l] if lstm else None), g_all[l]
+            for i in range(T):
+                h, c, g = cell_step(cfg.cell, xw[:, i], h, c, W_hh, b_hh)
+                hs[:, i], gs[:, i] = h, g
+                if lstm:
+                    cs[:, i] = c
+            finals_h.append(h)
+            finals_c.append(c)
+            if D == 2:  # put the backward direction back in source order
+                hs[1] = hs[1].flip(0).clone()
+                gs[1] = gs[1].flip(0).clone()
+                if lstm:
+                    cs[1] = cs[1].flip(0).clone()
+            x = hs.transpose(0, 1).reshape(T, D * H)  # next layer's input: [h_fwd_t; h_bwd_t]
+        outputs = x
+        s0 = _bridge(model, torch.stack(finals_h), "bridge_h")
+        cell0 = _bridge(model, torch.stack(finals_c), "bridge_c") if lstm else None
+        keys = None
+        if cfg.attention != "none":
+            keys = outputs @ model.mem_proj.weight.T + model.mem_proj.bias if cfg.bidirectional else outputs
+        gates = {name: g_all[..., k * H : (k + 1) * H].numpy() for k, name in enumerate(GATE_NAMES[cfg.cell])}
+        return EncoderTrace(
+            tokens=list(tokens), ids=list(ids), embeddings=emb.numpy(), h=h_all.numpy(),
+            c=c_all.numpy() if lstm else None, gates=gates, outputs=outputs.numpy(), s0=s0.numpy(),
+            context=s0[-1].numpy(), cell0=None if cell0 is None else cell0.numpy(),
+            keys=None if keys is None else keys.numpy(), tokens_mode=tokens_mode, cell_type=cfg.cell,
+        )
+
+
+def _bridge(model: Seq2Seq, finals: Tensor, which: str) -> Tensor:
+    """finals (L, D, H) -> s_0 (L, H): identity, or tanh(W_b[l] [h_fwd; h_bwd] + b_b[l]) per layer."""
+    if finals.shape[1] == 1:
+        return finals[:, 0]
+    bridge = getattr(model, which)
+    return torch.stack([torch.tanh(bridge[l].weight @ finals[l].reshape(-1) + bridge[l].bias) for l in range(len(bridge))])
+
+
+def _token_id(tok: str | int, tgt_vocab) -> int:
+    if isinstance(tok, (int, np.integer)):
+        if not 0 <= int(tok) < len(tgt_vocab.itos):
+            raise ValueError(f"token id {tok} is outside the target vocabulary (0..{len(tgt_vocab.itos) - 1})")
+        return int(tok)
+    if tok not in tgt_vocab.stoi:
+        raise ValueError(f"{tok!r} is not in the target vocabulary")
+    return tgt_vocab.stoi[tok]
+
+
+def trace_decoder(
+    model: Seq2Seq,
+    enc: EncoderTrace | list[int] | str | list[str],
+    tgt_vocab,
+    *,
+    strategy: str = "greedy",
+    temperature: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+    target: str | list[str] | None = None,
+    teacher_forced: bool = False,
+    force: dict[int, str | int] | None = None,
+    max_steps: int | None = None,
+    src_vocab=None,
+    tokens_mode: str | None = None,
+) -> DecoderTrace:
+    """Run the decoder step by step from an EncoderTrace (or source ids; or source text/tokens with `src_vocab`).
+
+    strategy "greedy" picks argmax p_t, "sample" draws from softmax(logits / temperature) restricted to the top_k
+    tokens (0 = all), with a torch.Generator seeded by `seed`. With `target`, every step with a target token gets
+    its cross-entropy -log p_t(y_t); `teacher_forced=True` then feeds the true y_{t-1} instead of the model's own
+    choice. `force={t: token}` replaces the chosen token at step t (1-based) and continues from it: it is fed to step
+    t + 1 (in teacher-forced mode later steps go back to the target). Free-running stops after <eos> or `max_steps`
+    (default: 2 * source length + 10, at least the target length + 1)."""
+    if strategy not in ("greedy", "sample"):
+        raise ValueError(f"strategy must be 'greedy' or 'sample', got {strategy!r}")
+    if strategy == "sample" and not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    if not isinstance(enc, EncoderTrace):
+        if isinstance(enc, list) and enc and all(isinstance(i, (int, np.integer)) for i in enc):
+            tokens = src_vocab.decode(enc, strip_special=False) if src_vocab is not None else [str(i) for i in enc]
+            enc = _trace_encoder_ids(model, [int(i) for i in enc], tokens, tokens_mode or "char")
+        else:
+            if src_vocab is None:
+                raise ValueError("pass src_vocab to trace_decoder when giving source text instead of an EncoderTrace")
+            enc = trace_encoder(model, src_vocab, enc, tokens_mode or "char")
+    mode = tokens_mode or enc.tokens_mode
+    target_ids = None
+    if target is not None:
+        target_ids = tgt_vocab.encode_text_tokens(_tokenize(target, mode)) + [EOS_ID]
+    if teacher_forced and target_ids is None:
+        raise ValueError("teacher forcing needs a target")
+    forced = {int(t): _token_id(tok, tgt_vocab) for t, tok in (force or {}).items()}
+    if any(t < 1 for t in forced):
+        raise ValueError("forced steps are numbered from 1")
+    if max_steps is None:
+        max_steps = len(target_ids) if teacher_forced else max(2 * len(enc.ids) + 10, len(target_ids or []) + 1)
+
+    cfg = model.cfg
+    L, H, G, lstm = cfg.layers, cfg.hidden, N_GATES[cfg.cell], cfg.cell == "lstm"
+    itos = tgt_vocab.itos
+    gen = torch.Generator().manual_seed(seed)
+    steps: list[DecoderStep] = []
+    with _eval(model):
+        rnn, E = model.dec_rnn, cfg.embed
+        W = [_weights(rnn, l, 1) for l in range(L)]
+        W_ih = [w[0][0] for w in W]
+        b_ih, W_hh, b_hh = [w[1][0] for w in W], torch.cat([w[2] for w in W]), torch.cat([w[3] for w in W])
+        context = torch.from_numpy(enc.context)
+        cw = W_ih[0][:, E:] @ context + b_ih[0]  # the context's part of layer 0's input, the same at every step
+        s = torch.from_numpy(enc.s0).clone()  # (L, H)
+        cell = torch.from_numpy(enc.cell0).clone() if lstm else None
+        keys = None if enc.keys is None else torch.from_numpy(enc.keys)
+        keys_proj = None
+        if cfg.attention == "additive":
+            keys_proj = keys @ model.att_Wk.weight.T + model.att_Wk.bias
+        y_prev = SOS_ID
+        for t in range(1, max_steps + 1):
+            x = model.tgt_embed.weight[y_prev]
+            new_s, new_c, gates = torch.empty(L, H), torch.empty(L, H) if lstm else None, torch.empty(L, G * H)
+            for l in range(L):
+                xw = (W_ih[0][:, :E] @ x + cw) if l == 0 else (W_ih[l] @ x + b_ih[l])
+                h_l, c_l, g_l = cell_step(cfg.cell, xw[None], s[l : l + 1], None if cell is None else cell[l : l + 1],
+                                          W_hh[l : l + 1], b_hh[l : l + 1])
+                new_s[l], gates[l] = h_l[0], g_l[0]
+                if lstm:
+                    new_c[l] = c_l[0]
+                x = h_l[0]
+            s, cell = new_s, new_c
+            a = ctx = None
+            o = s[-1]
+            if cfg.attention != "none":
+                if cfg.attention == "dot":
+                    scores = keys @ o
+                else:
+                    scores = torch.tanh(model.att_Ws.weight @ o + keys_proj) @ model.att_v.weight[0]
+                a = torch.softmax(scores, dim=0)
+                ctx = a @ keys
+                o = torch.tanh(model.att_out.weight @ torch.cat([s[-1], ctx]) + model.att_out.bias)
+            logits = model.out.weight @ o + model.out.bias
+            logp = torch.log_softmax(logits, dim=0)
+            probs = logp.exp()
+            sprobs = None
+            if t in forced:
+                chosen = forced[t]
+            elif strategy == "greedy":
+                chosen = int(logits.argmax())
+            else:
+                sprobs = sampling_probs(logits, temperature, top_k)
+                chosen = int(torch.multinomial(sprobs, 1, generator=gen))
+            tgt = target_ids[t - 1] if target_ids is not None and t <= len(target_ids) else None
+            steps.append(DecoderStep(
+                t=t, input_token=itos[y_prev], input_id=y_prev, s=s.numpy(), cell=None if cell is None else cell.numpy(),
+                attention=None if a is None else a.numpy(), logits=logits.numpy(), probs=probs.numpy(),
+                chosen_id=chosen, chosen_token=itos[chosen], target_id=tgt,
+                target_token=None if tgt is None else itos[tgt], cross_entropy=None if tgt is None else float(-logp[tgt]),
+                forced=t in forced, gates={n: gates[:, k * H : (k + 1) * H].numpy() for k, n in enumerate(GATE_NAMES[cfg.cell])},
+                attn_context=None if ctx is None else ctx.numpy(), sample_probs=None if sprobs is None else sprobs.numpy(),
+            ))
+            if teacher_forced:
+                y_prev = chosen if t in forced else target_ids[t - 1]
+            else:
+                if chosen == EOS_ID:
+                    break
+                y_prev = chosen
+    out_tokens = []
+    for st in steps:
+        if st.chosen_id == EOS_ID:
+            break
+        out_tokens.append(st.chosen_token)
+    return DecoderTrace(steps, out_tokens, "teacher_forced" if teacher_forced else strategy, tgt_vocab)
