@@ -75,7 +75,7 @@ class DecoderStep:
 @dataclass
 class DecoderTrace:
     steps: list[DecoderStep]
-    output_tokens: list[str]  # chosen tokens up to (not including) <eos>
+    output_tokens: list[str]  # chosen tokens up to (not including) <eos>, as Vocab.decode gives them
     mode: str  # "greedy" | "sample" | "teacher_forced"
     tgt_vocab: object = None
 
@@ -327,9 +327,5 @@ def trace_decoder(
                 if chosen == EOS_ID:
                     break
                 y_prev = chosen
-    out_tokens = []
-    for st in steps:
-        if st.chosen_id == EOS_ID:
-            break
-        out_tokens.append(st.chosen_token)
+    out_tokens = tgt_vocab.decode([st.chosen_id for st in steps])  # up to <eos>, <pad>/<sos> dropped (as translate)
     return DecoderTrace(steps, out_tokens, "teacher_forced" if teacher_forced else strategy, tgt_vocab)
