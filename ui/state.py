@@ -181,6 +181,28 @@ def get_data_desc() -> str:
     return st.session_state.get(K_DATA_DESC, "")
 
 
+@st.cache_resource(show_spinner="Generating the dataset…", max_entries=32)
+def task_data(task: str, tokens: str, max_len: int, seed: int, n_train: int, params: tuple = ()):
+    """A built-in task's Seq2SeqData, built once per process for each setting and shared by sessions (read-only).
+    `params` is a tuple of (name, value) pairs (hashable). Split sizes: valid = test = n_train / 10 (at least 20)."""
+    from seq2seq.data import build_data
+    from seq2seq.tasks import generate_splits
+
+    n_eval = max(20, n_train // 10)
+    splits = generate_splits(task, n_train=n_train, n_valid=n_eval, n_test=n_eval, seed=seed, **dict(params))
+    data = build_data(dict(splits), tokens=tokens, max_len=max_len, seed=seed)
+    data.notes = list(getattr(splits, "notes", []))
+    return data
+
+
+def default_data():
+    """The data the Train page uses when the Data page was never opened: the first task's defaults."""
+    from seq2seq.tasks import TASKS
+
+    spec = TASKS["reverse"]
+    return task_data("reverse", spec.tokens, 50, 0, spec.n_train, tuple(sorted(spec.params.items())))
+
+
 def set_data(data, source_desc: str) -> None:
     st.session_state[K_DATA] = data
     st.session_state[K_DATA_DESC] = source_desc

@@ -1,0 +1,70 @@
+"""Model page: every option of the encoder-decoder, a diagram that follows them, and what they cost in parameters."""
+import streamlit as st
+
+from seq2seq.config import ATTENTIONS, CELLS, ModelConfig
+from seq2seq.limits import get_limits
+from seq2seq.model import count_parameters
+from ui import figures, state, text
+
+limits = get_limits()
+Q = dict(bind="query-params", persist_state="session")
+
+st.title("Model: encoder, context vector, decoder")
+with st.expander("Hidden units, timesteps, layers, attention: what do they mean?", expanded=False,
+                 icon=":material/school:"):
+    st.markdown(text.MODEL)
+
+data = state.get_data() or state.default_data()
+left, right = st.columns([1, 2], gap="large")
+with left:
+    cell = st.segmented_control("Cell", CELLS, default="lstm", format_func=str.upper, key="cell", required=True, **Q,
+                                help="RNN: h_t = tanh(W x_t + U h_{t-1} + b). GRU and LSTM add gates that decide what "
+                                     "to keep and what to forget, so gradients survive long inputs.")
+    embed = st.select_slider("Embedding size E", [4, 8, 16, 32, 64, 128, 256], 32, key="embed", **Q,
+                             help="Each token id becomes a vector of E numbers (learned).")
+    hidden = st.select_slider("Hidden units H", [4, 8, 16, 32, 64, 128, 256, 512], 128, key="hidden", **Q,
+                              help="The size of every state vector h_t and s_t: the model's memory.")
+    layers = st.segmented_control("Layers", [1, 2, 3], default=1, key="layers", required=True, **Q)
+    bidirectional = st.toggle("Bidirectional encoder", False, key="bidir", **Q,
+                              help="A second encoder reads the input right to left; a bridge joins both final "
+                                   "states into the decoder's start state.")
+    attention = st.segmented_control("Attention", ATTENTIONS, default="none", key="attention", required=True, **Q,
+                                     help="additive = Bahdanau, dot = Luong.")
+    dropout = st.slider("Dropout (between layers)", 0.0, 0.5, 0.0, 0.05, key="dropout", **Q,
+                        disabled=layers == 1, help="Only acts between stacked layers, so it needs 2+ layers.")
+
+cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, embed=int(embed), hidden=int(hidden),
+                  layers=int(layers), bidirectional=bool(bidirectional), attention=attention,
+                  dropout=float(dropout) if layers > 1 else 0.0)
+counts = count_parameters(cfg)
+total = counts.pop("total")
+
+with right:
+    st.plotly_chart(figures.fig_architecture(cfg), key="fig_arch", config={"displayModeBar": False})
+    st.caption(f"Vocabulary sizes come from the current dataset ({state.get_data_desc() or 'task: reverse'}): "
+               f"{cfg.src_vocab_size} source and {cfg.tgt_vocab_size} target tokens.")
+
+a, b = st.columns([2, 1], gap="large")
+with a:
+    st.plotly_chart(figures.fig_param_counts({k: v for k, v in counts.items() if v}, limits.max_params),
+                    key="fig_params")
+with b:
+    st.metric("Total parameters", f"{total:,}")
+    over = total > limits.max_params
+    if over:
+        st.error(f"This model has {total:,} parameters, over this server's limit of {limits.max_params:,} "
+                 f"(SEQ2SEQ_MAX_PARAMS). Choose fewer hidden units, a smaller embedding or fewer layers.")
+    else:
+        st.success(f"Within this server's limit of {limits.max_params:,} parameters.")
+    st.markdown(f"One input of T tokens runs **T encoder timesteps**, each producing an h_t of **{hidden * (2 if bidirectional else 1)}** "
+                f"numbers per layer{' (forward and backward halves)' if bidirectional else ''}; the decoder runs one "
+                f"timestep per output token with an s_t of **{hidden}** numbers.")
+    if st.button("Use this model", type="primary", icon=":material/arrow_forward:", disabled=over,
+                 help="Take this configuration to the Train page."):
+        st.session_state[state.K_MODEL_CHOICE] = {k: v for k, v in cfg.to_dict().items()
+                                                  if k not in ("src_vocab_size", "tgt_vocab_size")}
+        st.switch_page("pages/train.py")
+    choice = st.session_state.get(state.K_MODEL_CHOICE)
+    if choice:
+        st.caption("On the Train page now: " + state.describe(ModelConfig(5, 5, **choice)) +
+                   f", E={choice['embed']}, H={choice['hidden']}")

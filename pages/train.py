@@ -1,0 +1,212 @@
+"""Train page: train the chosen model on the chosen data in the background, and watch it learn.
+
+The run lives in the trainer's worker pool, not in this script: the page only stores its run_id in the session and
+polls a snapshot twice a second from a fragment. So leaving the page (or the whole app) and coming back finds the
+run and its curves where they are, and the widgets stay responsive while it trains.
+"""
+import copy
+
+import pandas as pd
+import streamlit as st
+
+from seq2seq.checkpoint import Checkpoint
+from seq2seq.config import OPTIMIZERS, ModelConfig, TrainConfig
+from seq2seq.limits import LimitError, get_limits
+from seq2seq.model import Seq2Seq, count_parameters
+from ui import figures, state, text
+
+limits = get_limits()
+Q = dict(bind="query-params", persist_state="session")
+ACTIVE = ("queued", "running")
+OI = figures.OI
+
+st.title("Train: watch the model learn")
+with st.expander("Loss, exact match and vanishing gradients: what am I looking at?", expanded=False,
+                 icon=":material/school:"):
+    st.markdown(text.TRAIN)
+
+# ------------------------------------------------------------------------------------------------ what is trained
+data = state.get_data() or state.default_data()
+data_desc = state.get_data_desc() or "task: reverse (default; change it on the Data page)"
+choice = st.session_state.get(state.K_MODEL_CHOICE) or {"cell": "lstm", "embed": 32, "hidden": 128, "layers": 1,
+                                                         "bidirectional": False, "attention": "none", "dropout": 0.0}
+model_cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), **choice)
+n_params = count_parameters(model_cfg)["total"]
+c1, c2 = st.columns(2)
+with c1:
+    st.markdown("**Data**")
+    st.text(f"{data_desc}: {len(data.train):,} training / {len(data.valid):,} validation pairs, {data.tokens} tokens")
+    st.page_link("pages/data.py", label="Change the data", icon=":material/table_view:")
+with c2:
+    st.markdown("**Model**")
+    st.text(f"{state.describe(model_cfg)}, E={model_cfg.embed}, H={model_cfg.hidden}: {n_params:,} parameters"
+            + ("" if state.K_MODEL_CHOICE in st.session_state else " (default; choose one on the Model page)"))
+    st.page_link("pages/model.py", label="Change the model", icon=":material/account_tree:")
+
+# ------------------------------------------------------------------------------------------------------- settings
+with st.container(border=True):
+    a, b, c, d = st.columns(4, gap="medium")
+    optimizer = a.segmented_control("Optimizer", OPTIMIZERS, default="adam", key="opt", required=True, **Q)
+    lr = a.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0], 3e-3, key="lr", **Q,
+                         format_func=lambda v: f"{v:g}")
+    batch = b.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], 128, key="batch", **Q)
+    budget = b.segmented_control("Train for", ["epochs", "seconds"], default="epochs", key="budget", required=True, **Q)
+    if budget == "epochs":
+        epochs = c.number_input("Epochs", 1, 1000, 20, key="epochs", **Q,
+                                help="One epoch = one pass over the training pairs.")
+        seconds = None
+    else:
+        seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), min(60, int(limits.max_train_seconds)),
+                                 key="seconds", **Q)
+        epochs = None
+    seed = c.number_input("Seed", 0, 1_000_000, 0, key="seed", **Q, help="Same seed, same settings: same run.")
+    teacher_forcing = d.slider("Teacher forcing", 0.0, 1.0, 1.0, 0.05, key="tf", **Q,
+                               help="Probability of feeding the true previous token y_{t-1} to the decoder "
+                                    "(else its own guess).")
+    clip = d.slider("Gradient clipping (max norm, 0 = off)", 0.0, 5.0, 1.0, 0.25, key="clip", **Q)
+train_cfg = TrainConfig(optimizer=optimizer, lr=float(lr), batch_size=int(batch),
+                        epochs=float(epochs) if epochs else None, max_seconds=float(seconds) if seconds else None,
+                        clip=float(clip), teacher_forcing=float(teacher_forcing), seed=int(seed))
+
+# -------------------------------------------------------------------------------------------------------- controls
+trainer = state.trainer()
+run_id = st.session_state.get(state.K_RUN_ID)
+if run_id is not None and run_id not in trainer.run_ids:  # e.g. the server restarted: the run is gone
+    run_id = st.session_state[state.K_RUN_ID] = None
+snap = trainer.snapshot(run_id) if run_id else None
+status = snap["status"] if snap else None
+
+
+def start() -> None:
+    old = st.session_state.get(state.K_RUN_ID)
+    if old in trainer.run_ids:
+        trainer.close(old)
+    st.session_state[state.K_RUN_ID] = None
+    if n_params > limits.max_params:
+        state.notice(f"This model has {n_params:,} parameters, over this server's limit of {limits.max_params:,} "
+                     f"(SEQ2SEQ_MAX_PARAMS). Choose fewer hidden units, a smaller embedding or fewer layers.")
+        return
+    if len(data.train) < 2 or not data.valid:
+        state.notice("The dataset is too small to train and validate on: use more examples on the Data page.")
+        return
+    try:
+        new = trainer.start(data, model_cfg, train_cfg)
+    except (LimitError, ValueError) as e:
+        state.notice(f"Training could not start: {e}")
+        return
+    st.session_state[state.K_RUN_ID] = new
+    st.session_state[state.K_RUN_DATA] = data
+    st.session_state[state.K_RUN_CFGS] = (model_cfg, train_cfg, data_desc)
+
+
+def use_trained() -> None:
+    run_id = st.session_state[state.K_RUN_ID]
+    snap = trainer.snapshot(run_id)
+    m_cfg, t_cfg, desc = st.session_state[state.K_RUN_CFGS]
+    run_data = st.session_state[state.K_RUN_DATA]
+    model = Seq2Seq(m_cfg)
+    model.load_state_dict(trainer.weights(run_id))
+    metrics = dict(snap.get("last_eval") or {})
+    metrics["best_exact_match"] = snap.get("best_exact_match")
+    task = desc[len("task: "):].split(" ")[0] if desc.startswith("task: ") else None
+    name = f"trained in this session #{len(state.trained_models()) + 1}: {task or 'custom data'} ({state.describe(m_cfg)})"
+    ckpt = Checkpoint(model=model, model_cfg=m_cfg, train_cfg=t_cfg, tokens=run_data.tokens,
+                      src_vocab=run_data.src_vocab, tgt_vocab=run_data.tgt_vocab, metrics=metrics,
+                      history=snap.get("history") or {}, task=task)
+    state.trained_models()[name] = ckpt
+    state.set_current(copy.deepcopy(ckpt), name)
+    state.notice(f"Now showing {name} on the Encoder, Hidden states and Decoder pages.")
+
+
+def control(action: str) -> None:
+    rid = st.session_state.get(state.K_RUN_ID)
+    if rid not in trainer.run_ids:
+        return
+    if action == "continue":
+        trainer.extend(rid, epochs=train_cfg.epochs, seconds=train_cfg.max_seconds)
+    else:
+        getattr(trainer, action)(rid)
+
+
+cols = st.columns([1.3, 1, 1, 1, 1.4, 2.2])
+cols[0].button("Start" if not run_id else "Start again", type="primary", icon=":material/play_arrow:", on_click=start,
+               width="stretch", key="btn_start", help="Start a new run from fresh random weights.")
+cols[1].button("Pause", icon=":material/pause:", on_click=control, args=("pause",), disabled=status not in ACTIVE,
+               width="stretch", key="btn_pause")
+cols[2].button("Resume", icon=":material/resume:", on_click=control, args=("resume",), disabled=status != "paused",
+               width="stretch", key="btn_resume")
+cols[3].button("Stop", icon=":material/stop:", on_click=control, args=("stop",),
+               disabled=status not in ACTIVE + ("paused",), width="stretch", key="btn_stop")
+cols[4].button("Continue", icon=":material/fast_forward:", on_click=control, args=("continue",),
+               disabled=status not in ("finished", "stopped"), width="stretch", key="btn_continue",
+               help="Train the same run further, by the epochs or seconds set above.")
+cols[5].button("Use the trained model", icon=":material/check_circle:", on_click=use_trained, width="stretch",
+               disabled=not snap or status in ACTIVE + ("diverged", "error") or not snap.get("step"),
+               key="btn_use", help="Show this model on the Encoder, Hidden states and Decoder pages.")
+msg = state.notice()
+if msg:
+    st.info(msg)
+
+
+# ------------------------------------------------------------------------------------------------------- live view
+def curves(history: dict) -> None:
+    a, b = st.columns(2)
+    loss = figures.curves_frame(history, {"training loss": ("step", "train_loss"),
+                                          "validation loss": ("eval_step", "valid_loss")})
+    a.markdown("**Loss (cross-entropy)**")
+    a.vega_lite_chart(loss, figures.line_spec("step", "optimizer step", "loss",
+                                              {"training loss": OI["blue"], "validation loss": OI["orange"]}),
+                      key="chart_loss")
+    acc = figures.curves_frame(history, {"exact match": ("eval_step", "exact_match"),
+                                         "token accuracy": ("eval_step", "token_accuracy")})
+    b.markdown("**Validation accuracy**")
+    b.vega_lite_chart(acc, figures.line_spec("step", "optimizer step", "share of validation set",
+                                             {"exact match": OI["green"], "token accuracy": OI["purple"]},
+                                             y_domain=(0, 1)), key="chart_acc")
+
+
+def gradients(snap: dict) -> None:
+    a, b = st.columns(2)
+    a.markdown("**Gradient norm per parameter group** (latest step)")
+    a.vega_lite_chart(figures.bars_frame(snap.get("grad_norms") or {}),
+                      figures.bar_spec("parameter group", "‖gradient‖ (log)", OI["blue"], horizontal=True),
+                      key="chart_groups")
+    b.markdown("**Gradient reaching each encoder timestep** ‖∂L/∂h_t‖")
+    b.vega_lite_chart(figures.bars_frame(snap.get("timestep_grad_norms") or [], prefix="t="),
+                      figures.bar_spec("encoder timestep", "‖∂L/∂h_t‖ (log)", OI["vermillion"]), key="chart_steps")
+
+
+def live(run_id: str, polling: bool) -> None:
+    snap = trainer.snapshot(run_id)
+    s = snap["status"]
+    label = f"{s} · step {snap['step']:,} · epoch {snap['epoch']:.2f} · {snap['seconds']:.1f} s"
+    if snap.get("best_exact_match") is not None:
+        label += f" · best exact match {100 * snap['best_exact_match']:.1f}%"
+    st.progress(min(1.0, max(0.0, float(snap.get("progress") or 0.0))), text=label)
+    if s == "queued":
+        pos = snap.get("queue_position")
+        st.info(f"Waiting for a free trainer: position {pos} in the queue. This server trains "
+                f"{limits.max_concurrent_runs} runs at once (SEQ2SEQ_MAX_CONCURRENT_RUNS); yours starts by itself.")
+    elif s == "diverged":
+        st.error(text.DIVERGED + (f" ({snap['message']})" if snap.get("message") else ""))
+    elif s == "error":
+        st.error(f"Training failed: {snap.get('message') or 'unknown error'}")
+    elif snap.get("message") and s in ("finished", "stopped", "paused"):
+        st.caption(snap["message"])
+    curves(snap.get("history") or {})
+    gradients(snap)
+    st.markdown("**Sample predictions** (validation inputs, at the latest evaluation)")
+    rows = snap.get("samples") or []
+    table = pd.DataFrame(rows, columns=["input", "prediction", "target"])
+    table["correct"] = table["prediction"] == table["target"]
+    st.dataframe(table, hide_index=True, key="samples_table",
+                 column_config={"correct": st.column_config.CheckboxColumn("correct")})
+    if polling and s not in ACTIVE:
+        st.rerun()  # the run ended: redraw the whole page (buttons) and stop polling
+
+
+if run_id:
+    st.fragment(live, run_every=0.5 if status in ACTIVE else None)(run_id, status in ACTIVE)
+else:
+    st.info("Press **Start** to train. The curves appear here and update twice a second; you can switch pages "
+            "while it trains and come back.")

@@ -1,0 +1,125 @@
+"""The sidebar on every page: the current model, and ways to change it (pretrained, trained here, uploaded) or save it."""
+from __future__ import annotations
+
+import streamlit as st
+
+from seq2seq.checkpoint import Checkpoint, CheckpointError, from_zip_bytes, to_zip_bytes
+from seq2seq.model import count_parameters
+from ui import state
+
+K_PICK = "sb_model"
+K_UPLOAD_SEEN = "sb_upload_seen"
+
+
+def _choices() -> dict[str, tuple[str, str]]:
+    """label -> (kind, key) for every model this session can switch to."""
+    out = {f"pretrained: {name}": ("pretrained", name) for name, _ in state.list_pretrained()}
+    out.update({name: ("trained", name) for name in state.trained_models()})
+    return out
+
+
+def _on_pick() -> None:
+    label = st.session_state.get(K_PICK)
+    kind, key = _choices().get(label, (None, None))
+    try:
+        if kind == "pretrained":
+            ckpt = state.load_pretrained(key)
+            state.set_current(ckpt, f"pretrained: {key} ({state.describe(ckpt.model_cfg)})")
+        elif kind == "trained":
+            import copy
+            state.set_current(copy.deepcopy(state.trained_models()[key]), key)
+    except CheckpointError as e:
+        state.notice(f"Could not load {label}: {e}")
+
+
+def _label_of(cur: state.Current, choices: dict) -> str | None:
+    for label, (kind, key) in choices.items():
+        if (kind == "pretrained" and cur.name.startswith(f"pretrained: {key} (")) or cur.name == label:
+            return label
+    return None
+
+
+def _upload() -> None:
+    up = st.file_uploader("Upload a checkpoint (.zip)", type=["zip"], key="sb_upload",
+                          help="A .zip made by the Download button or by `python -m seq2seq train --out DIR` "
+                               "(zip the folder's files).")
+    if up is None or st.session_state.get(K_UPLOAD_SEEN) == up.file_id:
+        return
+    st.session_state[K_UPLOAD_SEEN] = up.file_id
+    try:
+        ckpt = from_zip_bytes(up.getvalue())
+    except CheckpointError as e:
+        st.error(f"This file is not a usable checkpoint: {e}")
+        return
+    state.set_current(ckpt, f"uploaded: {up.name}")
+    st.success(f"Loaded {up.name}.")
+
+
+def _card(cur: state.Current) -> None:
+    cfg = cur.model_cfg
+    n_params = count_parameters(cfg)["total"]
+    st.markdown("**Current model**")
+    st.text(cur.name)  # may hold an uploaded file's name: st.text shows it literally (no markdown)
+    rows = {
+        "task": cur.task or "(custom data)",
+        "cell": cfg.cell.upper(),
+        "embed E / hidden H / layers": f"{cfg.embed} / {cfg.hidden} / {cfg.layers}",
+        "bidirectional": "yes" if cfg.bidirectional else "no",
+        "attention": cfg.attention,
+        "parameters": f"{n_params:,}",
+        "tokens": cur.tokens,
+    }
+    em = cur.metrics.get("exact_match")
+    if em is None and cur.history.get("exact_match"):
+        em = max((v for v in cur.history["exact_match"] if v is not None), default=None)
+    rows["best exact match"] = "—" if em is None else f"{100 * em:.1f}%"
+    rows["training"] = _training_status(cur)
+    st.table({"": list(rows.keys()), "value": [str(v) for v in rows.values()]}, border="horizontal")
+
+
+def _training_status(cur: state.Current) -> str:
+    if cur.name.startswith("pretrained"):
+        status = "pretrained (shipped)"
+    elif cur.name.startswith("uploaded"):
+        status = "uploaded checkpoint"
+    elif cur.name.startswith("untrained"):
+        status = "untrained"
+    else:
+        status = "trained in this session"
+    run_id = st.session_state.get(state.K_RUN_ID)
+    if run_id:
+        try:
+            snap = state.trainer().snapshot(run_id)
+            status += f"; Train page run: {snap['status']} ({100 * snap.get('progress', 0):.0f}%)"
+        except Exception:
+            pass
+    return status
+
+
+def render() -> None:
+    with st.sidebar:
+        msg = state.notice()
+        if msg:
+            st.warning(msg)
+        cur = state.current()
+        _card(cur)
+        choices = _choices()
+        if choices:
+            label = _label_of(cur, choices)
+            if label is not None:
+                st.session_state[K_PICK] = label
+            elif K_PICK in st.session_state:
+                del st.session_state[K_PICK]
+            st.selectbox("Switch model", list(choices), index=None, key=K_PICK, on_change=_on_pick,
+                         placeholder="Choose a model…",
+                         help="Shipped pretrained models, and the models you trained in this session.")
+        _upload()
+        cur = state.current()
+
+        def _zip(c=cur) -> bytes:
+            return to_zip_bytes(Checkpoint(model=c.model, model_cfg=c.model_cfg, train_cfg=c.train_cfg, tokens=c.tokens,
+                                           src_vocab=c.src_vocab, tgt_vocab=c.tgt_vocab, metrics=c.metrics,
+                                           history=c.history, task=c.task))
+
+        st.download_button("Download current model (.zip)", data=_zip, file_name="seq2seq-model.zip",
+                           mime="application/zip", icon=":material/download:", width="stretch")
