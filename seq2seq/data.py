@@ -137,8 +137,6 @@ class Vocab:
             raise ValueError("vocabulary: 'itos' must be a list of non-empty strings")
         if itos[: len(SPECIALS)] != SPECIALS:
             raise ValueError(f"vocabulary: must start with the special tokens {SPECIALS}, got {itos[:4]}")
-        if len(itos) < len(SPECIALS) + 1:
-            raise ValueError("vocabulary: needs at least one token besides the 4 specials")
         if len(set(itos)) != len(itos):
             dup = next(t for t, n in Counter(itos).items() if n > 1)
             raise ValueError(f"vocabulary: token {dup!r} appears more than once")
