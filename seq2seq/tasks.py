@@ -89,10 +89,11 @@ def dates_task(rng, min_year=1950, max_year=2049):
 #   English:  det adj* noun  verb  det adj* noun  [adverb]        (subject - verb - object)
 #   Toyish:   det noun adj*  det noun adj*  [adverb]  verb        (subject - object - verb, adjectives after nouns)
 # Plural nouns take -j in Toyish and so do their adjectives (agreement); English marks plural on the noun and,
-# for subjects, on the verb ("the dogs see", "the dog sees").
+# for subjects, on the verb ("the dogs see", "the dog sees"). Every English plural differs from its singular
+# ("fish" would not), so the target is always determined by the source.
 NOUNS = {  # English singular, English plural, Toyish
     "dog": ("dogs", "hundo"), "cat": ("cats", "kato"), "bird": ("birds", "birdo"), "horse": ("horses", "ĉevalo"),
-    "fish": ("fish", "fiŝo"), "teacher": ("teachers", "instruisto"), "student": ("students", "studento"),
+    "fox": ("foxes", "vulpo"), "teacher": ("teachers", "instruisto"), "student": ("students", "studento"),
     "child": ("children", "infano"), "farmer": ("farmers", "kampulo"), "king": ("kings", "reĝo"),
     "queen": ("queens", "reĝino"), "doctor": ("doctors", "kuracisto"), "friend": ("friends", "amiko"),
     "baker": ("bakers", "bakisto"), "girl": ("girls", "knabino"), "boy": ("boys", "knabo"),
