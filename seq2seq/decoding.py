@@ -7,7 +7,8 @@
                  considered is recorded in a tree (BeamNode with a parent pointer), so the app can draw it
 
 All functions run the fused model in eval mode (no dropout) without gradients, one source at a time except
-greedy_batch. `max_len` is the most output tokens produced before <eos> (so at most max_len + 1 decoder steps).
+greedy_batch. `max_len` is the most output tokens produced before <eos> (so at most max_len + 1 decoder steps;
+an output that has not ended by then is cut to max_len tokens).
 """
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def greedy(model: Seq2Seq, src_ids: list[int], max_len: int) -> list[int]:
     if len(src_ids) == 0:
         raise ValueError("the input is empty")
     row = greedy_batch(model, torch.tensor([src_ids]), torch.tensor([len(src_ids)]), max_len)[0].tolist()
-    return row[: row.index(EOS_ID)] if EOS_ID in row else row
+    return row[: row.index(EOS_ID)] if EOS_ID in row else row[:max_len]
 
 
 def sample(model: Seq2Seq, src_ids: list[int], max_len: int, temperature: float = 1.0, top_k: int = 0,
@@ -85,7 +86,7 @@ def sample(model: Seq2Seq, src_ids: list[int], max_len: int, temperature: float 
         for _ in range(max_len + 1):
             logits, state, _ = model.decode_step(y, state, enc)
             tok = int(torch.multinomial(sampling_probs(logits[0], temperature, top_k), 1, generator=gen))
-            if tok == EOS_ID:
+            if tok == EOS_ID or len(out) == max_len:
                 break
             out.append(tok)
             y = torch.tensor([tok])
@@ -133,7 +134,7 @@ def _take_state(state, idx: Tensor):
 def beam_search(model: Seq2Seq, src_ids: list[int], k: int, max_len: int, length_norm: bool = True) -> BeamResult:
     """Beam search of width k. Each step every live hypothesis proposes its k most likely next tokens; the best
     (k - finished) candidates by total log-probability are kept, and those ending in <eos> are finished. Search
-    stops when k hypotheses have finished or after max_len + 1 steps (unfinished ones are then ranked too).
+    stops when k hypotheses have finished; at step max_len + 1 only <eos> is proposed, so every hypothesis ends.
 
     Final ranking: with length_norm the total log-probability is divided by the number of tokens (including <eos>),
     so short outputs are not favoured just for having fewer factors below 1; without it, the raw total.
@@ -150,7 +151,10 @@ def beam_search(model: Seq2Seq, src_ids: list[int], k: int, max_len: int, length
             y = torch.tensor([tree[n].token_id for n in alive])
             logits, state, _ = model.decode_step(y, _take_state(state, idx) if step == 1 else state, _take(enc, idx))
             logp = torch.log_softmax(logits, dim=-1)
-            top_lp, top_id = logp.topk(min(k, logp.shape[-1]), dim=-1)
+            if step == max_len + 1:  # out of room: only <eos> may follow, so every hypothesis ends
+                top_lp, top_id = logp[:, EOS_ID : EOS_ID + 1], torch.full((len(alive), 1), EOS_ID)
+            else:
+                top_lp, top_id = logp.topk(min(k, logp.shape[-1]), dim=-1)
             cands = []  # (score, row, node id)
             for row, n in enumerate(alive):
                 for lp, tok in zip(top_lp[row].tolist(), top_id[row].tolist()):
@@ -170,7 +174,7 @@ def beam_search(model: Seq2Seq, src_ids: list[int], k: int, max_len: int, length
             if not alive or len(finished) >= k:
                 break
             state = _take_state(state, torch.tensor(rows))
-        ends = finished + alive
+        ends = finished
 
         def final(nid: int) -> float:
             n = tree[nid]
