@@ -244,7 +244,8 @@ class Run:
         self.step_count, self.seconds, self.tokens_seen = 0, 0.0, 0
         self.max_epochs: float | None = train_cfg.epochs
         self.max_seconds: float | None = train_cfg.max_seconds
-        self._segment_start = 0.0  # self.seconds when the current start/extend began (for the time cap)
+        self._segment_start = 0.0  # self.seconds when the current start/extend began (progress, time cap)
+        self._segment_epoch = 0.0  # self.epoch when it began
         self._t_last: float | None = None
         self.last: dict = {}  # metrics of the latest step
         self.last_eval: dict = {}
@@ -268,12 +269,13 @@ class Run:
         return self.status in TERMINAL
 
     def progress(self) -> float:
-        """0..1: how much of the epoch or time budget (whichever is further along) is used."""
+        """0..1: how much of the epoch or time budget (whichever is further along) of the current start or
+        extend() is used."""
         fractions = []
         if self.max_epochs:
-            fractions.append(self.epoch / self.max_epochs)
+            fractions.append((self.epoch - self._segment_epoch) / max(self.max_epochs - self._segment_epoch, 1e-9))
         if self.max_seconds:
-            fractions.append(self.seconds / self.max_seconds)
+            fractions.append((self.seconds - self._segment_start) / max(self.max_seconds - self._segment_start, 1e-9))
         if self.time_cap:
             fractions.append((self.seconds - self._segment_start) / self.time_cap)
         if self.status == "finished":
@@ -318,7 +320,7 @@ class Run:
             epochs, seconds = self.train_cfg.epochs, self.train_cfg.max_seconds
         self.max_epochs = None if epochs is None else self.epoch + epochs
         self.max_seconds = None if seconds is None else self.seconds + seconds
-        self._segment_start = self.seconds
+        self._segment_start, self._segment_epoch = self.seconds, self.epoch
         if self.done:
             self.status, self.message = "paused", "Ready to continue."
         self.version += 1

@@ -1,0 +1,198 @@
+"""Run: one training run stepped in this process (tiny models, a few steps, 1 thread)."""
+import math
+
+import pytest
+import torch
+
+from seq2seq.config import ModelConfig, TrainConfig
+from seq2seq.data import build_data
+from seq2seq.model import Seq2Seq
+from seq2seq.tasks import generate_splits
+from seq2seq.training import GROUPS, Curves, Run, UnrolledRNN, _as_ids, timestep_grad_norms
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return build_data(dict(generate_splits("reverse", 300, 60, 20, seed=0, min_len=3, max_len=8)), tokens="char")
+
+
+def cfgs(data, **kw):
+    m = dict(cell="gru", hidden=16, embed=8)
+    t = dict(epochs=2, batch_size=32, eval_every=5)
+    for k, v in kw.items():
+        (m if k in ModelConfig.__dataclass_fields__ else t)[k] = v
+    return ModelConfig(len(data.src_vocab), len(data.tgt_vocab), **m), TrainConfig(**t)
+
+
+def train(run: Run, max_steps: int = 10_000) -> Run:
+    for _ in range(max_steps):
+        if run.done:
+            break
+        run.step()
+    return run
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers,bi", [(1, False), (2, False), (1, True), (2, True)])
+def test_unrolled_encoder_matches_fused(data, cell, layers, bi):
+    torch.manual_seed(0)
+    mc, _ = cfgs(data, cell=cell, layers=layers, bidirectional=bi, attention="dot")
+    model = Seq2Seq(mc).eval()
+    src = torch.tensor([[5, 6, 7, 8, 9], [7, 5, 6, 0, 0], [9, 0, 0, 0, 0]])
+    src_len = torch.tensor([5, 3, 1])
+    with torch.no_grad():
+        ref = model.encode(src, src_len)
+        fused = model.enc_rnn
+        model.enc_rnn = UnrolledRNN(fused, cell)
+        got = model.encode(src, src_len)
+        model.enc_rnn = fused
+    assert torch.allclose(got.enc_out, ref.enc_out, atol=1e-5)
+    for a, b in zip(got.state0 if cell == "lstm" else [got.state0], ref.state0 if cell == "lstm" else [ref.state0]):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert set(model.state_dict()) == set(Seq2Seq(mc).state_dict())  # the probe left the model as it was
+
+
+def test_timestep_grad_norms_shape_and_vanishing(data):
+    """One value per source timestep; for a plain RNN with tiny recurrent weights the gradient reaching early
+    timesteps (through many steps of recurrence) is far smaller than at the last one: vanishing gradients."""
+    torch.manual_seed(0)
+    mc, _ = cfgs(data, cell="rnn", hidden=16)
+    model = Seq2Seq(mc)
+    with torch.no_grad():
+        model.enc_rnn.weight_hh_l0.mul_(0.1)
+    src = torch.randint(4, mc.src_vocab_size, (4, 8))
+    src_len = torch.tensor([8, 8, 8, 8])
+    tgt = torch.randint(4, mc.tgt_vocab_size, (4, 5))
+    g = timestep_grad_norms(model, src, src_len, tgt, tgt)
+    assert len(g) == 8 and all(math.isfinite(v) and v >= 0 for v in g)
+    assert g[0] < 1e-3 * g[-1]
+    assert model.training  # mode restored
+
+
+def test_step_metrics_and_groups(data):
+    mc, tc = cfgs(data, cell="lstm", bidirectional=True, attention="additive")
+    run = Run(data, mc, tc)
+    m = run.step()
+    assert m["step"] == 1 and math.isfinite(m["train_loss"]) and m["grad_norm"] > 0
+    assert set(m["grad_norms"]) == set(GROUPS)  # every group is present in this model
+    total = math.sqrt(sum(v * v for v in m["grad_norms"].values()))
+    assert total == pytest.approx(m["grad_norm"], rel=1e-4)
+
+
+def test_run_trains_finishes_and_reports(data):
+    mc, tc = cfgs(data, cell="gru", attention="dot", epochs=3)
+    run = train(Run(data, mc, tc))
+    s = run.snapshot()
+    assert s["status"] == "finished" and s["progress"] == 1.0 and "3 epochs" in s["message"]
+    assert s["step"] == 3 * run.steps_per_epoch
+    h = s["history"]
+    assert len(h["train_loss"]) == s["step"] and h["train_loss"][-1] < h["train_loss"][0]
+    assert len(h["exact_match"]) == len(h["valid_loss"]) >= 2 and 0 <= h["exact_match"][-1] <= 1
+    assert s["last_eval"]["n"] == len(data.valid)  # the final evaluation uses the whole split
+    assert len(s["timestep_grad_norms"]) == max(len(src) for src, _ in data.valid[:32])
+    assert len(s["samples"]) == 6 and all(len(row) == 3 for row in s["samples"])
+    assert s["samples"][0][0] == data.valid[0][0] and s["samples"][0][2] == data.valid[0][1]
+
+
+def test_same_seed_same_loss_curve(data):
+    """Reproducible: same seed and config -> the same losses; another seed -> different ones. Dropout and
+    teacher forcing < 1 draw random numbers, so they are on here."""
+    def losses(seed):
+        mc, tc = cfgs(data, cell="lstm", layers=2, dropout=0.2, teacher_forcing=0.5, seed=seed, epochs=1)
+        run = Run(data, mc, tc)
+        return [run.step()["train_loss"] for _ in range(6)]
+
+    a, b, c = losses(1), losses(1), losses(2)
+    assert a == b and a != c
+
+
+def test_interleaved_runs_stay_reproducible(data):
+    """Two runs stepped in turn (as a worker does) give the same losses as each run alone."""
+    mc, tc = cfgs(data, cell="gru", dropout=0.3, teacher_forcing=0.5, epochs=1)
+    alone = Run(data, mc, tc)
+    ref = [alone.step()["train_loss"] for _ in range(5)]
+    r1, r2 = Run(data, mc, tc), Run(data, mc, TrainConfig(**{**tc.to_dict(), "seed": 9}))
+    got = []
+    for _ in range(5):
+        got.append(r1.step()["train_loss"])
+        r2.step()
+    assert got == ref
+
+
+def test_nan_loss_diverges_with_message(data):
+    mc, tc = cfgs(data, lr=5.0, clip=0.0)
+    sd = Seq2Seq(mc).state_dict()
+    sd["out.bias"][:] = float("nan")
+    run = Run(data, mc, tc, state_dict=sd)
+    assert run.step() == {}
+    assert run.status == "diverged" and run.done
+    assert "NaN at step 1" in run.message and "learning rate 5" in run.message and "clipping" in run.message
+    assert run.step() == {}  # stepping a diverged run is a no-op, never an exception
+
+
+def test_error_in_step_becomes_status(data, monkeypatch):
+    mc, tc = cfgs(data)
+    run = Run(data, mc, tc)
+
+    def boom(*a, **k):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(run.model, "forward", boom)
+    run.step()
+    assert run.status == "error" and "kaboom" in run.message
+
+
+def test_time_budget_and_cap(data):
+    mc, tc = cfgs(data, epochs=None, max_seconds=0.3)
+    run = train(Run(data, mc, tc))
+    assert run.status == "finished" and 0.3 <= run.seconds < 3 and "time budget" in run.message
+    mc, tc = cfgs(data, epochs=1000)
+    run = train(Run(data, mc, tc, time_cap=0.2))
+    assert run.status == "finished" and "SEQ2SEQ_MAX_TRAIN_SECONDS" in run.message
+
+
+def test_pause_stop_extend(data):
+    mc, tc = cfgs(data, epochs=1)
+    run = Run(data, mc, tc)
+    run.step()
+    run.pause()
+    assert run.status == "paused" and run.step() == {} and run.step_count == 1
+    run.resume()
+    train(run)
+    assert run.status == "finished" and run.epoch == pytest.approx(1)
+    run.extend(epochs=1)
+    assert run.status == "paused" and run.progress() == 0
+    run.resume()
+    train(run)
+    assert run.status == "finished" and run.epoch == pytest.approx(2)
+    run.extend(seconds=10)
+    run.resume()
+    run.step()
+    run.stop()
+    assert run.status == "stopped" and "Stopped" in run.message
+
+
+def test_state_dict_continues_training(data):
+    mc, tc = cfgs(data, epochs=1)
+    a = train(Run(data, mc, tc))
+    b = Run(data, mc, tc, state_dict=a.state_dict())
+    for k, v in a.state_dict().items():
+        assert torch.equal(b.model.state_dict()[k], v)
+
+
+def test_curves_thin_to_cap():
+    c = Curves(("step", "train_loss"), cap=10)
+    for i in range(1, 1001):
+        c.add({"step": i, "train_loss": float(i)})
+    n = len(c.data["step"])
+    assert 5 <= n < 10 and c.data["step"] == sorted(c.data["step"])
+    # each point is the mean of the losses it summarises: for a line y = step, about step - (stride - 1) / 2
+    assert c.data["train_loss"][0] == pytest.approx(c.data["step"][0] - (c.stride - 1) / 2)
+
+
+def test_as_ids_cuts_after_eos():
+    out = torch.tensor([[5, 6, 2, 7, 7], [5, 2, 2, 0, 0]])
+    assert _as_ids(out, 4).tolist() == [[5, 6, 2, 0], [5, 2, 0, 0]]
+    assert _as_ids(torch.tensor([[5, 2]]), 4).tolist() == [[5, 2, 0, 0]]
