@@ -523,3 +523,24 @@ def force_compare_figure(before: Sequence[str], after: Sequence[str], t_forced: 
         columnwidth=[2] + [1] * n,
     ))
     return _style(fig, f"Forcing step {t_forced + 1}: before and after (orange = forced, blue = changed later)", 230)
+
+
+def beam_best_path(tree: Sequence, best: Sequence[int], eos_id: int = 2) -> list[int]:
+    """Node ids (root excluded) of the kept path whose tokens (without <eos>) are `best`: the best hypothesis."""
+    best = list(best)
+    by_id = {n.id: n for n in tree}
+
+    def path(n) -> list:
+        nodes = []
+        while n is not None and n.parent is not None:
+            nodes.append(n)
+            n = by_id.get(n.parent)
+        return nodes[::-1]
+
+    has_kept_child = {n.parent for n in tree if n.kept}
+    ends = [n for n in tree if n.kept and (n.finished or n.id not in has_kept_child)]
+    for n in sorted(ends, key=lambda n: (not n.finished, -n.score)):
+        nodes = path(n)
+        if [m.token_id for m in nodes if m.token_id != eos_id] == best:
+            return [m.id for m in nodes]
+    return []
