@@ -23,8 +23,8 @@ def _from_dict(cls, d: dict):
     for k, v in d.items():
         default = getattr(cls, k, None)
         kind = type(default) if default is not None else None
-        if k in ("epochs", "max_seconds") and v is not None:
-            kind = float
+        if k in ("epochs", "max_seconds"):
+            kind = float if v is not None else type(None)  # None = no limit of that kind
         if kind is bool:
             if not isinstance(v, bool):
                 raise ValueError(f"{cls.__name__}.{k}: expected true/false, got {v!r}")
