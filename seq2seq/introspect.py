@@ -104,19 +104,21 @@ def _eval(model: Seq2Seq):
 
 
 def _weights(rnn, layer: int, D: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Stacked over directions: W_ih (D, GH, n_in), b_ih (D, GH), W_hh (D, GH, H), b_hh (D, GH)."""
+    """Stacked over directions and TRANSPOSED (rows times matrix is the fast path for one timestep):
+    W_ih^T (D, n_in, GH), b_ih (D, GH), W_hh^T (D, H, GH), b_hh (D, GH)."""
     sfx = ["", "_reverse"][:D]
     get = lambda name: torch.stack([getattr(rnn, f"{name}_l{layer}{s}") for s in sfx])  # noqa: E731
-    return get("weight_ih"), get("bias_ih"), get("weight_hh"), get("bias_hh")
+    T = lambda w: w.transpose(1, 2).contiguous()  # noqa: E731
+    return T(get("weight_ih")), get("bias_ih"), T(get("weight_hh")), get("bias_hh")
 
 
-def cell_step(cell: str, xw: Tensor, h: Tensor, c: Tensor | None, W_hh: Tensor, b_hh: Tensor):
-    """One step of `cell` for a stack of independent rows (directions or layers).
+def cell_step(cell: str, xw: Tensor, h: Tensor, c: Tensor | None, W_hhT: Tensor, b_hh: Tensor):
+    """One step of `cell` for a stack of independent rows (directions, or one layer).
 
-    xw = W_ih x_t + b_ih (N, G*H) already computed; h, c (N, H); W_hh (N, G*H, H). Returns (h_t, c_t, gates (N, G*H)),
-    gates after their nonlinearity (for the RNN: the pre-activation)."""
+    xw = W_ih x_t + b_ih (N, G*H) already computed; h, c (N, H); W_hhT (N, H, G*H) = W_hh transposed.
+    Returns (h_t, c_t, gates (N, G*H)), gates after their nonlinearity (for the RNN: the pre-activation)."""
     H = h.shape[-1]
-    hw = torch.baddbmm(b_hh.unsqueeze(-1), W_hh, h.unsqueeze(-1)).squeeze(-1)  # W_hh h + b_hh
+    hw = torch.baddbmm(b_hh.unsqueeze(1), h.unsqueeze(1), W_hhT).squeeze(1)  # W_hh h + b_hh
     if cell == "rnn":
         pre = xw + hw
         return torch.tanh(pre), None, pre
@@ -160,14 +162,14 @@ def _trace_encoder_ids(model: Seq2Seq, ids: list[int], tokens: list[str], tokens
         finals_h, finals_c = [], []
         x = emb
         for l in range(L):
-            W_ih, b_ih, W_hh, b_hh = _weights(model.enc_rnn, l, D)
-            xw = torch.baddbmm(b_ih.unsqueeze(1), x.unsqueeze(0).expand(D, -1, -1), W_ih.transpose(1, 2))  # (D,T,GH)
+            W_ihT, b_ih, W_hhT, b_hh = _weights(model.enc_rnn, l, D)
+            xw = torch.baddbmm(b_ih.unsqueeze(1), x.unsqueeze(0).expand(D, -1, -1), W_ihT)  # all t at once: (D,T,GH)
             if D == 2:  # backward direction reads x_T .. x_1: align its inputs to the loop counter
                 xw = torch.stack([xw[0], xw[1].flip(0)])
             h, c = torch.zeros(D, H), torch.zeros(D, H) if lstm else None
             hs, cs, gs = h_all[l], (c_all[l] if lstm else None), g_all[l]
             for i in range(T):
-                h, c, g = cell_step(cfg.cell, xw[:, i], h, c, W_hh, b_hh)
+                h, c, g = cell_step(cfg.cell, xw[:, i], h, c, W_hhT, b_hh)
                 hs[:, i], gs[:, i] = h, g
                 if lstm:
                     cs[:, i] = c
@@ -268,10 +270,10 @@ def trace_decoder(
     with _eval(model):
         rnn, E = model.dec_rnn, cfg.embed
         W = [_weights(rnn, l, 1) for l in range(L)]
-        W_ih = [w[0][0] for w in W]
-        b_ih, W_hh, b_hh = [w[1][0] for w in W], torch.cat([w[2] for w in W]), torch.cat([w[3] for w in W])
+        W_ihT, b_ih = [w[0][0] for w in W], [w[1][0] for w in W]
+        W_hhT, b_hh = torch.cat([w[2] for w in W]), torch.cat([w[3] for w in W])  # (L, H, GH), (L, GH)
         context = torch.from_numpy(enc.context)
-        cw = W_ih[0][:, E:] @ context + b_ih[0]  # the context's part of layer 0's input, the same at every step
+        cw = context @ W_ihT[0][E:] + b_ih[0]  # the context's part of layer 0's input, the same at every step
         s = torch.from_numpy(enc.s0).clone()  # (L, H)
         cell = torch.from_numpy(enc.cell0).clone() if lstm else None
         keys = None if enc.keys is None else torch.from_numpy(enc.keys)
@@ -283,9 +285,9 @@ def trace_decoder(
             x = model.tgt_embed.weight[y_prev]
             new_s, new_c, gates = torch.empty(L, H), torch.empty(L, H) if lstm else None, torch.empty(L, G * H)
             for l in range(L):
-                xw = (W_ih[0][:, :E] @ x + cw) if l == 0 else (W_ih[l] @ x + b_ih[l])
+                xw = (x @ W_ihT[0][:E] + cw) if l == 0 else torch.addmv(b_ih[l], W_ihT[l].T, x)
                 h_l, c_l, g_l = cell_step(cfg.cell, xw[None], s[l : l + 1], None if cell is None else cell[l : l + 1],
-                                          W_hh[l : l + 1], b_hh[l : l + 1])
+                                          W_hhT[l : l + 1], b_hh[l : l + 1])
                 new_s[l], gates[l] = h_l[0], g_l[0]
                 if lstm:
                     new_c[l] = c_l[0]

@@ -171,7 +171,8 @@ def test_free_running_greedy_matches_decoding_greedy():
         dt = trace_decoder(m, et, TV, max_steps=12)
         ids = greedy(m, et.ids, 11)
         assert [s.chosen_id for s in dt.steps][: len(ids)] == ids
-        assert dt.output_tokens == TV.decode(ids)
+        if len(ids) < 11:  # greedy ended with <eos> (else it was cut at max_len = 11 tokens)
+            assert dt.output_tokens == TV.decode(ids)
         assert dt.mode == "greedy"
         # without a target there is no cross-entropy; the step inputs are the previous choices
         assert all(s.cross_entropy is None for s in dt.steps)

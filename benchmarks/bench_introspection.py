@@ -1,0 +1,78 @@
+"""Introspection latency: trace_encoder + trace_decoder (teacher forced, 50 output steps) of one 50-token input,
+hidden 256, embed 32, for every cell type, with and without attention and a bidirectional 3-layer worst case.
+Target (issue 2): median under 10 ms. Also prints one fused forward pass of the same input for scale.
+
+    python benchmarks/bench_introspection.py [--threads 1] [--repeats 30]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
+
+from seq2seq.config import ModelConfig
+from seq2seq.data import Vocab
+from seq2seq.introspect import trace_decoder, trace_encoder
+from seq2seq.model import Seq2Seq
+
+CASES = [(cell, 1, False, att) for cell in ("rnn", "gru", "lstm") for att in ("none", "additive", "dot")]
+CASES += [(cell, 2, True, "additive") for cell in ("rnn", "gru", "lstm")]
+CASES += [(cell, 3, True, "dot") for cell in ("rnn", "gru", "lstm")]
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--tokens", type=int, default=50)
+    ap.add_argument("--hidden", type=int, default=256)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    sv, tv = Vocab.build([list(letters)]), Vocab.build([list(letters)])
+    g = torch.Generator().manual_seed(0)
+    src = "".join(letters[i] for i in torch.randint(0, 26, (args.tokens,), generator=g).tolist())
+    tgt = src[::-1][: args.tokens - 1]  # 49 tokens + <eos> = 50 decoder steps
+    print(f"input: {args.tokens} tokens, hidden {args.hidden}, embed 32, torch threads {args.threads}, "
+          f"{args.repeats} repeats; decoder: teacher forced, {len(tgt) + 1} steps")
+    print(f"{'cell':5} {'layers':>6} {'bidir':>5} {'attention':>9} | {'encoder ms':>10} {'decoder ms':>10} "
+          f"{'total ms':>9} | {'fused fwd ms':>12}")
+    for cell, layers, bidir, att in CASES:
+        torch.manual_seed(0)
+        m = Seq2Seq(ModelConfig(len(sv), len(tv), cell=cell, embed=32, hidden=args.hidden, layers=layers,
+                                bidirectional=bidir, attention=att)).eval()
+        enc = trace_encoder(m, sv, src, "char")
+        t_enc = median_ms(lambda: trace_encoder(m, sv, src, "char"), args.repeats)
+        t_dec = median_ms(lambda: trace_decoder(m, enc, tv, target=tgt, teacher_forced=True), args.repeats)
+        t_all = median_ms(lambda: trace_decoder(m, trace_encoder(m, sv, src, "char"), tv, target=tgt,
+                                                teacher_forced=True), args.repeats)
+        x = torch.tensor([sv.encode(list(src))])
+        y = torch.tensor([[1] + tv.encode(list(tgt))])
+
+        def fused():
+            with torch.no_grad():
+                m(x, torch.tensor([x.shape[1]]), y)
+
+        t_fused = median_ms(fused, args.repeats)
+        print(f"{cell:5} {layers:>6} {str(bidir):>5} {att:>9} | {t_enc:10.2f} {t_dec:10.2f} {t_all:9.2f} | "
+              f"{t_fused:12.2f}")
+
+
+if __name__ == "__main__":
+    main()
