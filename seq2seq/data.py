@@ -218,6 +218,7 @@ class Seq2SeqData:
     n_truncated: int = 0  # examples (all splits) whose source or target was cut to max_len
     n_duplicates: int = 0  # pairs dropped by build_data because their source was already seen
     n_empty: int = 0  # pairs dropped because the source or target had no tokens
+    notes: list[str] = field(default_factory=list)  # what build_data (or a task generator) changed, for the user
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- encoding
@@ -272,7 +273,7 @@ class Seq2SeqData:
         return {"tokens": self.tokens, "src_vocab": self.src_vocab.to_dict(), "tgt_vocab": self.tgt_vocab.to_dict(),
                 "train": [list(p) for p in self.train], "valid": [list(p) for p in self.valid],
                 "test": [list(p) for p in self.test], "max_len": self.max_len, "n_truncated": self.n_truncated,
-                "n_duplicates": self.n_duplicates, "n_empty": self.n_empty}
+                "n_duplicates": self.n_duplicates, "n_empty": self.n_empty, "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Seq2SeqData":
@@ -280,7 +281,8 @@ class Seq2SeqData:
             splits = {k: [(str(s), str(t)) for s, t in d[k]] for k in SPLITS}
             return cls(d["tokens"], Vocab.from_dict(d["src_vocab"]), Vocab.from_dict(d["tgt_vocab"]), **splits,
                        max_len=int(d["max_len"]), n_truncated=int(d.get("n_truncated", 0)),
-                       n_duplicates=int(d.get("n_duplicates", 0)), n_empty=int(d.get("n_empty", 0)))
+                       n_duplicates=int(d.get("n_duplicates", 0)), n_empty=int(d.get("n_empty", 0)),
+                       notes=[str(n) for n in d.get("notes", [])])
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"not a valid dataset description: {e}") from None
 
@@ -375,7 +377,16 @@ def build_data(pairs_or_splits, tokens: str = "char", max_len: int = 50, valid_f
     tgt_vocab = Vocab.build((tokenize(t, tokens) for _, t in train), max_size=max_vocab)
     n_truncated = sum(len(tokenize(s, tokens)) > max_len or len(tokenize(t, tokens)) > max_len
                       for split in (train, valid, test) for s, t in split)
-    return Seq2SeqData(tokens, src_vocab, tgt_vocab, train, valid, test, max_len, n_truncated, n_dup, n_empty)
+    notes = []
+    if n_dup:
+        notes.append(f"Removed {n_dup} pair(s) whose source was already seen (the first target was kept).")
+    if n_empty:
+        notes.append(f"Removed {n_empty} pair(s) whose source or target has no {tokens} tokens.")
+    if n_truncated:
+        notes.append(f"{n_truncated} example(s) are longer than {max_len} tokens and are cut to that length.")
+    if max_vocab is not None and max(len(src_vocab.counts), len(tgt_vocab.counts)) > max_vocab - len(SPECIALS):
+        notes.append(f"The vocabulary is capped at {max_vocab} tokens: rarer tokens become <unk>.")
+    return Seq2SeqData(tokens, src_vocab, tgt_vocab, train, valid, test, max_len, n_truncated, n_dup, n_empty, notes)
 
 
 # ------------------------------------------------------------------------------------------- app helpers

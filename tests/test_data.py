@@ -184,6 +184,7 @@ def test_build_data_truncation_and_vocab_cap():
     d = build_data(pairs, max_len=8, max_vocab=8)
     assert d.n_truncated == sum(len(s) > 8 or len(t) > 8 for s, t in pairs)
     assert len(d.src_vocab) == 8
+    assert any("capped at 8" in n for n in d.notes) and any(f"{d.n_truncated} example" in n for n in d.notes)
     assert all(len(d.encode_pair(s, t)[0]) <= 8 and len(d.encode_pair(s, t)[1]) <= 8 for s, t in pairs)
     stats = length_stats(d)
     assert sorted(stats["source"]) == sorted(len(s) for s, _ in pairs) and stats["n_truncated"] == d.n_truncated
@@ -233,7 +234,7 @@ def test_dict_round_trip_and_pickle_drops_cache():
     d = build_data(pairs_of(100))
     list(d.batches("train", 16))
     d2 = Seq2SeqData.from_dict(d.to_dict())
-    assert (d2.train, d2.src_vocab, d2.max_len) == (d.train, d.src_vocab, d.max_len)
+    assert (d2.train, d2.src_vocab, d2.max_len, d2.notes) == (d.train, d.src_vocab, d.max_len, d.notes)
     assert pickle.loads(pickle.dumps(d))._cache == {}
     with pytest.raises(DataError):
         Seq2SeqData.from_dict({"tokens": "char"})
