@@ -349,10 +349,11 @@ def build_data(pairs_or_splits, tokens: str = "char", max_len: int = 50, valid_f
         train, d3 = _dedupe(cleaned["train"], seen)
         n_dup = d1 + d2 + d3
         rng.shuffle(train)
-        need = (0 if valid else round(valid_frac * len(train))) + (0 if test else round(test_frac * len(train)))
-        if len(train) - need < 1:
-            raise DataError(f"The training data is too small: {len(train)} usable pair(s) after removing empty and "
-                            f"duplicate sources. Add more examples.")
+        carve = (not valid and valid_frac > 0) or (not test and test_frac > 0)
+        if len(train) < (MIN_PAIRS_TO_SPLIT if carve else 1):
+            raise DataError(f"The training data is too small{' to split off validation/test examples' if carve else ''}"
+                            f": {len(train)} usable pair(s) after removing empty and duplicate sources and sources "
+                            f"that are also in the validation/test data. Add more examples.")
         if not valid and valid_frac > 0:
             n = max(1, round(valid_frac * len(train)))
             valid, train = train[:n], train[n:]

@@ -256,8 +256,8 @@ def generate_splits(task: str, n_train: int | None = None, n_valid: int | None =
         scale = len(pairs) / want
         sizes = {k: int(v * scale) for k, v in sizes.items()}
         sizes["train"] = len(pairs) - sizes["valid"] - sizes["test"]
-        notes.append(f"{task}: found only {len(pairs)} distinct sources, not the {want} asked for; "
-                     f"splits shrunk to {sizes['train']} / {sizes['valid']} / {sizes['test']}")
+        notes[:] = [f"{task}: found only {len(pairs)} distinct sources, not the {want} asked for; "
+                     f"splits shrunk to {sizes['train']} / {sizes['valid']} / {sizes['test']}"]
     rng.shuffle(pairs)
     out, start = Splits(notes=notes), 0
     for k in ("train", "valid", "test"):

@@ -179,6 +179,15 @@ def test_build_data_from_given_splits_removes_overlap():
     assert not {s for s, _ in d.train} & {s for s, _ in d.valid + d.test}
 
 
+def test_given_splits_too_small_to_carve():
+    with pytest.raises(DataError, match="too small to split off"):
+        build_data({"train": pairs_of(5), "valid": [], "test": []})
+    with pytest.raises(DataError, match="too small"):
+        build_data({"train": [("a", "b")], "valid": [("a", "c")], "test": [("x", "y")]})
+    d = build_data({"train": pairs_of(5), "valid": [("zz", "zz")], "test": [("yy", "yy")]})
+    assert len(d.train) >= 1 and d.valid == [("zz", "zz")]
+
+
 def test_build_data_truncation_and_vocab_cap():
     pairs = [("abcdefghij"[: n % 10 + 1] + str(n), "x" * (n % 20 + 1)) for n in range(100)]
     d = build_data(pairs, max_len=8, max_vocab=8)
