@@ -10,7 +10,7 @@ from seq2seq.data import (EOS_ID, PAD_ID, SOS_ID, SPECIALS, UNK_ID, Batch, DataE
                           walkthrough)
 
 torch.set_num_threads(1)
-FAST = settings(max_examples=150, deadline=None)
+FAST = settings(max_examples=100, deadline=None)
 text = st.text(st.characters(codec="utf-8"), max_size=40)
 words = st.lists(st.text(st.characters(codec="utf-8", exclude_categories=("Z", "Cc")), min_size=1, max_size=6),
                  max_size=10)

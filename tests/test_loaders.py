@@ -19,7 +19,7 @@ from seq2seq.loaders import DataError, load_pairs
 
 CASES: Counter = Counter()
 SMALL = Limits(max_rows=200, max_line_chars=300, max_upload_mb=0.05)
-FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CHEAP = settings(max_examples=600, deadline=None)  # random bytes are cheap to generate: try many
 
 
