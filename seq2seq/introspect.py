@@ -266,7 +266,9 @@ def trace_decoder(
     L, H, G, lstm = cfg.layers, cfg.hidden, N_GATES[cfg.cell], cfg.cell == "lstm"
     itos = tgt_vocab.itos
     gen = torch.Generator().manual_seed(seed)
-    steps: list[DecoderStep] = []
+    if teacher_forced:  # every input is known in advance: <sos>, then the target (or the forced token)
+        max_steps = min(max_steps, len(target_ids))
+        y_in = [SOS_ID] + [forced.get(t, target_ids[t - 1]) for t in range(1, max_steps)]
     with _eval(model):
         rnn, E = model.dec_rnn, cfg.embed
         W = [_weights(rnn, l, 1) for l in range(L)]
@@ -274,60 +276,91 @@ def trace_decoder(
         W_hhT, b_hh = torch.cat([w[2] for w in W]), torch.cat([w[3] for w in W])  # (L, H, GH), (L, GH)
         context = torch.from_numpy(enc.context)
         cw = context @ W_ihT[0][E:] + b_ih[0]  # the context's part of layer 0's input, the same at every step
+        W_e = W_ihT[0][:E]  # the embedding's part
         s = torch.from_numpy(enc.s0).clone()  # (L, H)
         cell = torch.from_numpy(enc.cell0).clone() if lstm else None
         keys = None if enc.keys is None else torch.from_numpy(enc.keys)
         keys_proj = None
         if cfg.attention == "additive":
             keys_proj = keys @ model.att_Wk.weight.T + model.att_Wk.bias
-        y_prev = SOS_ID
+
+        def output(s_top: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+            """Top-layer states (N, H) -> logits (N, V), attention a (N, S), attention context (N, H)."""
+            if cfg.attention == "none":
+                return s_top @ model.out.weight.T + model.out.bias, None, None
+            if cfg.attention == "dot":
+                scores = s_top @ keys.T  # s_t . k_j
+            else:  # v . tanh(W_s s_t + W_k k_j + b_k)
+                scores = torch.tanh((s_top @ model.att_Ws.weight.T).unsqueeze(1) + keys_proj) @ model.att_v.weight[0]
+            a = torch.softmax(scores, dim=-1)
+            ctx = a @ keys
+            o = torch.tanh(torch.cat([s_top, ctx], dim=-1) @ model.att_out.weight.T + model.att_out.bias)
+            return o @ model.out.weight.T + model.out.bias, a, ctx
+
+        def choose(t: int, logits: Tensor) -> tuple[int, Tensor | None]:
+            if t in forced:
+                return forced[t], None
+            if strategy == "greedy":
+                return int(logits.argmax()), None
+            sp = sampling_probs(logits, temperature, top_k)
+            return int(torch.multinomial(sp, 1, generator=gen)), sp
+
+        S_all, G_all = torch.empty(max_steps, L, H), torch.empty(max_steps, L, G * H)
+        C_all = torch.empty(max_steps, L, H) if lstm else None
+        X0 = torch.addmm(cw, model.tgt_embed.weight[y_in], W_e) if teacher_forced else None  # all inputs at once
+        inputs, chosen, sprobs, outs = [], [], [], []
+        y_prev, n = SOS_ID, 0
         for t in range(1, max_steps + 1):
-            x = model.tgt_embed.weight[y_prev]
-            new_s, new_c, gates = torch.empty(L, H), torch.empty(L, H) if lstm else None, torch.empty(L, G * H)
+            if teacher_forced:
+                y_prev = y_in[t - 1]
+            inputs.append(y_prev)
+            x = X0[t - 1] if teacher_forced else torch.addmv(cw, W_e.T, model.tgt_embed.weight[y_prev])
             for l in range(L):
-                xw = (x @ W_ihT[0][:E] + cw) if l == 0 else torch.addmv(b_ih[l], W_ihT[l].T, x)
+                xw = x if l == 0 else torch.addmv(b_ih[l], W_ihT[l].T, x)  # W_ih x + b_ih
                 h_l, c_l, g_l = cell_step(cfg.cell, xw[None], s[l : l + 1], None if cell is None else cell[l : l + 1],
                                           W_hhT[l : l + 1], b_hh[l : l + 1])
-                new_s[l], gates[l] = h_l[0], g_l[0]
+                S_all[t - 1, l], G_all[t - 1, l] = h_l[0], g_l[0]
                 if lstm:
-                    new_c[l] = c_l[0]
+                    C_all[t - 1, l] = c_l[0]
                 x = h_l[0]
-            s, cell = new_s, new_c
-            a = ctx = None
-            o = s[-1]
-            if cfg.attention != "none":
-                if cfg.attention == "dot":
-                    scores = keys @ o
-                else:
-                    scores = torch.tanh(model.att_Ws.weight @ o + keys_proj) @ model.att_v.weight[0]
-                a = torch.softmax(scores, dim=0)
-                ctx = a @ keys
-                o = torch.tanh(model.att_out.weight @ torch.cat([s[-1], ctx]) + model.att_out.bias)
-            logits = model.out.weight @ o + model.out.bias
-            logp = torch.log_softmax(logits, dim=0)
-            probs = logp.exp()
-            sprobs = None
-            if t in forced:
-                chosen = forced[t]
-            elif strategy == "greedy":
-                chosen = int(logits.argmax())
-            else:
-                sprobs = sampling_probs(logits, temperature, top_k)
-                chosen = int(torch.multinomial(sprobs, 1, generator=gen))
-            tgt = target_ids[t - 1] if target_ids is not None and t <= len(target_ids) else None
-            steps.append(DecoderStep(
-                t=t, input_token=itos[y_prev], input_id=y_prev, s=s.numpy(), cell=None if cell is None else cell.numpy(),
-                attention=None if a is None else a.numpy(), logits=logits.numpy(), probs=probs.numpy(),
-                chosen_id=chosen, chosen_token=itos[chosen], target_id=tgt,
-                target_token=None if tgt is None else itos[tgt], cross_entropy=None if tgt is None else float(-logp[tgt]),
-                forced=t in forced, gates={n: gates[:, k * H : (k + 1) * H].numpy() for k, n in enumerate(GATE_NAMES[cfg.cell])},
-                attn_context=None if ctx is None else ctx.numpy(), sample_probs=None if sprobs is None else sprobs.numpy(),
-            ))
-            if teacher_forced:
-                y_prev = chosen if t in forced else target_ids[t - 1]
-            else:
-                if chosen == EOS_ID:
+            s, cell = S_all[t - 1], (C_all[t - 1] if lstm else None)
+            n = t
+            if not teacher_forced:  # the next input depends on this step's output
+                out = output(s[-1:])
+                outs.append(out)
+                tok, sp = choose(t, out[0][0])
+                chosen.append(tok)
+                sprobs.append(sp)
+                if tok == EOS_ID:
                     break
-                y_prev = chosen
-    out_tokens = tgt_vocab.decode([st.chosen_id for st in steps])  # up to <eos>, <pad>/<sos> dropped (as translate)
+                y_prev = tok
+        if teacher_forced:  # the output layer (and attention) for all steps in one go
+            logits, A, CTX = output(S_all[:n, -1])
+            for t in range(1, n + 1):
+                tok, sp = choose(t, logits[t - 1])
+                chosen.append(tok)
+                sprobs.append(sp)
+        else:
+            logits = torch.cat([o[0] for o in outs])
+            A = None if cfg.attention == "none" else torch.cat([o[1] for o in outs])
+            CTX = None if cfg.attention == "none" else torch.cat([o[2] for o in outs])
+        logp = torch.log_softmax(logits, dim=-1)
+        probs = logp.exp()
+    S, Gt, C = S_all[:n].numpy(), G_all[:n].numpy(), None if C_all is None else C_all[:n].numpy()
+    logits, logp, probs = logits.numpy(), logp.numpy(), probs.numpy()
+    A, CTX = (None, None) if A is None else (A.numpy(), CTX.numpy())
+    names = GATE_NAMES[cfg.cell]
+    steps = []
+    for i in range(n):
+        t, tok = i + 1, chosen[i]
+        tgt = target_ids[i] if target_ids is not None and i < len(target_ids) else None
+        steps.append(DecoderStep(
+            t=t, input_token=itos[inputs[i]], input_id=inputs[i], s=S[i], cell=None if C is None else C[i],
+            attention=None if A is None else A[i], logits=logits[i], probs=probs[i], chosen_id=tok,
+            chosen_token=itos[tok], target_id=tgt, target_token=None if tgt is None else itos[tgt],
+            cross_entropy=None if tgt is None else float(-logp[i, tgt]), forced=t in forced,
+            gates={name: Gt[i, :, k * H : (k + 1) * H] for k, name in enumerate(names)},
+            attn_context=None if CTX is None else CTX[i], sample_probs=None if sprobs[i] is None else sprobs[i].numpy(),
+        ))
+    out_tokens = tgt_vocab.decode(chosen)  # up to <eos>, <pad>/<sos> dropped (as translate)
     return DecoderTrace(steps, out_tokens, "teacher_forced" if teacher_forced else strategy, tgt_vocab)
