@@ -1,0 +1,191 @@
+"""Training benchmarks: trainer overhead, seconds to 99% exact match, and torch threads.
+
+    python benchmarks/bench_training.py            # everything (~5 minutes on 2 cores)
+    python benchmarks/bench_training.py --quick    # shorter timings, fewer configs (~2 minutes)
+    python benchmarks/bench_training.py --part throughput|converge|threads
+
+Numbers depend on what else the machine is doing (this one is shared): compare the ratios printed within one run,
+not absolute figures across runs.
+
+(1) throughput: a `Run` (the trainer's inner loop, with its metrics and periodic evaluations) against a minimal
+    plain-PyTorch loop of the same model on the same batches, interleaved A/B/A/B; target tokens per second.
+    Also the whole ProcessPoolBackend (worker process, pipe, 10 Hz snapshots), for the same model.
+(2) converge: seconds until the held-out exact match reaches 99%, with the library's default settings
+    (TrainConfig(), ModelConfig() apart from the task's vocabularies and the attention named).
+(3) threads: Run throughput with 1 and 2 torch threads.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from seq2seq.config import ModelConfig, TrainConfig  # noqa: E402
+from seq2seq.data import build_data  # noqa: E402
+from seq2seq.model import Seq2Seq  # noqa: E402
+from seq2seq.tasks import generate_splits  # noqa: E402
+from seq2seq.training import PAD_ID, Run  # noqa: E402
+
+
+def task_data(task: str, **params):
+    return build_data(dict(generate_splits(task, seed=0, **params)), tokens="char")
+
+
+def describe(mc: ModelConfig, tc: TrainConfig) -> str:
+    return (f"cell={mc.cell} E={mc.embed} H={mc.hidden} layers={mc.layers} bi={mc.bidirectional} "
+            f"attention={mc.attention} | {tc.optimizer} lr={tc.lr:g} batch={tc.batch_size} clip={tc.clip:g} "
+            f"tf={tc.teacher_forcing:g} eval_every={tc.eval_every} threads={torch.get_num_threads()}")
+
+
+# ---------------------------------------------------------------------------------------------- (1) throughput
+def plain_loop(mc: ModelConfig, tc: TrainConfig, batches, seconds: float) -> float:
+    """The minimal loop: forward, cross-entropy, backward, clip, Adam. Returns target tokens per second."""
+    torch.manual_seed(tc.seed)
+    model = Seq2Seq(mc).train()
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    tokens, i, t0 = 0, 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        src, src_len, tgt_in, tgt_out = batches[i % len(batches)]
+        logits = model(src, src_len, tgt_in)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=PAD_ID)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
+        opt.step()
+        tokens += int((tgt_out != PAD_ID).sum())
+        i += 1
+    return tokens / (time.perf_counter() - t0)
+
+
+def run_loop(data, mc: ModelConfig, tc: TrainConfig, seconds: float) -> float:
+    run = Run(data, mc, tc)
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds and not run.done:
+        run.step()
+    return run.tokens_seen / (time.perf_counter() - t0)
+
+
+def same_batches(data, mc, tc, n=200):
+    run = Run(data, mc, tc)  # the batches a Run would draw, in its order
+    return [run.train_split.batch(run._next_indices()) for _ in range(n)]
+
+
+def bench_throughput(quick: bool) -> None:
+    print("\n== (1) trainer vs plain PyTorch loop: target tokens/s (3-digit addition, library defaults) ==")
+    data = task_data("addition", digits=3)
+    seconds, rounds = (2.0, 2) if quick else (4.0, 3)
+    for cell in ("rnn", "gru", "lstm"):
+        mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell)
+        tc = TrainConfig(epochs=None, max_seconds=600)
+        batches = same_batches(data, mc, tc)
+        plain, ours = [], []
+        for _ in range(rounds):  # interleaved, so both see the same machine load
+            plain.append(plain_loop(mc, tc, batches, seconds))
+            ours.append(run_loop(data, mc, tc, seconds))
+        p, o = sorted(plain)[len(plain) // 2], sorted(ours)[len(ours) // 2]
+        print(f"  {cell:4s}  plain {p:9,.0f} tok/s   Run {o:9,.0f} tok/s   ratio {o / p:.2f}   [{describe(mc, tc)}]")
+    bench_pool(data, seconds * 2)
+
+
+def bench_pool(data, seconds: float) -> None:
+    from seq2seq.trainer import ProcessPoolBackend
+
+    mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell="lstm")
+    tc = TrainConfig(epochs=None, max_seconds=seconds)
+    batches = same_batches(data, mc, tc)
+    pool = ProcessPoolBackend(n_workers=1).warm()
+    try:
+        rid = pool.start(data, mc, tc)
+        while pool.snapshot(rid)["status"] not in ("finished", "error", "diverged"):
+            time.sleep(0.1)
+        s = pool.snapshot(rid)
+    finally:
+        pool.shutdown()
+    p = plain_loop(mc, tc, batches, seconds)
+    print(f"  lstm  plain {p:9,.0f} tok/s   ProcessPoolBackend {s['tokens_per_second']:9,.0f} tok/s   ratio "
+          f"{s['tokens_per_second'] / p:.2f}   (worker process, 1 thread, snapshots pushed 10x/s) "
+          f"[{describe(mc, tc)}]")
+
+
+# ------------------------------------------------------------------------------------------------ (2) converge
+def seconds_to(data, mc: ModelConfig, tc: TrainConfig, target: float, budget: float) -> tuple[float | None, dict]:
+    """Train with `tc`; after each periodic evaluation that reaches `target` on the validation set, confirm on the
+    full held-out test split. Returns (seconds of training, last test result)."""
+    run = Run(data, mc, tc)
+    last_eval_step, test = -1, {}
+    while not run.done and run.seconds < budget:
+        run.step()
+        e = run.last_eval
+        if e and e["step"] != last_eval_step:
+            last_eval_step = e["step"]
+            if e["exact_match"] >= target:
+                test = run.evaluate("test")
+                if test["exact_match"] >= target:
+                    return run.seconds, test
+    return None, test or run.evaluate("test")
+
+
+def bench_converge(quick: bool) -> None:
+    print("\n== (2) seconds to 99% held-out exact match (library defaults; test split confirms) ==")
+    reverse = task_data("reverse", min_len=5, max_len=15)
+    addition = task_data("addition", digits=3)
+    cases = [("reverse 5-15", reverse, cell, "additive", 15) for cell in ("rnn", "gru", "lstm")]
+    cases += [("addition 3-digit", addition, "lstm", "none", 45), ("addition 3-digit", addition, "gru", "none", 90)]
+    if quick:
+        cases = [cases[2], cases[3]]
+    for name, data, cell, att, target_s in cases:
+        mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, attention=att)
+        tc = TrainConfig(epochs=None, max_seconds=10_000)
+        budget = target_s * (1.5 if quick else 2.5)
+        secs, test = seconds_to(data, mc, tc, 0.99, budget)
+        got = f"{secs:6.1f} s" if secs is not None else f"not reached in {budget:.0f} s"
+        verdict = "ok" if secs is not None and secs < target_s else "MISSED"
+        print(f"  {name:17s} {cell:4s} att={att:8s} {got}  (target < {target_s} s: {verdict}; test exact match "
+              f"{test.get('exact_match', float('nan')):.3f} on n={test.get('n')}) "
+              f"[{describe(mc, tc)}; train n={len(data.train)}]")
+
+
+# ------------------------------------------------------------------------------------------------- (3) threads
+def bench_threads(quick: bool) -> None:
+    print("\n== (3) torch threads: Run throughput, target tokens/s (3-digit addition) ==")
+    data = task_data("addition", digits=3)
+    seconds = 2.0 if quick else 4.0
+    for cell in ("lstm", "gru"):
+        mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell)
+        tc = TrainConfig(epochs=None, max_seconds=600)
+        rates = {}
+        for n in (1, 2, 1, 2):
+            torch.set_num_threads(n)
+            rates.setdefault(n, []).append(run_loop(data, mc, tc, seconds))
+        torch.set_num_threads(1)
+        r1, r2 = max(rates[1]), max(rates[2])
+        print(f"  {cell:4s}  1 thread {r1:9,.0f} tok/s   2 threads {r2:9,.0f} tok/s   speed-up {r2 / r1:.2f}x   "
+              f"[{describe(mc, tc).replace('threads=1', 'threads=1|2')}]")
+    print("  recommended default: TrainConfig.threads = 1 (the web server and the browser need the other core;\n"
+          "  with a busy second core, 2-thread training collapsed on this machine — see shared notes)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="shorter timings, fewer configurations")
+    ap.add_argument("--part", choices=["all", "throughput", "converge", "threads"], default="all")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+          f"(shared machine: numbers are noisy)")
+    if args.part in ("all", "throughput"):
+        bench_throughput(args.quick)
+    if args.part in ("all", "converge"):
+        bench_converge(args.quick)
+    if args.part in ("all", "threads"):
+        bench_threads(args.quick)
+
+
+if __name__ == "__main__":
+    main()
