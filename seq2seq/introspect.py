@@ -156,10 +156,7 @@ def _trace_encoder_ids(model: Seq2Seq, ids: list[int], tokens: list[str], tokens
     lstm = cfg.cell == "lstm"
     with _eval(model):
         emb = model.src_embed.weight[torch.tensor(ids)]  # (T, E)
-        h_all = torch.zeros(L, D, T, H)
-        c_all = torch.zeros(L, D, T, H) if lstm else None
-        g_all = torch.zeros(L, D, T, G * H)
-        finals_h, finals_c = [], []
+        h_layers, c_layers, g_layers, finals_h, finals_c = [], [], [], [], []
         x = emb
         for l in range(L):
             W_ihT, b_ih, W_hhT, b_hh = _weights(model.enc_rnn, l, D)
@@ -167,21 +164,22 @@ def _trace_encoder_ids(model: Seq2Seq, ids: list[int], tokens: list[str], tokens
             if D == 2:  # backward direction reads x_T .. x_1: align its inputs to the loop counter
                 xw = torch.stack([xw[0], xw[1].flip(0)])
             h, c = torch.zeros(D, H), torch.zeros(D, H) if lstm else None
-            hs, cs, gs = h_all[l], (c_all[l] if lstm else None), g_all[l]
+            hs, cs, gs = [], [], []
             for i in range(T):
                 h, c, g = cell_step(cfg.cell, xw[:, i], h, c, W_hhT, b_hh)
-                hs[:, i], gs[:, i] = h, g
-                if lstm:
-                    cs[:, i] = c
+                hs.append(h), cs.append(c), gs.append(g)
             finals_h.append(h)
             finals_c.append(c)
+            hs, gs = torch.stack(hs, 1), torch.stack(gs, 1)  # (D, T, .) in loop order
+            cs = torch.stack(cs, 1) if lstm else None
             if D == 2:  # put the backward direction back in source order
-                hs[1] = hs[1].flip(0).clone()
-                gs[1] = gs[1].flip(0).clone()
-                if lstm:
-                    cs[1] = cs[1].flip(0).clone()
+                hs, gs = _unflip(hs), _unflip(gs)
+                cs = _unflip(cs) if lstm else None
+            h_layers.append(hs), c_layers.append(cs), g_layers.append(gs)
             x = hs.transpose(0, 1).reshape(T, D * H)  # next layer's input: [h_fwd_t; h_bwd_t]
         outputs = x
+        h_all, g_all = torch.stack(h_layers), torch.stack(g_layers)
+        c_all = torch.stack(c_layers) if lstm else None
         s0 = _bridge(model, torch.stack(finals_h), "bridge_h")
         cell0 = _bridge(model, torch.stack(finals_c), "bridge_c") if lstm else None
         keys = None
@@ -194,6 +192,11 @@ def _trace_encoder_ids(model: Seq2Seq, ids: list[int], tokens: list[str], tokens
             context=s0[-1].numpy(), cell0=None if cell0 is None else cell0.numpy(),
             keys=None if keys is None else keys.numpy(), tokens_mode=tokens_mode, cell_type=cfg.cell,
         )
+
+
+def _unflip(x: Tensor) -> Tensor:
+    """(2, T, .) with the backward direction in reading order (x_T first) -> both in source order."""
+    return torch.stack([x[0], x[1].flip(0)])
 
 
 def _bridge(model: Seq2Seq, finals: Tensor, which: str) -> Tensor:
