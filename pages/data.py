@@ -7,6 +7,8 @@ from seq2seq.limits import LimitError, get_limits
 from seq2seq.tasks import TASKS
 from ui import figures, state, text
 
+state.ensure_app()
+
 limits = get_limits()
 Q = dict(bind="query-params", persist_state="session")  # shareable in the URL, kept across page switches
 
@@ -21,18 +23,13 @@ PARAM_BOUNDS = {  # parameter -> (min, max) for the number inputs
 }
 
 
-def _on_task_change() -> None:  # each task has its natural tokenization
-    st.session_state["tokens"] = TASKS[st.session_state["task"]].tokens
-
-
 left, right = st.columns([1, 2], gap="large")
 with left:
     source = st.segmented_control("Data source", ["Built-in task", "Upload a file"], default="Built-in task",
                                   key="source", required=True, **Q)
-    data, desc, notes = None, "", []
+    data, desc = None, ""
     if source == "Built-in task":
-        task = st.selectbox("Task", list(TASKS), index=list(TASKS).index("reverse"), key="task",
-                            on_change=_on_task_change, **Q)
+        task = st.selectbox("Task", list(TASKS), index=list(TASKS).index("reverse"), key="task", **Q)
         spec = TASKS[task]
         st.caption(spec.description)
         params = {}
@@ -48,15 +45,15 @@ with left:
                 else:
                     params[name] = st.text_input(label, default, max_chars=60, key=key, **Q)
         n_train = st.slider("Training examples", 100, min(spec.n_train * 2, limits.max_rows), min(spec.n_train, limits.max_rows),
-                            100, key="n_train", **Q)
-        tokens = st.radio("Tokens", ["char", "word"], index=["char", "word"].index(spec.tokens), key="tokens",
+                            100, key=f"{task}.n", **Q)
+        tokens = st.radio("Tokens", ["char", "word"], index=["char", "word"].index(spec.tokens), key=f"{task}.tokens",
                           horizontal=True, **Q, help="One token per character, or per space-separated word.")
         max_len = st.slider("Maximum length (timesteps)", 1, limits.max_seq_len, 50, key="max_len", **Q,
                             help="Longer sources and targets are cut to this many tokens.")
         seed = st.number_input("Seed", 0, 1_000_000, 0, key="data_seed", **Q)
         try:
             data = state.task_data(task, tokens, int(max_len), int(seed), int(n_train), tuple(sorted(params.items())))
-            desc, notes = f"task: {task}", getattr(data, "notes", [])
+            desc = f"task: {task}"
         except (ValueError, DataError) as e:
             st.error(f"These task settings do not work: {e}")
     else:
@@ -86,7 +83,7 @@ if data is None:
     st.stop()
 
 state.set_data(data, desc)
-for note in notes:
+for note in data.notes:
     st.info(note)
 
 # --------------------------------------------------------------------------------------------------- sample + stats

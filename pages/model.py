@@ -6,6 +6,8 @@ from seq2seq.limits import get_limits
 from seq2seq.model import count_parameters
 from ui import figures, state, text
 
+state.ensure_app()
+
 limits = get_limits()
 Q = dict(bind="query-params", persist_state="session")
 
@@ -20,7 +22,7 @@ with left:
     cell = st.segmented_control("Cell", CELLS, default="lstm", format_func=str.upper, key="cell", required=True, **Q,
                                 help="RNN: h_t = tanh(W x_t + U h_{t-1} + b). GRU and LSTM add gates that decide what "
                                      "to keep and what to forget, so gradients survive long inputs.")
-    embed = st.select_slider("Embedding size E", [4, 8, 16, 32, 64, 128, 256], 32, key="embed", **Q,
+    embed = st.select_slider("Embedding size E", [4, 8, 16, 32, 64, 128, 256], 32, key="emb", **Q,
                              help="Each token id becomes a vector of E numbers (learned).")
     hidden = st.select_slider("Hidden units H", [4, 8, 16, 32, 64, 128, 256, 512], 128, key="hidden", **Q,
                               help="The size of every state vector h_t and s_t: the model's memory.")

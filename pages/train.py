@@ -15,6 +15,8 @@ from seq2seq.limits import LimitError, get_limits
 from seq2seq.model import Seq2Seq, count_parameters
 from ui import figures, state, text
 
+state.ensure_app()
+
 limits = get_limits()
 Q = dict(bind="query-params", persist_state="session")
 ACTIVE = ("queued", "running")

@@ -191,7 +191,7 @@ def task_data(task: str, tokens: str, max_len: int, seed: int, n_train: int, par
     n_eval = max(20, n_train // 10)
     splits = generate_splits(task, n_train=n_train, n_valid=n_eval, n_test=n_eval, seed=seed, **dict(params))
     data = build_data(dict(splits), tokens=tokens, max_len=max_len, seed=seed)
-    data.notes = list(getattr(splits, "notes", []))
+    data.notes = list(getattr(splits, "notes", [])) + list(data.notes)
     return data
 
 
@@ -235,6 +235,14 @@ class SessionTrainer:
         return run_id
 
     def start(self, data, model_cfg: ModelConfig, train_cfg: TrainConfig, state_dict=None) -> str:
+        """Start a run; raises LimitError past the per-session limit of live runs or the parameter limit."""
+        from seq2seq.limits import get_limits
+        from seq2seq.model import count_parameters
+
+        limits = get_limits()
+        live = sum(self._t.snapshot(r)["status"] in ("queued", "running", "paused") for r in self.run_ids)
+        limits.check("max_runs_per_session", live + 1, "training runs in this browser tab")
+        limits.check("max_params", count_parameters(model_cfg)["total"], "the model's parameter count")
         run_id = self._t.start(data, model_cfg, train_cfg, state_dict)
         self.run_ids.append(run_id)
         return run_id
@@ -286,3 +294,16 @@ def notice(message: str | None = None) -> str | None:
         st.session_state[K_NOTICE] = message
         return None
     return st.session_state.pop(K_NOTICE, None)
+
+
+def ensure_app() -> None:
+    """Call first in every page file. Streamlit 1.67 quirk: because this app keeps its pages in a folder named
+    `pages/`, Streamlit's legacy multipage mode runs a page file *alone* (no app.py: no sidebar, no wide layout)
+    when a fresh server's first request is a deep link such as /model, and in AppTest on every run after the first.
+    st.navigation (in app.py) turns that mode off; here we turn it off and rerun, so app.py runs and shows the page."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
