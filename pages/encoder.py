@@ -38,15 +38,15 @@ def _move(delta: int) -> None:
     st.session_state[K_STEP] = min(T, max(1, st.session_state.get(K_STEP, 1) + delta))
 
 
-c_layer, c_back, c_slider, c_fwd = st.columns([2, 1, 6, 1], vertical_alignment="bottom")
+c_layer, c_back, c_slider, c_fwd = st.columns([2, 1, 7, 1], vertical_alignment="bottom")
 with c_layer:
     layer = st.selectbox("Layer", list(range(1, L + 1)), key=K_LAYER, disabled=L == 1,
                          help="Layer 1 reads the embeddings; each higher layer reads the states of the one below.") - 1
 with c_back:
-    st.button("◀ Back", on_click=_move, args=(-1,), disabled=st.session_state.get(K_STEP, 1) <= 1,
+    st.button("◀", help="Step back one token", on_click=_move, args=(-1,), disabled=st.session_state.get(K_STEP, 1) <= 1,
               width="stretch", key="enc_back")
 with c_fwd:
-    st.button("Forward ▶", on_click=_move, args=(1,), disabled=st.session_state.get(K_STEP, 1) >= T,
+    st.button("▶", help="Step forward one token", on_click=_move, args=(1,), disabled=st.session_state.get(K_STEP, 1) >= T,
               width="stretch", key="enc_fwd")
 with c_slider:
     k = st.slider("Reading step", 1, max(T, 2), key=K_STEP, disabled=T == 1,

@@ -49,12 +49,51 @@ def label(tok: str) -> str:
     return tok.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _cbar(title: str, **kw) -> dict:
+    """A colorbar with its title and projector-size fonts (set here, because the Streamlit chart theme would
+    otherwise use its own small tick fonts)."""
+    return dict(title=dict(text=title, font=dict(size=16)), tickfont=dict(size=16), thickness=14, **kw)
+
+
+def _ax(title: str | None = None, **kw) -> dict:
+    """An axis with its title and projector-size tick labels."""
+    ax = {"tickfont": {"size": 16}, **kw}
+    if title is not None:
+        ax["title"] = {"text": title, "font": {"size": FONT}}
+    return ax
+
+
+def _fig(data: list, title: str, height: int, xaxis: dict | None = None, yaxis: dict | None = None,
+         **layout) -> go.Figure:
+    """Build a figure in ONE constructor call: plotly validates a complete layout dict several times faster than
+    a sequence of update_layout / update_xaxes calls, which matters for a page rerun on every slider move."""
+    return go.Figure(data=data, layout=dict(
+        title=dict(text=title, font=dict(size=TITLE)), font=dict(size=FONT), height=height,
+        margin=dict(l=10, r=10, t=60, b=10), hoverlabel=dict(font=dict(size=16)),
+        xaxis=xaxis or _ax(), yaxis=yaxis or _ax(), **layout))
+
+
+def _row_box(row: int, width: int, color: str = "black") -> dict:
+    """A rectangle outlining one heatmap row (the current timestep or output step)."""
+    return dict(type="rect", x0=-0.5, x1=width - 0.5, y0=row - 0.5, y1=row + 0.5, line=dict(color=color, width=3))
+
+
 def _style(fig: go.Figure, title: str, height: int, **layout) -> go.Figure:
+    """Title, height and projector-size fonts (axis fonts explicitly, for the same reason as `_cbar`)."""
+    axes = {}
+    for name in ("xaxis", "yaxis", "xaxis2", "yaxis2"):
+        if name.endswith("2") and name not in fig.layout:
+            continue
+        axes[f"{name}_title_font_size"] = FONT
+        if fig.layout[name].tickfont.size is None:
+            axes[f"{name}_tickfont_size"] = 16
     fig.update_layout(
         title=dict(text=title, font=dict(size=TITLE)),
         font=dict(size=FONT),
         height=height,
         margin=dict(l=10, r=10, t=60, b=10),
+        hoverlabel=dict(font_size=16),
+        **axes,
         **layout,
     )
     return fig
@@ -80,13 +119,10 @@ def vector_strip(v: np.ndarray, title: str, name: str, *, xlabel: str = "hidden 
     """One vector (an embedding, h_t, s_t or the context c) as a 1-row heat strip, signed colors around 0."""
     v = np.asarray(v, dtype=float).reshape(1, -1)
     m = zrange if zrange is not None else _signed_range(v)
-    fig = go.Figure(go.Heatmap(
-        z=v, x=np.arange(v.shape[1]), y=[name], colorscale=SIGNED, zmid=0, zmin=-m, zmax=m,
-        colorbar=dict(title=dict(text=colorbar), thickness=14, len=1.2),
-        hovertemplate=f"{xlabel} %{{x}}<br>value %{{z:.3f}}<extra>{name}</extra>",
-    ))
-    fig.update_xaxes(title_text=xlabel)
-    return _style(fig, title, 190)
+    heat = go.Heatmap(z=v, x=np.arange(v.shape[1]), y=[name], colorscale=SIGNED, zmid=0, zmin=-m, zmax=m,
+                      colorbar=_cbar(colorbar, len=1.0),
+                      hovertemplate=f"{xlabel} %{{x}}<br>value %{{z:.3f}}<extra>{name}</extra>")
+    return _fig([heat], title, 240, xaxis=_ax(xlabel))
 
 
 def encoder_step_rows(trace, layer: int, direction: int, t: int) -> list[tuple[str, np.ndarray, bool]]:
@@ -131,27 +167,25 @@ def encoder_step_figure(trace, layer: int, direction: int, t: int, title: str | 
     names = [name for name, _, _ in rows]
     custom = np.array([[n] * H for n in names], dtype=object)
     hover = "unit %{x}<br>%{customdata}: %{z:.3f}<extra></extra>"
-    fig = go.Figure()
     has_gates = any(g for _, _, g in rows)
+    data = []
     if has_gates:
-        fig.add_trace(go.Heatmap(z=gate_z, x=np.arange(H), y=np.arange(R), colorscale=GATE, zmin=0, zmax=1,
-                                 customdata=custom, hovertemplate=hover, hoverongaps=False, xgap=1,
-                                 colorbar=dict(title=dict(text="gate"), x=1.0, len=0.48, y=0.76, thickness=14)))
-    fig.add_trace(go.Heatmap(z=signed_z, x=np.arange(H), y=np.arange(R), colorscale=SIGNED, zmid=0, zmin=-m, zmax=m,
-                             customdata=custom, hovertemplate=hover, hoverongaps=False, xgap=1,
-                             colorbar=dict(title=dict(text="value"), x=1.0 if not has_gates else 1.09,
-                                           len=0.48 if has_gates else 1.0, y=0.24 if has_gates else 0.5,
-                                           thickness=14)))
-    fig.update_yaxes(tickvals=list(range(R)), ticktext=names, autorange="reversed", tickfont=dict(size=16))
-    fig.update_xaxes(title_text="hidden unit")
+        data.append(go.Heatmap(z=gate_z, x=np.arange(H), y=np.arange(R), colorscale=GATE, zmin=0, zmax=1,
+                               customdata=custom, hovertemplate=hover, hoverongaps=False, xgap=1,
+                               colorbar=_cbar("gate", x=1.0, len=0.48, y=0.76)))
+    data.append(go.Heatmap(z=signed_z, x=np.arange(H), y=np.arange(R), colorscale=SIGNED, zmid=0, zmin=-m, zmax=m,
+                           customdata=custom, hovertemplate=hover, hoverongaps=False, xgap=1,
+                           colorbar=_cbar("value", x=1.0, len=0.48 if has_gates else 1.0,
+                                          y=0.24 if has_gates else 0.5)))
     d = "forward" if direction == 0 else "backward"
-    return _style(fig, title or f"Step t={t + 1}, layer {layer + 1}, {d}: from the previous state to h_t",
-                  44 * R + 150)
+    return _fig(data, title or f"Step t={t + 1}, layer {layer + 1}, {d}: from the previous state to h_t",
+                44 * R + 150, xaxis=_ax("hidden unit"),
+                yaxis=_ax(tickvals=list(range(R)), ticktext=names, autorange="reversed"))
 
 
 def states_heatmap(h: np.ndarray, tokens: Sequence[str], title: str, *, zrange: float | None = None,
                    highlight: int | None = None, xlabel: str = "hidden unit", divider: int | None = None,
-                   height: int | None = None) -> go.Figure:
+                   height: int | None = None, ylabel: str = "timestep t (token)", colorbar: str = "h value") -> go.Figure:
     """Encoder states as a heatmap: one row per timestep (labelled 't token'), one column per hidden unit.
 
     Rows may be NaN (not computed yet, when stepping): they stay blank. `highlight` outlines the current row;
@@ -159,21 +193,20 @@ def states_heatmap(h: np.ndarray, tokens: Sequence[str], title: str, *, zrange: 
     h = np.asarray(h, dtype=float)
     T, H = h.shape
     m = zrange if zrange is not None else _signed_range(h)
-    fig = go.Figure(go.Heatmap(
-        z=h, x=np.arange(H), y=np.arange(T), colorscale=SIGNED, zmid=0, zmin=-m, zmax=m,
-        colorbar=dict(title=dict(text="h value"), thickness=14),
+    heat = go.Heatmap(
+        z=h, x=np.arange(H), y=np.arange(T), colorscale=SIGNED, zmid=0, zmin=-m, zmax=m, colorbar=_cbar(colorbar),
         customdata=np.array([[label(tok)] * H for tok in tokens], dtype=object).reshape(T, H),
         hovertemplate="token %{customdata}<br>unit %{x}<br>value %{z:.3f}<extra></extra>", hoverongaps=False,
-    ))
-    fig.update_yaxes(title_text="timestep t (token)", tickvals=list(range(T)), ticktext=_tick_labels(tokens),
-                     autorange="reversed", tickfont=dict(size=16))
-    fig.update_xaxes(title_text=xlabel)
+    )
+    shapes = []
     if highlight is not None and 0 <= highlight < T:
-        fig.add_shape(type="rect", x0=-0.5, x1=H - 0.5, y0=highlight - 0.5, y1=highlight + 0.5,
-                      line=dict(color="black", width=3))
+        shapes.append(_row_box(highlight, H))
     if divider is not None:
-        fig.add_vline(x=divider - 0.5, line=dict(color="black", width=2, dash="dash"))
-    return _style(fig, title, height or max(280, 26 * T + 150))
+        shapes.append(dict(type="line", x0=divider - 0.5, x1=divider - 0.5, y0=0, y1=1, yref="paper",
+                           line=dict(color="black", width=2, dash="dash")))
+    return _fig([heat], title, height or max(280, 26 * T + 150), xaxis=_ax(xlabel),
+                yaxis=_ax(ylabel, tickvals=list(range(T)), ticktext=_tick_labels(tokens), autorange="reversed"),
+                shapes=shapes)
 
 
 def states_so_far(trace, layer: int, k: int) -> tuple[np.ndarray, list[int]]:
@@ -192,23 +225,23 @@ def states_so_far(trace, layer: int, k: int) -> tuple[np.ndarray, list[int]]:
 
 def token_strip(tokens: Sequence[str], at: Sequence[int], title: str = "Input x_1 .. x_T") -> go.Figure:
     """The source tokens in a row; the token(s) being read at this step are highlighted (forward in blue,
-    backward in orange)."""
+    backward in orange, green when both read the same token)."""
     T = len(tokens)
     colors = ["#EEEEEE"] * T
-    for j, (tt, col) in enumerate(zip(at, (BLUE, ORANGE))):
+    for tt, col in zip(at, (BLUE, ORANGE)):
         if 0 <= tt < T:
             colors[tt] = col if colors[tt] == "#EEEEEE" else GREEN
     text_colors = ["white" if c != "#EEEEEE" else "black" for c in colors]
-    fig = go.Figure(go.Scatter(
+    dots = go.Scatter(
         x=np.arange(T), y=np.zeros(T), mode="markers+text", text=[label(t) for t in tokens],
         textfont=dict(size=22, color=text_colors), textposition="middle center",
         marker=dict(symbol="square", size=40, color=colors, line=dict(color="#444", width=1)),
         hovertemplate="x_%{customdata}: %{text}<extra></extra>", customdata=np.arange(1, T + 1),
-    ))
-    fig.update_xaxes(tickvals=list(range(T)), ticktext=[str(i + 1) for i in range(T)], title_text="timestep t",
-                     range=[-0.7, T - 0.3], showgrid=False, zeroline=False)
-    fig.update_yaxes(visible=False, range=[-1, 1])
-    return _style(fig, title, 170, showlegend=False)
+    )
+    return _fig([dots], title, 170, showlegend=False,
+                xaxis=_ax("timestep t", tickvals=list(range(T)), ticktext=[str(i + 1) for i in range(T)],
+                          range=[-0.7, T - 0.3], showgrid=False, zeroline=False),
+                yaxis=dict(visible=False, range=[-1, 1]))
 
 
 def encoder_animation(trace, layer: int, start: int = 1) -> go.Figure:
@@ -280,28 +313,40 @@ def pca_project(states: np.ndarray, mean: np.ndarray, comps: np.ndarray) -> np.n
 def pca_trajectories_figure(coords: Sequence[np.ndarray], texts: Sequence[str], tokens: Sequence[Sequence[str]],
                             ratio: np.ndarray, highlight: Sequence[int] = ()) -> go.Figure:
     """Hidden-state trajectories in 2-D: one grey line per input joining h_1 .. h_T, markers colored by timestep
-    (Viridis). Inputs in `highlight` are drawn thick and labelled with their tokens."""
-    fig = go.Figure()
+    (Viridis), an x at each last state h_T. Inputs in `highlight` are drawn thick and labelled with their tokens.
+    A handful of traces in all (lines separated by None), so 100 inputs stay fast to build and draw."""
     t_max = max((len(c) for c in coords), default=1)
+    lx, ly, px, py, pc, ph, ex, ey = [], [], [], [], [], [], [], []
+    data = []
     for i, (xy, text, toks) in enumerate(zip(coords, texts, tokens)):
-        hi = i in highlight
+        if not len(xy):
+            continue
         hover = [f"input: {label(text)}<br>t={t + 1} token {label(tok)}" for t, tok in enumerate(toks)]
-        fig.add_trace(go.Scatter(
-            x=xy[:, 0], y=xy[:, 1], mode="lines+markers+text" if hi else "lines+markers",
-            text=[label(t) for t in toks] if hi else None, textposition="top center",
-            textfont=dict(size=18, color="black"),
-            line=dict(color="black" if hi else "rgba(120,120,120,0.35)", width=3 if hi else 1),
-            marker=dict(size=11 if hi else 7, color=np.arange(1, len(xy) + 1), colorscale=MAGNITUDE, cmin=1,
-                        cmax=t_max, showscale=i == 0, line=dict(color="black", width=1 if hi else 0),
-                        colorbar=dict(title=dict(text="timestep t"), thickness=14)),
-            hovertext=hover, hoverinfo="text", showlegend=False,
-        ))
-        if len(xy):  # mark where each trajectory ends: h_T, the state the context is made from
-            fig.add_trace(go.Scatter(x=xy[-1:, 0], y=xy[-1:, 1], mode="markers", hoverinfo="skip", showlegend=False,
-                                     marker=dict(symbol="x", size=12 if hi else 8, color=VERMILLION)))
-    fig.update_xaxes(title_text=f"principal component 1 ({ratio[0]:.0%} of variance)")
-    fig.update_yaxes(title_text=f"principal component 2 ({ratio[1]:.0%} of variance)")
-    return _style(fig, f"Hidden-state trajectories of {len(coords)} inputs (PCA, x = last state h_T)", 620)
+        if i in highlight:
+            data.append(go.Scatter(
+                x=xy[:, 0], y=xy[:, 1], mode="lines+markers+text", text=[label(t) for t in toks],
+                textposition="top center", textfont=dict(size=18, color="black"), line=dict(color="black", width=3),
+                marker=dict(size=12, color=np.arange(1, len(xy) + 1), colorscale=MAGNITUDE, cmin=1, cmax=t_max,
+                            line=dict(color="black", width=1)),
+                hovertext=hover, hoverinfo="text", showlegend=False))
+            data.append(go.Scatter(x=xy[-1:, 0], y=xy[-1:, 1], mode="markers", hoverinfo="skip", showlegend=False,
+                                   marker=dict(symbol="x", size=16, color=VERMILLION)))
+            continue
+        lx += list(xy[:, 0]) + [None]; ly += list(xy[:, 1]) + [None]
+        px += list(xy[:, 0]); py += list(xy[:, 1]); pc += list(range(1, len(xy) + 1)); ph += hover
+        ex.append(xy[-1, 0]); ey.append(xy[-1, 1])
+    others = [
+        go.Scatter(x=lx, y=ly, mode="lines", line=dict(color="rgba(120,120,120,0.35)", width=1), hoverinfo="skip",
+                   showlegend=False),
+        go.Scatter(x=px, y=py, mode="markers", hovertext=ph, hoverinfo="text", showlegend=False,
+                   marker=dict(size=7, color=pc, colorscale=MAGNITUDE, cmin=1, cmax=t_max,
+                               colorbar=_cbar("timestep t"))),
+        go.Scatter(x=ex, y=ey, mode="markers", hoverinfo="skip", showlegend=False,
+                   marker=dict(symbol="x", size=8, color=VERMILLION)),
+    ]
+    return _fig(others + data, f"Hidden-state trajectories of {len(coords)} inputs (PCA, x = last state h_T)", 620,
+                xaxis=_ax(f"principal component 1 ({ratio[0]:.0%} of variance)"),
+                yaxis=_ax(f"principal component 2 ({ratio[1]:.0%} of variance)"))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -331,7 +376,7 @@ def compare_heatmaps(h_a: np.ndarray, tokens_a: Sequence[str], h_b: np.ndarray, 
                                 anchor=f"x{sfx}"),
         })
     fig.update_layout(coloraxis=dict(colorscale=SIGNED, cmid=0, cmin=-m, cmax=m,
-                                     colorbar=dict(title=dict(text="h value"), thickness=14)))
+                                     colorbar=_cbar("h value")))
     return _style(fig, "Encoder states side by side (same color scale)", max(320, 26 * T + 170))
 
 
@@ -342,7 +387,7 @@ def topk_figure(probs: np.ndarray, itos: Sequence[str], chosen_id: int, k: int =
     (teacher forcing) in orange, or green when they are the same token."""
     probs = np.asarray(probs, dtype=float)
     k = max(1, min(k, len(probs)))
-    top = list(np.argsort(-probs)[:k])
+    top = [int(i) for i in np.argsort(-probs)[:k]]
     for must in (chosen_id, target_id):  # always show the chosen and the target token
         if must is not None and must not in top:
             top.append(int(must))
@@ -357,29 +402,25 @@ def topk_figure(probs: np.ndarray, itos: Sequence[str], chosen_id: int, k: int =
         else:
             colors.append(GREY); notes.append("")
     names = [label(itos[i]) for i in top]
-    fig = go.Figure(go.Bar(
-        x=probs[top], y=list(range(len(top))), orientation="h", marker_color=colors,
-        text=[f"{probs[i]:.1%} {n}".strip() for i, n in zip(top, notes)], textposition="outside",
-        customdata=names, hovertemplate="%{customdata}: p = %{x:.4f}<extra></extra>",
-    ))
-    fig.update_yaxes(tickvals=list(range(len(top))), ticktext=names, autorange="reversed", title_text="token y",
-                     tickfont=dict(size=18))
-    fig.update_xaxes(title_text="probability p_t(y)", range=[0, 1.25], tickformat=".0%")
-    return _style(fig, title, max(300, 34 * len(top) + 130), showlegend=False)
+    bars = go.Bar(x=probs[top], y=list(range(len(top))), orientation="h", marker_color=colors,
+                  text=[f"{probs[i]:.1%} {n}".strip() for i, n in zip(top, notes)], textposition="outside",
+                  customdata=names, hovertemplate="%{customdata}: p = %{x:.4f}<extra></extra>")
+    return _fig([bars], title, max(300, 34 * len(top) + 130), showlegend=False,
+                xaxis=_ax("probability p_t(y)", range=[0, 1.25], tickformat=".0%"),
+                yaxis=_ax("token y", tickvals=list(range(len(top))), ticktext=names, autorange="reversed",
+                          tickfont=dict(size=18)))
 
 
 def attention_bar(a: np.ndarray, src_tokens: Sequence[str], title: str) -> go.Figure:
     """Attention weights a_t over the source timesteps at one decoder step (they sum to 1)."""
     a = np.asarray(a, dtype=float)
-    fig = go.Figure(go.Bar(
-        x=list(range(len(a))), y=a, marker=dict(color=a, colorscale=MAGNITUDE, cmin=0, cmax=1,
-                                                colorbar=dict(title=dict(text="a_tj"), thickness=14)),
-        customdata=[label(t) for t in src_tokens], hovertemplate="source %{customdata}: a = %{y:.3f}<extra></extra>",
-    ))
-    fig.update_xaxes(tickvals=list(range(len(a))), ticktext=_tick_labels(src_tokens), title_text="source timestep j",
-                     tickfont=dict(size=16))
-    fig.update_yaxes(title_text="attention weight a_tj", range=[0, 1])
-    return _style(fig, title, 330)
+    bars = go.Bar(x=list(range(len(a))), y=a,
+                  marker=dict(color=a, colorscale=MAGNITUDE, cmin=0, cmax=1, colorbar=_cbar("a_tj")),
+                  customdata=[label(t) for t in src_tokens],
+                  hovertemplate="source %{customdata}: a = %{y:.3f}<extra></extra>")
+    return _fig([bars], title, 330,
+                xaxis=_ax("source timestep j", tickvals=list(range(len(a))), ticktext=_tick_labels(src_tokens)),
+                yaxis=_ax("attention weight a_tj", range=[0, 1]))
 
 
 def attention_matrix_figure(A: np.ndarray, src_tokens: Sequence[str], out_tokens: Sequence[str],
@@ -388,52 +429,44 @@ def attention_matrix_figure(A: np.ndarray, src_tokens: Sequence[str], out_tokens
     token; each row sums to 1."""
     A = np.asarray(A, dtype=float)
     T_out, S = A.shape
-    fig = go.Figure(go.Heatmap(
-        z=A, x=list(range(S)), y=list(range(T_out)), colorscale=MAGNITUDE, zmin=0, zmax=1,
-        colorbar=dict(title=dict(text="a_tj"), thickness=14),
-        hovertemplate="output step %{y}<br>source position %{x}<br>a = %{z:.3f}<extra></extra>",
-    ))
-    fig.update_xaxes(tickvals=list(range(S)), ticktext=_tick_labels(src_tokens), title_text="source token x_j",
-                     tickfont=dict(size=16), side="bottom")
-    fig.update_yaxes(tickvals=list(range(T_out)), ticktext=_tick_labels(out_tokens), title_text="output step t (token)",
-                     autorange="reversed", tickfont=dict(size=16))
-    if highlight is not None and 0 <= highlight < T_out:
-        fig.add_shape(type="rect", x0=-0.5, x1=S - 0.5, y0=highlight - 0.5, y1=highlight + 0.5,
-                      line=dict(color=VERMILLION, width=3))
-    return _style(fig, title, max(300, 30 * T_out + 170), width=None)
+    heat = go.Heatmap(z=A, x=list(range(S)), y=list(range(T_out)), colorscale=MAGNITUDE, zmin=0, zmax=1,
+                      colorbar=_cbar("a_tj"),
+                      hovertemplate="output step %{y}<br>source position %{x}<br>a = %{z:.3f}<extra></extra>")
+    shapes = [_row_box(highlight, S, VERMILLION)] if highlight is not None and 0 <= highlight < T_out else []
+    return _fig([heat], title, max(300, 30 * T_out + 170), shapes=shapes,
+                xaxis=_ax("source token x_j", tickvals=list(range(S)), ticktext=_tick_labels(src_tokens)),
+                yaxis=_ax("output step t (token)", tickvals=list(range(T_out)), ticktext=_tick_labels(out_tokens),
+                          autorange="reversed"))
 
 
 def cross_entropy_figure(ce: Sequence[float], target_tokens: Sequence[str], chosen_tokens: Sequence[str],
                          highlight: int | None = None) -> go.Figure:
-    """Per-token cross-entropy -log p_t(y_t) under teacher forcing; steps where the model's own choice differs
-    from the target are orange."""
+    """Per-token cross-entropy -log p_t(y_t) under teacher forcing; steps where the model's own top choice differs
+    from the target are orange, the current step vermillion; the dashed line is the mean (the loss)."""
     ce = np.asarray(ce, dtype=float)
-    wrong = [a != b for a, b in zip(target_tokens, chosen_tokens)]
-    colors = [ORANGE if w else BLUE for w in wrong]
+    colors = [ORANGE if a != b else BLUE for a, b in zip(target_tokens, chosen_tokens)]
     if highlight is not None and 0 <= highlight < len(colors):
         colors[highlight] = VERMILLION
-    fig = go.Figure(go.Bar(
-        x=list(range(len(ce))), y=ce, marker_color=colors,
-        customdata=np.stack([[label(t) for t in target_tokens], [label(t) for t in chosen_tokens],
-                             [f"{np.exp(-v):.3f}" for v in ce]], axis=1) if len(ce) else None,
-        hovertemplate="target %{customdata[0]}, model's top choice %{customdata[1]}<br>"
-                      "p(target) = %{customdata[2]}, -log p = %{y:.3f}<extra></extra>",
-    ))
-    fig.update_xaxes(tickvals=list(range(len(ce))), ticktext=_tick_labels(target_tokens),
-                     title_text="output step t (target token y_t)", tickfont=dict(size=16))
-    fig.update_yaxes(title_text="cross-entropy −log p_t(y_t)", rangemode="tozero")
+    custom = np.array([[label(a), label(b), f"{np.exp(-v):.3f}"] for a, b, v in zip(target_tokens, chosen_tokens, ce)],
+                      dtype=object).reshape(len(ce), 3)
+    bars = go.Bar(x=list(range(len(ce))), y=ce, marker_color=colors, customdata=custom,
+                  hovertemplate="target %{customdata[0]}, model's top choice %{customdata[1]}<br>"
+                                "p(target) = %{customdata[2]}, -log p = %{y:.3f}<extra></extra>")
     mean = float(ce.mean()) if len(ce) else 0.0
-    fig.add_hline(y=mean, line=dict(color="black", dash="dash"), annotation_text=f"mean (the loss) = {mean:.3f}",
-                  annotation_font_size=16)
-    return _style(fig, "Per-token cross-entropy (orange: model's top choice ≠ target)", 380)
+    return _fig([bars], "Per-token cross-entropy (orange: model's top choice ≠ target)", 380,
+                xaxis=_ax("output step t (target token y_t)", tickvals=list(range(len(ce))),
+                          ticktext=_tick_labels(target_tokens)),
+                yaxis=_ax("cross-entropy −log p_t(y_t)", rangemode="tozero"),
+                shapes=[dict(type="line", x0=0, x1=1, xref="paper", y0=mean, y1=mean,
+                             line=dict(color="black", dash="dash"))],
+                annotations=[dict(x=1, xref="paper", y=mean, text=f"mean (the loss) = {mean:.3f}", showarrow=False,
+                                  xanchor="right", yanchor="bottom", font=dict(size=16))])
 
 
 def decoder_states_figure(S: np.ndarray, out_tokens: Sequence[str], highlight: int | None = None) -> go.Figure:
     """Decoder states s_1..s_T (top layer) as a heatmap, rows labelled with the token produced at that step."""
-    fig = states_heatmap(S, out_tokens, "Decoder states s_t (top layer)", highlight=highlight)
-    fig.update_yaxes(title_text="output step t (token)")
-    fig.update_traces(colorbar_title_text="s value")
-    return fig
+    return states_heatmap(S, out_tokens, "Decoder states s_t (top layer)", highlight=highlight,
+                          ylabel="output step t (token)", colorbar="s value")
 
 
 def beam_tree_figure(nodes: Sequence, itos: Sequence[str], best_ids: Sequence[int] = (),
