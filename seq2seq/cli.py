@@ -23,7 +23,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from .config import ATTENTIONS, CELLS, OPTIMIZERS, ModelConfig, TrainConfig
-from .data import Seq2SeqData, build_data, tokenize
+from .data import Seq2SeqData, build_data, check_input_text
 from .limits import get_limits
 from .data import DataError
 from .loaders import load_pairs
@@ -239,20 +239,15 @@ def predict_command(args: argparse.Namespace) -> str:
     from .decoding import translate
 
     ckpt = _load(args.checkpoint)
-    text = args.text
-    toks = tokenize(text, ckpt.tokens)
-    if not toks:
-        raise UsageError("the input is empty")
-    max_len = get_limits().max_seq_len
-    if len(toks) > max_len:
-        raise UsageError(f"the input has {len(toks)} tokens, over the limit of {max_len} (SEQ2SEQ_MAX_SEQ_LEN)")
-    unknown = [t for t in toks if t not in ckpt.src_vocab.stoi]
-    if unknown:
-        print(f"note: {len(unknown)} input token(s) not in the vocabulary, read as <unk>: "
-              f"{' '.join(sorted(set(unknown)))[:200]}", file=sys.stderr)
+    try:
+        _, warnings = check_input_text(args.text, ckpt.src_vocab, ckpt.tokens, get_limits().max_seq_len)
+    except DataError as e:
+        raise UsageError(str(e)) from None
+    for w in warnings:
+        print(f"note: {w}", file=sys.stderr)
     if not 1 <= args.beam <= 64:
         raise UsageError("--beam must be between 1 and 64")
-    return translate(ckpt.model, (ckpt.src_vocab, ckpt.tgt_vocab, ckpt.tokens), text, beam=args.beam)
+    return translate(ckpt.model, (ckpt.src_vocab, ckpt.tgt_vocab, ckpt.tokens), args.text, beam=args.beam)
 
 
 # ---------------------------------------------------------------------------------------------------------- parser

@@ -51,6 +51,11 @@ def files(ckpt) -> dict[str, bytes]:
     return C.to_files(ckpt)
 
 
+@pytest.fixture(scope="module")
+def zip_bytes(ckpt) -> bytes:
+    return C.to_zip_bytes(ckpt)
+
+
 def _same(a: C.Checkpoint, b: C.Checkpoint) -> None:
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert sa.keys() == sb.keys()
@@ -286,11 +291,11 @@ def _check(loader: str, fn, *args) -> None:
 
 @FUZZ
 @given(data=st.data())
-def test_fuzz_truncated_and_bit_flipped_zip(ckpt, data):
-    z = bytearray(C.to_zip_bytes(ckpt))
+def test_fuzz_truncated_and_bit_flipped_zip(zip_bytes, data):
+    z = bytearray(zip_bytes)
     if data.draw(st.booleans(), label="truncate"):
         z = z[: data.draw(st.integers(0, len(z) - 1), label="cut at")]
-    for _ in range(data.draw(st.integers(0 if len(z) < len(C.to_zip_bytes(ckpt)) else 1, 8), label="n flips")):
+    for _ in range(data.draw(st.integers(0 if len(z) < len(zip_bytes) else 1, 8), label="n flips")):
         if z:
             i = data.draw(st.integers(0, len(z) - 1), label="byte")
             z[i] ^= 1 << data.draw(st.integers(0, 7), label="bit")
