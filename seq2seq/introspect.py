@@ -264,6 +264,8 @@ def trace_decoder(
         raise ValueError("forced steps are numbered from 1")
     if max_steps is None:
         max_steps = len(target_ids) if teacher_forced else max(2 * len(enc.ids) + 10, len(target_ids or []) + 1)
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {max_steps}")
 
     cfg = model.cfg
     L, H, G, lstm = cfg.layers, cfg.hidden, N_GATES[cfg.cell], cfg.cell == "lstm"

@@ -233,6 +233,8 @@ def test_cross_entropy_and_errors():
         trace_decoder(m, et, TV, strategy="sample", temperature=0)
     with pytest.raises(ValueError, match="empty"):
         trace_encoder(m, SV, "", "char")
+    with pytest.raises(ValueError, match="max_steps"):
+        trace_decoder(m, et, TV, max_steps=0)
     # source given as text with its vocabulary, or as ids: same trace
     a = trace_decoder(m, "abc", TV, src_vocab=SV, tokens_mode="char", max_steps=5)
     b = trace_decoder(m, et.ids, TV, max_steps=5)
