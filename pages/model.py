@@ -65,7 +65,7 @@ with b:
                  help="Take this configuration to the Train page."):
         st.session_state[state.K_MODEL_CHOICE] = {k: v for k, v in cfg.to_dict().items()
                                                   if k not in ("src_vocab_size", "tgt_vocab_size")}
-        st.switch_page("pages/train.py", query_params=st.query_params.to_dict())  # keep bound params (clear() raises)
+        st.switch_page("pages/train.py", query_params={})  # not None: clear() raises on widget-bound params
     choice = st.session_state.get(state.K_MODEL_CHOICE)
     if choice:
         st.caption("On the Train page now: " + state.describe(ModelConfig(5, 5, **choice)) +
