@@ -120,9 +120,9 @@ def vector_strip(v: np.ndarray, title: str, name: str, *, xlabel: str = "hidden 
     v = np.asarray(v, dtype=float).reshape(1, -1)
     m = zrange if zrange is not None else _signed_range(v)
     heat = go.Heatmap(z=v, x=np.arange(v.shape[1]), y=[name], colorscale=SIGNED, zmid=0, zmin=-m, zmax=m,
-                      colorbar=_cbar(colorbar, len=1.0),
+                      colorbar=_cbar(colorbar, len=1.0, nticks=3),
                       hovertemplate=f"{xlabel} %{{x}}<br>value %{{z:.3f}}<extra>{name}</extra>")
-    return _fig([heat], title, 240, xaxis=_ax(xlabel))
+    return _fig([heat], title, 260, xaxis=_ax(xlabel))
 
 
 def encoder_step_rows(trace, layer: int, direction: int, t: int) -> list[tuple[str, np.ndarray, bool]]:
@@ -406,7 +406,7 @@ def topk_figure(probs: np.ndarray, itos: Sequence[str], chosen_id: int, k: int =
                   text=[f"{probs[i]:.1%} {n}".strip() for i, n in zip(top, notes)], textposition="outside",
                   customdata=names, hovertemplate="%{customdata}: p = %{x:.4f}<extra></extra>")
     return _fig([bars], title, max(300, 34 * len(top) + 130), showlegend=False,
-                xaxis=_ax("probability p_t(y)", range=[0, 1.25], tickformat=".0%"),
+                xaxis=_ax("probability p_t(y)", range=[0, 1.3], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1]),
                 yaxis=_ax("token y", tickvals=list(range(len(top))), ticktext=names, autorange="reversed",
                           tickfont=dict(size=18)))
 
@@ -419,7 +419,8 @@ def attention_bar(a: np.ndarray, src_tokens: Sequence[str], title: str) -> go.Fi
                   customdata=[label(t) for t in src_tokens],
                   hovertemplate="source %{customdata}: a = %{y:.3f}<extra></extra>")
     return _fig([bars], title, 330,
-                xaxis=_ax("source timestep j", tickvals=list(range(len(a))), ticktext=_tick_labels(src_tokens)),
+                xaxis=_ax("source token x_j", tickvals=list(range(len(a))), ticktext=[label(t) for t in src_tokens],
+                          tickangle=0),
                 yaxis=_ax("attention weight a_tj", range=[0, 1]))
 
 
