@@ -2,26 +2,36 @@
 
 The entry script runs on every interaction: page config, the worker pool (started once per server process),
 the navigation over the six pages, the sidebar, then the chosen page.
+
+Everything sits under `if __name__ == "__main__"` because the training workers are spawned processes, and
+multiprocessing's spawn re-runs the main script (this file, as "__mp_main__") in each new worker: there it must do
+nothing, or each worker would start a pool of its own.
 """
-import streamlit as st
 
-from ui import sidebar, state
 
-st.set_page_config(page_title="Seq2Seq Explorer", page_icon=":material/swap_horiz:", layout="wide")
+def main() -> None:
+    import streamlit as st
 
-state.shared_trainer()  # start (once per process) and warm the training workers, so "Start" trains at once
+    from ui import sidebar, state
 
-pg = st.navigation({
-    "Build": [
-        st.Page("pages/data.py", title="Data", icon=":material/table_view:", default=True),
-        st.Page("pages/model.py", title="Model", icon=":material/account_tree:"),
-        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    ],
-    "Look inside": [
-        st.Page("pages/encoder.py", title="Encoder", icon=":material/input:"),
-        st.Page("pages/states.py", title="Hidden states & context", icon=":material/grid_on:"),
-        st.Page("pages/decoder.py", title="Decoder", icon=":material/output:"),
-    ],
-})
-sidebar.render()
-pg.run()
+    st.set_page_config(page_title="Seq2Seq Explorer", page_icon=":material/swap_horiz:", layout="wide")
+    state.shared_trainer()  # start (once per process) and warm the training workers, so "Start" trains at once
+
+    pg = st.navigation({
+        "Build": [
+            st.Page("pages/data.py", title="Data", icon=":material/table_view:", default=True),
+            st.Page("pages/model.py", title="Model", icon=":material/account_tree:"),
+            st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        ],
+        "Look inside": [
+            st.Page("pages/encoder.py", title="Encoder", icon=":material/input:"),
+            st.Page("pages/states.py", title="Hidden states & context", icon=":material/grid_on:"),
+            st.Page("pages/decoder.py", title="Decoder", icon=":material/output:"),
+        ],
+    })
+    sidebar.render()
+    pg.run()
+
+
+if __name__ == "__main__":
+    main()

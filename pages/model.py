@@ -61,12 +61,6 @@ with b:
     st.markdown(f"One input of T tokens runs **T encoder timesteps**, each producing an h_t of **{hidden * (2 if bidirectional else 1)}** "
                 f"numbers per layer{' (forward and backward halves)' if bidirectional else ''}; the decoder runs one "
                 f"timestep per output token with an s_t of **{hidden}** numbers.")
-    if st.button("Use this model", type="primary", icon=":material/arrow_forward:", disabled=over,
-                 help="Take this configuration to the Train page."):
-        st.session_state[state.K_MODEL_CHOICE] = {k: v for k, v in cfg.to_dict().items()
-                                                  if k not in ("src_vocab_size", "tgt_vocab_size")}
-        st.switch_page("pages/train.py", query_params={})  # not None: clear() raises on widget-bound params
-    choice = st.session_state.get(state.K_MODEL_CHOICE)
-    if choice:
-        st.caption("On the Train page now: " + state.describe(ModelConfig(5, 5, **choice)) +
-                   f", E={choice['embed']}, H={choice['hidden']}")
+    if st.button("Train this model", type="primary", icon=":material/arrow_forward:", disabled=over,
+                 help="The Train page trains the model configured here."):
+        st.switch_page("pages/train.py")

@@ -30,9 +30,7 @@ with st.expander("Loss, exact match and vanishing gradients: what am I looking a
 # ------------------------------------------------------------------------------------------------ what is trained
 data = state.get_data() or state.default_data()
 data_desc = state.get_data_desc() or "task: reverse (default; change it on the Data page)"
-choice = st.session_state.get(state.K_MODEL_CHOICE) or {"cell": "lstm", "embed": 32, "hidden": 128, "layers": 1,
-                                                         "bidirectional": False, "attention": "none", "dropout": 0.0}
-model_cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), **choice)
+model_cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), **state.model_choice())
 n_params = count_parameters(model_cfg)["total"]
 c1, c2 = st.columns(2)
 with c1:
@@ -41,8 +39,7 @@ with c1:
     st.page_link("pages/data.py", label="Change the data", icon=":material/table_view:")
 with c2:
     st.markdown("**Model**")
-    st.text(f"{state.describe(model_cfg)}, E={model_cfg.embed}, H={model_cfg.hidden}: {n_params:,} parameters"
-            + ("" if state.K_MODEL_CHOICE in st.session_state else " (default; choose one on the Model page)"))
+    st.text(f"{state.describe(model_cfg)}, E={model_cfg.embed}, H={model_cfg.hidden}: {n_params:,} parameters")
     st.page_link("pages/model.py", label="Change the model", icon=":material/account_tree:")
 
 # ------------------------------------------------------------------------------------------------------- settings

@@ -119,7 +119,8 @@ def fig_architecture(cfg: ModelConfig, n_src: int = 4, n_tgt: int = 3) -> go.Fig
     two directions when bidirectional (h→ left to right, h← right to left, joined by the bridge), and attention lines
     from the decoder state s_t back to every encoder state when attention is on."""
     L, bi, att = cfg.layers, cfg.bidirectional, cfg.attention != "none"
-    fig = go.Figure()
+    shapes: list[dict] = []  # collected as dicts and set once: Plotly's add_shape/add_annotation are slow one by one
+    notes: list[dict] = []
     dx, bw, bh = 1.25, 0.9, 0.62  # column spacing, box width, box height
     enc_x = [i * dx for i in range(n_src)]
     c_x = enc_x[-1] + 1.9
@@ -129,19 +130,19 @@ def fig_architecture(cfg: ModelConfig, n_src: int = 4, n_tgt: int = 3) -> go.Fig
     cell = cfg.cell.upper()
 
     def box(x, y, text, color, w=bw, h=bh, dash=None, font_color="black"):
-        fig.add_shape(type="rect", x0=x - w / 2, x1=x + w / 2, y0=y - h / 2, y1=y + h / 2,
-                      line=dict(color=color, width=3, dash=dash), fillcolor=color, opacity=0.9, layer="below")
-        fig.add_annotation(x=x, y=y, text=text, showarrow=False, font=dict(size=FONT, color=font_color))
+        shapes.append(dict(type="rect", x0=x - w / 2, x1=x + w / 2, y0=y - h / 2, y1=y + h / 2,
+                           line=dict(color=color, width=3, dash=dash), fillcolor=color, opacity=0.9, layer="below"))
+        notes.append(dict(x=x, y=y, text=text, showarrow=False, font=dict(size=FONT, color=font_color)))
 
     def arrow(x0, y0, x1, y1, color="#444444", dash=False, width=2):
-        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", text="",
-                           showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=width, arrowcolor=color,
-                           opacity=0.6 if dash else 1.0)
+        notes.append(dict(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", text="",
+                          showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=width, arrowcolor=color,
+                          opacity=0.6 if dash else 1.0))
 
     # encoder: inputs x_t -> embedding -> layers of h_t
     src_names = [f"x<sub>{i + 1}</sub>" for i in range(n_src - 1)] + ["x<sub>T</sub>"]
     for i, x in enumerate(enc_x):
-        fig.add_annotation(x=x, y=0.15, text=src_names[i], showarrow=False, font=dict(size=FONT + 2))
+        notes.append(dict(x=x, y=0.15, text=src_names[i], showarrow=False, font=dict(size=FONT + 2)))
         arrow(x, 0.4, x, row_y[0] - bh / 2 - 0.02)
         for l, y in enumerate(row_y):
             t = "T" if i == n_src - 1 else str(i + 1)
@@ -162,14 +163,14 @@ def fig_architecture(cfg: ModelConfig, n_src: int = 4, n_tgt: int = 3) -> go.Fig
     box(c_x, c_y, "c", OI["orange"], w=0.8, h=0.8)
     arrow(enc_x[-1] + bw / 2, c_y + (0.17 if bi else 0), c_x - 0.4, c_y + (0.12 if bi else 0), width=3)
     if bi:  # the backward direction ends at t=1: its final state travels to the bridge too
-        fig.add_shape(type="path", path=f"M {enc_x[0]},{c_y - 0.17 - bh / 4} Q {(enc_x[0] + c_x) / 2},{c_y - 1.0} "
-                                        f"{c_x - 0.35},{c_y - 0.25}", line=dict(color=OI["green"], width=2, dash="dot"))
-        fig.add_annotation(x=c_x, y=c_y + 0.62, text="bridge: tanh(W[h→;h←])", showarrow=False,
-                           font=dict(size=FONT - 2, color="#333333"))
+        shapes.append(dict(type="path", path=f"M {enc_x[0]},{c_y - 0.17 - bh / 4} Q {(enc_x[0] + c_x) / 2},{c_y - 1.0} "
+                                        f"{c_x - 0.35},{c_y - 0.25}", line=dict(color=OI["green"], width=2, dash="dot")))
+        notes.append(dict(x=c_x, y=c_y + 0.62, text="bridge: tanh(W[h→;h←])", showarrow=False,
+                           font=dict(size=FONT - 2, color="#333333")))
     # decoder: inputs y_{t-1} -> layers of s_t -> softmax p_t -> y_t
     tgt_in = ["&lt;sos&gt;"] + [f"y<sub>{i}</sub>" for i in range(1, n_tgt)]
     for i, x in enumerate(dec_x):
-        fig.add_annotation(x=x, y=0.15, text=tgt_in[i], showarrow=False, font=dict(size=FONT + 2))
+        notes.append(dict(x=x, y=0.15, text=tgt_in[i], showarrow=False, font=dict(size=FONT + 2)))
         arrow(x, 0.4, x, row_y[0] - bh / 2 - 0.02)
         for l, y in enumerate(row_y):
             box(x, y, f"s<sub>{i + 1}</sub>" + (f"<sup>({l + 1})</sup>" if L > 1 else ""), OI["purple"])
@@ -179,27 +180,28 @@ def fig_architecture(cfg: ModelConfig, n_src: int = 4, n_tgt: int = 3) -> go.Fig
             arrow(prev, y, x - bw / 2, y, width=3 if i == 0 else 2)
         box(x, top_y, f"p<sub>{i + 1}</sub>", OI["yellow"], h=0.5)
         arrow(x, row_y[-1] + bh / 2, x, top_y - 0.25)
-        fig.add_annotation(x=x, y=top_y + 0.55, text=f"y<sub>{i + 1}</sub>", showarrow=False, font=dict(size=FONT + 2))
+        notes.append(dict(x=x, y=top_y + 0.55, text=f"y<sub>{i + 1}</sub>", showarrow=False, font=dict(size=FONT + 2)))
         # c is also fed to every decoder step (input [embed(y_{t-1}); c])
-        fig.add_shape(type="line", x0=c_x, y0=c_y - 0.4, x1=x - bw / 2, y1=row_y[0] - bh / 2 + 0.05,
-                      line=dict(color=OI["orange"], width=1.5, dash="dot"))
-    if att:  # a_t: the last decoder step looks back at every encoder state
-        x_last, y_top = dec_x[-1], row_y[-1]
+        shapes.append(dict(type="line", x0=c_x, y0=c_y - 0.4, x1=x - bw / 2, y1=row_y[0] - bh / 2 + 0.05,
+                      line=dict(color=OI["orange"], width=1.5, dash="dot")))
+    if att:  # a_t: decoder step 1 looks back at every encoder state (arcs stay below the p_t boxes)
+        x_d, y_top = dec_x[0] - bw / 4, row_y[-1] + bh / 2
         for x in enc_x:
-            fig.add_shape(type="path", path=f"M {x_last},{y_top + bh / 2} Q {(x + x_last) / 2},{top_y + 1.2} "
-                                            f"{x},{y_top + bh / 2}", line=dict(color=OI["vermillion"], width=2, dash="dash"))
-        fig.add_annotation(x=(enc_x[0] + x_last) / 2, y=top_y + 0.75, showarrow=False,
+            shapes.append(dict(type="path", path=f"M {x_d},{y_top} Q {(x + x_d) / 2},{y_top + 0.95} {x},{y_top}",
+                          line=dict(color=OI["vermillion"], width=2, dash="dash")))
+        notes.append(dict(x=(enc_x[0] + enc_x[-1]) / 2, y=top_y + 0.2, showarrow=False,
                            text=f"{cfg.attention} attention: a<sub>t</sub> weighs every h<sub>j</sub>",
-                           font=dict(size=FONT, color=OI["vermillion"]))
+                           font=dict(size=FONT, color=OI["vermillion"])))
     # titles
-    fig.add_annotation(x=(enc_x[0] + enc_x[-1]) / 2, y=-0.45, showarrow=False, font=dict(size=FONT + 2),
-                       text=f"<b>encoder</b> ({cell}{', bidirectional' if bi else ''}, {L} layer{'s' if L > 1 else ''})")
-    fig.add_annotation(x=c_x, y=-0.45, showarrow=False, text="<b>context</b>", font=dict(size=FONT + 2))
-    fig.add_annotation(x=(dec_x[0] + dec_x[-1]) / 2, y=-0.45, showarrow=False, font=dict(size=FONT + 2),
-                       text=f"<b>decoder</b> ({cell}, {L} layer{'s' if L > 1 else ''})")
+    notes.append(dict(x=(enc_x[0] + enc_x[-1]) / 2, y=-0.45, showarrow=False, font=dict(size=FONT + 2),
+                       text=f"<b>encoder</b> ({cell}{', bidirectional' if bi else ''}, {L} layer{'s' if L > 1 else ''})"))
+    notes.append(dict(x=c_x, y=-0.45, showarrow=False, text="<b>context</b>", font=dict(size=FONT + 2)))
+    notes.append(dict(x=(dec_x[0] + dec_x[-1]) / 2, y=-0.45, showarrow=False, font=dict(size=FONT + 2),
+                       text=f"<b>decoder</b> ({cell}, {L} layer{'s' if L > 1 else ''})"))
+    fig = go.Figure(layout=dict(shapes=shapes, annotations=notes))
     fig.update_xaxes(visible=False, range=[-0.8, dec_x[-1] + 0.8])
-    fig.update_yaxes(visible=False, range=[-0.8, top_y + (1.3 if att else 0.9)], scaleanchor=None)
-    fig.update_layout(showlegend=False, plot_bgcolor="white", height=int(330 + 95 * L + (60 if att else 0)),
+    fig.update_yaxes(visible=False, range=[-0.8, top_y + 0.9], scaleanchor=None)
+    fig.update_layout(showlegend=False, plot_bgcolor="white", height=int(330 + 95 * L),
                       margin=dict(l=5, r=5, t=10, b=5), font=dict(size=FONT), dragmode=False)
     return fig
 
@@ -240,8 +242,8 @@ def curves_frame(history: dict, series: dict[str, tuple[str, str]], x: str = "st
         n = min(len(xs), len(ys))
         df = pd.DataFrame({x: pd.to_numeric(pd.Series(xs[:n], dtype=object), errors="coerce"),
                            "value": pd.to_numeric(pd.Series(ys[:n], dtype=object), errors="coerce")})
-        df = df[df[x].notna() & df["value"].notna()]
-        df = df[df["value"].map(math.isfinite)]
+        values = df["value"].astype(float)
+        df = df.loc[df[x].notna() & values.notna() & ~values.isin([math.inf, -math.inf])]
         df = thin(df.reset_index(drop=True))
         df["series"] = label
         parts.append(df)

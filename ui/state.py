@@ -34,7 +34,6 @@ K_DATA_DESC = "data_desc"  # str
 K_RUN_ID = "run_id"  # str | None: the Train page's run
 K_RUN_DATA = "run_data"  # Seq2SeqData the run trains on (kept for "Use the trained model")
 K_RUN_CFGS = "run_cfgs"  # (ModelConfig, TrainConfig) of the run
-K_MODEL_CHOICE = "model_choice"  # ModelConfig kwargs chosen on the Model page ("Use this model")
 K_TRAINED = "trained"  # dict name -> Checkpoint: models trained in this session (listed in the sidebar)
 K_NOTICE = "notice"  # one-shot message shown at the top of the next page render
 
@@ -169,6 +168,21 @@ def _untrained_fallback():
 def trained_models() -> dict:
     """name -> Checkpoint of the models trained in this session (the sidebar lists them)."""
     return st.session_state.setdefault(K_TRAINED, {})
+
+
+# ------------------------------------------------------------------------------------------------- model page choice
+# ModelConfig field -> (Model page widget key, default). The Train page trains what the Model page shows.
+MODEL_WIDGETS = {"cell": ("cell", "lstm"), "embed": ("emb", 32), "hidden": ("hidden", 128), "layers": ("layers", 1),
+                 "bidirectional": ("bidir", False), "attention": ("attention", "none"), "dropout": ("dropout", 0.0)}
+
+
+def model_choice() -> dict:
+    """The ModelConfig options (without vocabulary sizes) chosen on the Model page, or their defaults."""
+    out = {f: st.session_state.get(key, default) for f, (key, default) in MODEL_WIDGETS.items()}
+    out = {f: default if out[f] is None else out[f] for f, (_, default) in MODEL_WIDGETS.items()}
+    if out["layers"] == 1:
+        out["dropout"] = 0.0
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------- data
