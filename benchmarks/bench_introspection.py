@@ -31,15 +31,17 @@ def median_ms(fn, repeats: int) -> float:
     return timings_ms(fn, repeats)[0]
 
 
-def timings_ms(fn, repeats: int) -> tuple[float, float]:
-    """(median, min) wall time in ms. On a shared machine the min shows the uncontended cost."""
+def timings_ms(fn, repeats: int) -> tuple[float, float, float]:
+    """(median wall, min wall, median CPU time of this process) in ms. On a shared machine the min wall time and
+    the CPU time show the cost without waiting for a core (1 torch thread: CPU time ~ wall time when idle)."""
     fn()  # warm up
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), min(times)
+        cpu.append((time.process_time() - c0) * 1000)
+    return statistics.median(times), min(times), statistics.median(cpu)
 
 
 def main() -> None:
@@ -58,7 +60,7 @@ def main() -> None:
     print(f"input: {args.tokens} tokens, hidden {args.hidden}, embed 32, torch threads {args.threads}, "
           f"{args.repeats} repeats; decoder: teacher forced, {len(tgt) + 1} steps")
     print(f"{'cell':5} {'layers':>6} {'bidir':>5} {'attention':>9} | {'encoder ms':>10} {'decoder ms':>10} "
-          f"{'total ms':>9} {'(min)':>7} | {'fused fwd ms':>12} | {'ratio':>5}")
+          f"{'total ms':>9} {'(min)':>7} {'cpu ms':>7} | {'fused fwd ms':>12} | {'ratio':>5}")
     for cell, layers, bidir, att in CASES:
         torch.manual_seed(0)
         m = Seq2Seq(ModelConfig(len(sv), len(tv), cell=cell, embed=32, hidden=args.hidden, layers=layers,
@@ -66,7 +68,7 @@ def main() -> None:
         enc = trace_encoder(m, sv, src, "char")
         t_enc = median_ms(lambda: trace_encoder(m, sv, src, "char"), args.repeats)
         t_dec = median_ms(lambda: trace_decoder(m, enc, tv, target=tgt, teacher_forced=True), args.repeats)
-        t_all, t_min = timings_ms(lambda: trace_decoder(m, trace_encoder(m, sv, src, "char"), tv, target=tgt,
+        t_all, t_min, t_cpu = timings_ms(lambda: trace_decoder(m, trace_encoder(m, sv, src, "char"), tv, target=tgt,
                                                 teacher_forced=True), args.repeats)
         x = torch.tensor([sv.encode(list(src))])
         y = torch.tensor([[1] + tv.encode(list(tgt))])
@@ -76,7 +78,7 @@ def main() -> None:
                 m(x, torch.tensor([x.shape[1]]), y)
 
         t_fused = median_ms(fused, args.repeats)
-        print(f"{cell:5} {layers:>6} {str(bidir):>5} {att:>9} | {t_enc:10.2f} {t_dec:10.2f} {t_all:9.2f} {t_min:7.2f} | "
+        print(f"{cell:5} {layers:>6} {str(bidir):>5} {att:>9} | {t_enc:10.2f} {t_dec:10.2f} {t_all:9.2f} {t_min:7.2f} {t_cpu:7.2f} | "
               f"{t_fused:12.2f} | {t_all / t_fused:5.1f}")
 
 

@@ -282,8 +282,6 @@ def trace_decoder(
         context = torch.from_numpy(enc.context)
         cw = context @ W_ihT[0][E:] + b_ih[0]  # the context's part of layer 0's input, the same at every step
         W_e = W_ihT[0][:E]  # the embedding's part
-        s = torch.from_numpy(enc.s0).clone()  # (L, H)
-        cell = torch.from_numpy(enc.cell0).clone() if lstm else None
         keys = None if enc.keys is None else torch.from_numpy(enc.keys)
         keys_proj = None
         if cfg.attention == "additive":
@@ -310,28 +308,27 @@ def trace_decoder(
             sp = sampling_probs(logits, temperature, top_k)
             return int(torch.multinomial(sp, 1, generator=gen)), sp
 
-        S_all, G_all = torch.empty(max_steps, L, H), torch.empty(max_steps, L, G * H)
-        C_all = torch.empty(max_steps, L, H) if lstm else None
-        X0 = torch.addmm(cw, model.tgt_embed.weight[y_in], W_e) if teacher_forced else None  # all inputs at once
+        W_l = [(W_hhT[l : l + 1], b_hh[l : l + 1]) for l in range(L)]  # per-layer views, sliced once
+        s_l = list(torch.from_numpy(enc.s0).clone().unsqueeze(1).unbind(0))  # L tensors (1, H): s_{t-1} per layer
+        c_l = list(torch.from_numpy(enc.cell0).clone().unsqueeze(1).unbind(0)) if lstm else [None] * L
+        S_hist, C_hist, G_hist = [[] for _ in range(L)], [[] for _ in range(L)], [[] for _ in range(L)]
+        if teacher_forced:  # layer 0's input part for all steps in one matrix product
+            X0 = torch.addmm(cw, model.tgt_embed.weight[y_in], W_e).unsqueeze(1).unbind(0)
         inputs, chosen, sprobs, outs = [], [], [], []
         y_prev, n = SOS_ID, 0
         for t in range(1, max_steps + 1):
             if teacher_forced:
                 y_prev = y_in[t - 1]
             inputs.append(y_prev)
-            x = X0[t - 1] if teacher_forced else torch.addmv(cw, W_e.T, model.tgt_embed.weight[y_prev])
+            x = X0[t - 1] if teacher_forced else torch.addmm(cw, model.tgt_embed.weight[y_prev : y_prev + 1], W_e)
             for l in range(L):
-                xw = x if l == 0 else torch.addmv(b_ih[l], W_ihT[l].T, x)  # W_ih x + b_ih
-                h_l, c_l, g_l = cell_step(cfg.cell, xw[None], s[l : l + 1], None if cell is None else cell[l : l + 1],
-                                          W_hhT[l : l + 1], b_hh[l : l + 1])
-                S_all[t - 1, l], G_all[t - 1, l] = h_l[0], g_l[0]
-                if lstm:
-                    C_all[t - 1, l] = c_l[0]
-                x = h_l[0]
-            s, cell = S_all[t - 1], (C_all[t - 1] if lstm else None)
+                xw = x if l == 0 else torch.addmm(b_ih[l], x, W_ihT[l])  # W_ih x + b_ih
+                x, c_l[l], g = cell_step(cfg.cell, xw, s_l[l], c_l[l], *W_l[l])
+                s_l[l] = x
+                S_hist[l].append(x), C_hist[l].append(c_l[l]), G_hist[l].append(g)
             n = t
             if not teacher_forced:  # the next input depends on this step's output
-                out = output(s[-1:])
+                out = output(x)
                 outs.append(out)
                 tok, sp = choose(t, out[0][0])
                 chosen.append(tok)
@@ -339,6 +336,9 @@ def trace_decoder(
                 if tok == EOS_ID:
                     break
                 y_prev = tok
+        S_all = torch.stack([torch.cat(S_hist[l]) for l in range(L)], 1)  # (n, L, H)
+        G_all = torch.stack([torch.cat(G_hist[l]) for l in range(L)], 1)
+        C_all = torch.stack([torch.cat(C_hist[l]) for l in range(L)], 1) if lstm else None
         if teacher_forced:  # the output layer (and attention) for all steps in one go
             logits, A, CTX = output(S_all[:n, -1])
             for t in range(1, n + 1):
@@ -351,7 +351,7 @@ def trace_decoder(
             CTX = None if cfg.attention == "none" else torch.cat([o[2] for o in outs])
         logp = torch.log_softmax(logits, dim=-1)
         probs = logp.exp()
-    S, Gt, C = S_all[:n].numpy(), G_all[:n].numpy(), None if C_all is None else C_all[:n].numpy()
+    S, Gt, C = S_all.numpy(), G_all.numpy(), None if C_all is None else C_all.numpy()
     logits, logp, probs = logits.numpy(), logp.numpy(), probs.numpy()
     A, CTX = (None, None) if A is None else (A.numpy(), CTX.numpy())
     names = GATE_NAMES[cfg.cell]
