@@ -78,7 +78,8 @@ def main() -> None:
                 m(x, torch.tensor([x.shape[1]]), y)
 
         t_fused = median_ms(fused, args.repeats)
-        print(f"{cell:5} {layers:>6} {str(bidir):>5} {att:>9} | {t_enc:10.2f} {t_dec:10.2f} {t_all:9.2f} {t_min:7.2f} {t_cpu:7.2f} | "
+        print(f"{cell:5} {layers:>6} {str(bidir):>5} {att:>9} | {t_enc:10.2f} {t_dec:10.2f} {t_all:9.2f} "
+              f"{t_min:7.2f} {t_cpu:7.2f} | "
               f"{t_fused:12.2f} | {t_all / t_fused:5.1f}")
 
 

@@ -124,7 +124,8 @@ class BeamResult:
 def _take(enc: EncoderOutput, idx: Tensor) -> EncoderOutput:
     """The encoder output repeated for the hypotheses in the beam (all share one source)."""
     pick = lambda x: None if x is None else x[idx]  # noqa: E731
-    return EncoderOutput(enc.enc_out[idx], pick(enc.keys), enc.mask[idx], enc.state0, enc.context[idx], pick(enc.keys_proj))
+    return EncoderOutput(enc.enc_out[idx], pick(enc.keys), enc.mask[idx], enc.state0, enc.context[idx],
+                         pick(enc.keys_proj))
 
 
 def _take_state(state, idx: Tensor):

@@ -141,7 +141,8 @@ def _tokenize(text_or_tokens: str | list[str], mode: str) -> list[str]:
     return list(text_or_tokens)
 
 
-def trace_encoder(model: Seq2Seq, src_vocab, text_or_tokens: str | list[str], tokens_mode: str = "char") -> EncoderTrace:
+def trace_encoder(model: Seq2Seq, src_vocab, text_or_tokens: str | list[str],
+                  tokens_mode: str = "char") -> EncoderTrace:
     """Run the encoder on one input step by step. Raises ValueError for an empty input."""
     tokens = _tokenize(text_or_tokens, tokens_mode)
     if not tokens:
@@ -204,7 +205,7 @@ def _bridge(model: Seq2Seq, finals: Tensor, which: str) -> Tensor:
     if finals.shape[1] == 1:
         return finals[:, 0]
     bridge = getattr(model, which)
-    return torch.stack([torch.tanh(bridge[l].weight @ finals[l].reshape(-1) + bridge[l].bias) for l in range(len(bridge))])
+    return torch.stack([torch.tanh(b.weight @ finals[l].reshape(-1) + b.bias) for l, b in enumerate(bridge)])
 
 
 def _token_id(tok: str | int, tgt_vocab) -> int:

@@ -18,7 +18,7 @@ from seq2seq.config import ModelConfig
 from seq2seq.data import EOS_ID, SOS_ID, Vocab
 from seq2seq.decoding import greedy, sample
 from seq2seq.introspect import DecoderTrace, EncoderTrace, trace_decoder, trace_encoder
-from seq2seq.model import RNN_CLASSES, Seq2Seq
+from seq2seq.model import Seq2Seq
 
 torch.set_num_threads(1)
 TOL = 1e-5
@@ -132,7 +132,8 @@ def _check_cells_and_gates(m, et, layers, D, T):
             if cell == "lstm":
                 ref = torch.nn.LSTMCell(x_in.shape[1], H)
                 sfx = "_reverse" if d else ""
-                ref.load_state_dict({k: getattr(m.enc_rnn, f"{k}_l{l}{sfx}") for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
+                names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                ref.load_state_dict({k: getattr(m.enc_rnn, f"{k}_l{l}{sfx}") for k in names})
                 with torch.no_grad():
                     for t in order:
                         h_ref, c_ref = ref(x_in[t : t + 1], (h_ref, c_ref))
