@@ -63,4 +63,4 @@ with b:
                 f"timestep per output token with an s_t of **{hidden}** numbers.")
     if st.button("Train this model", type="primary", icon=":material/arrow_forward:", disabled=over,
                  help="The Train page trains the model configured here."):
-        st.switch_page("pages/train.py")
+        st.switch_page("pages/train.py", query_params={})  # {} not None: None clear()s and raises on bound params
