@@ -241,7 +241,14 @@ class SessionTrainer:
 
     def __init__(self, shared) -> None:
         self._t = shared
-        self.run_ids: list[str] = []
+        self._ids: list[str] = []
+
+    @property
+    def run_ids(self) -> list[str]:
+        """This session's runs that the trainer still knows (a run closed elsewhere, e.g. at shutdown, drops out)."""
+        known = set(self._t.run_ids())
+        self._ids = [r for r in self._ids if r in known]
+        return list(self._ids)
 
     def _own(self, run_id: str) -> str:
         if run_id not in self.run_ids:
@@ -258,7 +265,7 @@ class SessionTrainer:
         limits.check("max_runs_per_session", live + 1, "training runs in this browser tab")
         limits.check("max_params", count_parameters(model_cfg)["total"], "the model's parameter count")
         run_id = self._t.start(data, model_cfg, train_cfg, state_dict)
-        self.run_ids.append(run_id)
+        self._ids.append(run_id)
         return run_id
 
     def pause(self, run_id: str) -> None:
@@ -285,7 +292,7 @@ class SessionTrainer:
         try:
             self._t.close(run_id)
         finally:
-            self.run_ids.remove(run_id)
+            self._ids.remove(run_id)
 
     def close_all(self) -> None:
         """Called when the tab closes (and by tests): no run outlives its session."""

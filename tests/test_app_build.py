@@ -1,0 +1,247 @@
+"""AppTest of the app shell (app.py + sidebar) and the Data, Model and Train pages.
+
+Each test runs the whole app (app.py: navigation + sidebar) and switches pages like a user. Training uses the
+in-process ThreadBackend (SEQ2SEQ_TRAINER_BACKEND=thread) on a tiny dataset; every run is closed in teardown,
+because AppTest never fires the session's on_release.
+"""
+import io
+import json
+import os
+import time
+import zipfile
+
+import pytest
+import torch
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.testing.v1 import AppTest
+
+os.environ["SEQ2SEQ_TRAINER_BACKEND"] = "thread"
+torch.set_num_threads(1)
+APP = "../app.py"
+
+
+@pytest.fixture
+def app():
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    yield at
+    from seq2seq.trainer import get_trainer
+
+    t = get_trainer("thread")
+    for rid in t.run_ids():
+        t.close(rid)
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def find(at: AppTest, kind: str) -> list:
+    """Every element of a type in the tree (vega_lite_chart, plotly_chart...), whatever block it sits in."""
+    out = []
+
+    def walk(node):
+        if getattr(node, "type", None) == kind:
+            out.append(node)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return out  # in page order
+
+
+def chart_data(el) -> "pd.DataFrame":  # noqa: F821
+    return convert_arrow_bytes_to_pandas_df(el.proto.data.data)
+
+
+def sidebar_text(at: AppTest) -> str:
+    return " ".join(str(getattr(e, "value", "")) for e in at.sidebar)
+
+
+# ---------------------------------------------------------------------------------------------------------- shell
+def test_app_opens_on_data_page_with_sidebar(app):
+    ok(app)
+    assert app.title[0].value.startswith("Data")
+    assert "Current model" in sidebar_text(app)
+    labels = [b.proto.label for b in find(app, "download_button")]
+    assert labels == ["Download current model (.zip)"]
+    app.run()  # a second run keeps the app shell (the sidebar) around the page
+    assert "Current model" in sidebar_text(ok(app))
+
+
+def test_sidebar_upload_rejects_bad_zip_without_traceback(app):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("config.json", json.dumps({"format_version": 1, "model": {"cell": "nope"}}))
+    app.sidebar.file_uploader[0].upload("broken.zip", buf.getvalue(), "application/zip").run()
+    ok(app)
+    errors = [e.value for e in app.sidebar.error]
+    assert errors and "not a usable checkpoint" in errors[0]
+    app.sidebar.file_uploader[0].upload("junk.zip", b"PK\x03\x04 not really a zip", "application/zip").run()
+    assert ok(app).sidebar.error
+
+
+# ----------------------------------------------------------------------------------------------------------- Data
+def test_data_task_changes_sample_table_and_tokens(app):
+    first = app.dataframe[0].value
+    assert list(first.columns) == ["source", "target"] and len(first) > 10
+    app.selectbox(key="task").select("addition").run()
+    table = ok(app).dataframe[0].value
+    assert all("+" in s for s in table["source"].head(20)) and not table.equals(first)
+    app.selectbox(key="task").select("translate").run()
+    assert ok(app).radio(key="translate.tokens").value == "word"
+    app.slider(key="max_len").set_value(6).run()
+    assert any("Truncation cuts" in w.value for w in ok(app).warning)
+    assert len(find(app, "plotly_chart")) == 4  # example grid, lengths, two vocabularies
+
+
+def test_data_example_walkthrough_follows_the_chosen_row(app):
+    fig = json.loads(find(app, "plotly_chart")[0].proto.spec)
+    first = fig["data"][0]["text"]
+    app.number_input(key="example").set_value(3).run()
+    fig = json.loads(find(ok(app), "plotly_chart")[0].proto.spec)
+    assert fig["data"][0]["text"] != first
+    assert any("&lt;sos&gt;" in cell for row in fig["data"][0]["text"] for cell in row)
+
+
+def test_data_upload_good_and_bad_files(app):
+    app.segmented_control(key="source").set_value("Upload a file").run()
+    uploader = ok(app).main.file_uploader[0]
+    uploader.upload("empty.tsv", b"", "text/tab-separated-values").run()
+    assert ok(app).error and "empty.tsv" in app.error[0].value
+    rows = "".join(f"{w}\t{w[::-1]}\n" for w in ("abc", "hello", "world", "stream", "seq", "model", "token", "state",
+                                               "vector", "context", "decoder", "encoder"))
+    app.main.file_uploader[0].upload("pairs.tsv", rows.encode(), "text/tab-separated-values").run()
+    ok(app)
+    assert not app.error
+    assert set(app.dataframe[0].value["source"]) <= {"abc", "hello", "world", "stream", "seq", "model", "token",
+                                                      "state", "vector", "context", "decoder", "encoder"}
+    app.main.file_uploader[0].upload("tiny.tsv", b"a\tb\nc\td\n", "text/tab-separated-values").run()
+    assert any("too small" in e.value for e in ok(app).error)
+
+
+# ---------------------------------------------------------------------------------------------------------- Model
+def test_model_layers_and_attention_change_counts_and_diagram(app):
+    app.switch_page("pages/model.py").run()
+    total = ok(app).metric[0].value
+    height = json.loads(find(app, "plotly_chart")[0].proto.spec)["layout"]["height"]
+    app.segmented_control(key="layers").set_value(3).run()
+    assert ok(app).metric[0].value != total
+    assert json.loads(find(app, "plotly_chart")[0].proto.spec)["layout"]["height"] > height
+    app.segmented_control(key="attention").set_value("dot").run()
+    arch = json.loads(find(ok(app), "plotly_chart")[0].proto.spec)
+    assert any("attention" in a.get("text", "") for a in arch["layout"]["annotations"])
+
+
+def test_model_over_parameter_limit_is_explained(app):
+    app.switch_page("pages/model.py").run()
+    app.select_slider(key="hidden").set_value(512).run()
+    app.select_slider(key="emb").set_value(256).run()
+    app.segmented_control(key="layers").set_value(3).run()
+    errors = [e.value for e in ok(app).error]
+    assert errors and "SEQ2SEQ_MAX_PARAMS" in errors[0]
+    assert app.button[0].disabled  # "Train this model"
+
+
+def test_model_choice_survives_page_switch_and_reaches_train(app):
+    app.switch_page("pages/model.py").run()
+    app.segmented_control(key="cell").set_value("gru").run()
+    app.select_slider(key="hidden").set_value(64).run()
+    app.switch_page("pages/data.py").run()
+    app.switch_page("pages/model.py").run()
+    assert ok(app).segmented_control(key="cell").value == "gru"
+    app.switch_page("pages/train.py").run()
+    assert any("GRU" in t.value and "H=64" in t.value for t in ok(app).text)
+
+
+# ---------------------------------------------------------------------------------------------------------- Train
+def small_data(at: AppTest) -> None:
+    at.slider(key="reverse.n").set_value(200).run()
+    at.number_input(key="reverse.max_len").set_value(6).run()
+    at.switch_page("pages/model.py").run()
+    at.select_slider(key="hidden").set_value(16).run()
+    at.select_slider(key="emb").set_value(8).run()
+    at.switch_page("pages/train.py").run()
+
+
+def wait_for(at: AppTest, cond, timeout: float = 20.0) -> AppTest:
+    end = time.time() + timeout
+    while time.time() < end:
+        time.sleep(0.3)
+        at.run()
+        if cond(at):
+            return at
+    raise AssertionError("condition not reached in time")
+
+
+def progress_text(at: AppTest) -> str:
+    return at.get("progress")[0].proto.text if at.get("progress") else ""
+
+
+def test_train_start_shows_live_curves_then_use_the_model(app):
+    small_data(app)
+    app.number_input(key="epochs").set_value(40).run()
+    app.button(key="btn_start").click().run()
+    ok(app)
+    wait_for(app, lambda a: len(chart_data(find(a, "vega_lite_chart")[0])) >= 2)
+    assert progress_text(app).split(" · ")[0] in ("running", "finished")
+    charts = find(app, "vega_lite_chart")
+    assert len(charts) == 4  # loss, accuracy, grad norms per group, per timestep
+    assert set(chart_data(charts[0])["series"]) >= {"training loss"}
+    # leave the page and come back: same run, curves intact
+    run_id = app.session_state["run_id"]
+    app.switch_page("pages/data.py").run()
+    app.switch_page("pages/train.py").run()
+    assert app.session_state["run_id"] == run_id and len(chart_data(find(ok(app), "vega_lite_chart")[0])) >= 2
+    wait_for(app, lambda a: progress_text(a).startswith("finished"), timeout=40)
+    assert not app.button(key="btn_use").disabled and not app.button(key="btn_continue").disabled
+    wait_for(app, lambda a: len(a.dataframe) and len(a.dataframe[-1].value) > 0)  # sample predictions
+    app.button(key="btn_use").click().run()
+    assert app.session_state["current"].name.startswith("trained in this session #1")
+    assert "trained in this session" in sidebar_text(ok(app))
+
+
+def test_train_pause_resume_stop(app):
+    small_data(app)
+    app.segmented_control(key="budget").set_value("seconds").run()
+    app.number_input(key="seconds").set_value(60).run()
+    app.button(key="btn_start").click().run()
+    wait_for(ok(app), lambda a: progress_text(a).startswith("running"))
+    app.button(key="btn_pause").click().run()
+    assert progress_text(ok(app)).startswith("paused") and not app.button(key="btn_resume").disabled
+    app.button(key="btn_resume").click().run()
+    wait_for(app, lambda a: progress_text(a).startswith("running"))
+    app.button(key="btn_stop").click().run()
+    assert progress_text(ok(app)).startswith("stopped")
+    step = int(progress_text(app).split("step ")[1].split(" ")[0].replace(",", ""))
+    time.sleep(0.6)
+    app.run()
+    assert int(progress_text(app).split("step ")[1].split(" ")[0].replace(",", "")) == step  # really stopped
+    assert app.button(key="btn_pause").disabled and app.button(key="btn_stop").disabled
+
+
+def test_train_diverged_and_queued_runs_are_explained(app):
+    """No setting on the page makes this small model diverge for sure (lr <= 1, saturating cells), so the run's
+    snapshot is set to what the trainer reports for a NaN loss, and the page must explain it."""
+    from seq2seq.trainer import get_trainer
+
+    small_data(app)
+    app.button(key="btn_start").click().run()
+    rid = app.session_state["run_id"]
+    app.button(key="btn_stop").click().run()
+    shared = get_trainer("thread")
+    with shared._lock:
+        shared._snaps[rid] = dict(shared._snaps[rid], status="diverged", message="The loss became nan at step 3.")
+    app.run()
+    errors = [e.value for e in ok(app).error]
+    assert any("NaN or infinite" in e and "lower the learning rate" in e for e in errors)
+    assert app.button(key="btn_use").disabled and app.button(key="btn_continue").disabled
+    with shared._lock:
+        shared._pending.append(rid)  # as if every execution slot were busy
+        shared._snaps[rid] = dict(shared._snaps[rid], status="queued")
+    try:
+        app.run()
+        assert any("position 1 in the queue" in i.value for i in ok(app).info)
+    finally:
+        with shared._lock:
+            shared._pending.remove(rid)
