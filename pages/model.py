@@ -61,6 +61,9 @@ with b:
     st.markdown(f"One input of T tokens runs **T encoder timesteps**, each producing an h_t of **{hidden * (2 if bidirectional else 1)}** "
                 f"numbers per layer{' (forward and backward halves)' if bidirectional else ''}; the decoder runs one "
                 f"timestep per output token with an s_t of **{hidden}** numbers.")
-    if st.button("Train this model", type="primary", icon=":material/arrow_forward:", disabled=over,
-                 help="The Train page trains the model configured here."):
+    # on_click + a flag, not `if st.button(...)`: a click survives the extra rerun of state.ensure_app()
+    st.button("Train this model", type="primary", icon=":material/arrow_forward:", disabled=over, key="btn_train",
+              help="The Train page trains the model configured here.",
+              on_click=lambda: st.session_state.update(go_train=True))
+    if st.session_state.pop("go_train", False):
         st.switch_page("pages/train.py", query_params={})  # {} not None: None clear()s and raises on bound params

@@ -140,7 +140,7 @@ def test_model_over_parameter_limit_is_explained(app):
     app.segmented_control(key="layers").set_value(3).run()
     errors = [e.value for e in ok(app).error]
     assert errors and "SEQ2SEQ_MAX_PARAMS" in errors[0]
-    assert app.button[0].disabled  # "Train this model"
+    assert app.button(key="btn_train").disabled
 
 
 def test_model_choice_survives_page_switch_and_reaches_train(app):
@@ -245,3 +245,49 @@ def test_train_diverged_and_queued_runs_are_explained(app):
     finally:
         with shared._lock:
             shared._pending.remove(rid)
+
+
+def test_train_this_model_button_with_a_non_default_model(app):
+    app.switch_page("pages/model.py").run()
+    app.segmented_control(key="cell").set_value("gru").run()
+    app.button(key="btn_train").click().run()  # switch_page while the model's widgets are bound to the URL
+    assert ok(app).title[0].value.startswith("Train")
+
+
+# ------------------------------------------------------------------------------------------------ pretrained + zip
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    """Two tiny 'pretrained' checkpoints in a temporary pretrained/ folder (the real ones take long to train)."""
+    from seq2seq import checkpoint
+    from seq2seq.config import ModelConfig
+    from seq2seq.data import build_data
+    from seq2seq.model import Seq2Seq
+    from seq2seq.tasks import generate_splits
+    from ui import state
+
+    for task, cell in (("reverse", "lstm"), ("copy", "gru")):
+        data = build_data(dict(generate_splits(task, n_train=60, n_valid=10, n_test=10)), tokens="char")
+        cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, embed=8, hidden=16, attention="dot")
+        checkpoint.save(checkpoint.Checkpoint(model=Seq2Seq(cfg), model_cfg=cfg, train_cfg=None, tokens="char",
+                                              src_vocab=data.src_vocab, tgt_vocab=data.tgt_vocab,
+                                              metrics={"exact_match": 0.5}, task=task), tmp_path / task)
+    monkeypatch.setattr(state, "PRETRAINED_DIR", tmp_path)
+    return tmp_path
+
+
+def test_sidebar_pretrained_default_switch_and_upload(shipped):
+    from seq2seq import checkpoint
+
+    at = ok(AppTest.from_file(APP, default_timeout=60).run())
+    cur = at.session_state["current"]
+    assert cur.name.startswith("pretrained: reverse") and cur.examples  # the preferred model opens the app
+    assert "50.0%" in sidebar_text(at)  # best exact match from metrics.json
+    pick = at.sidebar.selectbox(key="sb_model")
+    assert pick.value == "pretrained: reverse" and "pretrained: copy" in pick.options
+    pick.select("pretrained: copy").run()
+    assert ok(at).session_state["current"].name.startswith("pretrained: copy")
+    assert at.session_state["current"].model_cfg.cell == "gru"
+    zipped = checkpoint.to_zip_bytes(checkpoint.load(shipped / "reverse"))
+    at.sidebar.file_uploader[0].upload("mine.zip", zipped, "application/zip").run()
+    assert ok(at).session_state["current"].name == "uploaded: mine.zip"
+    assert at.session_state["current"].model_cfg.cell == "lstm"

@@ -317,6 +317,15 @@ def notice(message: str | None = None) -> str | None:
     return st.session_state.pop(K_NOTICE, None)
 
 
+def _leave_legacy_pages_mode() -> None:
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+
+
+_leave_legacy_pages_mode()  # at first import: from then on this server process always runs app.py (see ensure_app)
+
+
 def ensure_app() -> None:
     """Call first in every page file. Streamlit 1.67 quirk: because this app keeps its pages in a folder named
     `pages/`, Streamlit's legacy multipage mode runs a page file *alone* (no app.py: no sidebar, no wide layout)
