@@ -213,10 +213,16 @@ def test_train_pause_resume_stop(app):
     wait_for(app, lambda a: progress_text(a).startswith("running"))
     app.button(key="btn_stop").click().run()
     assert progress_text(ok(app)).startswith("stopped")
-    step = int(progress_text(app).split("step ")[1].split(" ")[0].replace(",", ""))
-    time.sleep(0.6)
+
+    def step() -> int:
+        return int(progress_text(app).split("step ")[1].split(" ")[0].replace(",", ""))
+
+    time.sleep(0.5)  # let a snapshot already on its way from the worker arrive
     app.run()
-    assert int(progress_text(app).split("step ")[1].split(" ")[0].replace(",", "")) == step  # really stopped
+    before = step()
+    time.sleep(1.0)
+    app.run()
+    assert step() == before and progress_text(app).startswith("stopped")  # really stopped
     assert app.button(key="btn_pause").disabled and app.button(key="btn_stop").disabled
 
 
