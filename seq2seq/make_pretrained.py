@@ -1,0 +1,116 @@
+"""Regenerate every shipped model in pretrained/ with the CLI's own `train`:
+
+    python -m seq2seq.make_pretrained                 # all of them (about 5 minutes on an idle 2-core machine)
+    python -m seq2seq.make_pretrained reverse dates   # only some
+
+Each model is the command line in MODELS below, so `python -m seq2seq train <those arguments> --out DIR` makes the
+same model by hand. Runs are deterministic: fixed seeds, one torch thread, and budgets in epochs (the --max-seconds
+on each line is only a safety cap, far above the time a run needs; if a slow machine ever hits it, the run stops early
+and this script says so, because the weights then depend on the machine's speed). metrics.json in each folder holds
+the exact match on the held-out test split, measured at the end of the run; pretrained/README.md is rewritten from
+the results.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from .cli import build_parser, train
+
+ROOT = Path(__file__).resolve().parent.parent / "pretrained"
+MAX_MB = 2.0  # each shipped checkpoint stays under this size
+COMMON = ["--seed", "0", "--threads", "1", "--eval-every", "100"]
+
+# name -> (what it shows, CLI arguments). Together they cover RNN / GRU / LSTM cells, no / additive / dot attention,
+# a bidirectional encoder, and word-level tokens.
+MODELS: dict[str, tuple[str, list[str]]] = {
+    "reverse": ("GRU, bidirectional encoder, additive (Bahdanau) attention: reverse 5-15 letters",
+                ["--task", "reverse", "--cell", "gru", "--bidirectional", "--attention", "additive",
+                 "--embed", "32", "--hidden", "128", "--batch-size", "128", "--epochs", "20", "--max-seconds", "1200"]),
+    "dates": ("LSTM, no attention (everything passes through the context vector c): dates in many formats -> ISO",
+              ["--task", "dates", "--cell", "lstm", "--attention", "none",
+               "--embed", "32", "--hidden", "128", "--batch-size", "64", "--epochs", "8", "--max-seconds", "1200"]),
+    "translate": ("GRU, dot (Luong) attention, word-level tokens: English-like sentences -> Toyish",
+                  ["--task", "translate", "--tokens", "word", "--cell", "gru", "--attention", "dot",
+                   "--embed", "32", "--hidden", "64", "--batch-size", "64", "--epochs", "8", "--max-seconds", "1200"]),
+    "copy": ("vanilla RNN (tanh), additive attention: copy 5-15 letters",
+             ["--task", "copy", "--cell", "rnn", "--attention", "additive",
+              "--embed", "32", "--hidden", "128", "--batch-size", "64", "--epochs", "14", "--max-seconds", "1200"]),
+}
+
+
+def command(name: str) -> list[str]:
+    """The full `python -m seq2seq train` argument list of one shipped model."""
+    return ["train", *MODELS[name][1], *COMMON, "--out", f"pretrained/{name}"]
+
+
+def make(name: str, root: Path = ROOT) -> dict:
+    args = build_parser().parse_args(command(name))
+    args.out = str(root / name)
+    t0 = time.perf_counter()
+    ckpt = train(args)
+    m = dict(ckpt.metrics)
+    size = sum(f.stat().st_size for f in (root / name).iterdir()) / 2**20
+    m.update(wall_seconds=round(time.perf_counter() - t0, 1), size_mb=round(size, 2))
+    if "time budget" in m.get("message", ""):
+        print(f"WARNING {name}: stopped by the --max-seconds safety cap, so this model is NOT reproducible; "
+              f"raise the cap or lower --epochs", file=sys.stderr)
+    if size > MAX_MB:
+        print(f"WARNING {name}: {size:.2f} MB is over the {MAX_MB} MB budget for shipped models", file=sys.stderr)
+    print(f"{name}: test exact match {m['exact_match']:.4f} on {m['n']} held-out examples, {m['steps']} steps, "
+          f"{m['seconds']:.0f} s training, {size:.2f} MB", flush=True)
+    return m
+
+
+def write_readme(results: dict[str, dict], root: Path = ROOT) -> None:
+    from .checkpoint import load
+
+    rows = []
+    for name in MODELS:
+        if not (root / name).is_dir():
+            continue
+        c = load(root / name)
+        m, cfg = c.metrics, c.model_cfg
+        arch = (f"{cfg.cell.upper()} {cfg.layers}x{cfg.hidden}{', bidirectional' if cfg.bidirectional else ''}, "
+                f"attention {cfg.attention}, {c.tokens} tokens")
+        rows.append(f"| `{name}` | {MODELS[name][0]} | {arch} | {m['n_params']:,} | {m['exact_match']:.3f} "
+                    f"(n={m['n']}) | {m['steps']} / {m['seconds']:.0f} s |")
+    text = f"""# Pretrained models
+
+Small checkpoints the app opens with, so every page works before anyone trains. Each folder is a checkpoint
+(see `seq2seq/checkpoint.py`): `model.safetensors`, `config.json`, `vocab.json`, `metrics.json` (held-out exact
+match on the test split, measured by the command that made it) and `history.json` (training curves).
+
+Regenerate all of them (deterministic: fixed seeds, 1 thread, epoch budgets; about 5 minutes on an idle 2-core machine):
+
+    python -m seq2seq.make_pretrained
+
+| model | what it shows | architecture | parameters | test exact match | steps / training time |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+The command behind each one (`python -m seq2seq train ...`):
+
+""" + "\n".join(f"    python -m seq2seq {' '.join(command(n))}" for n in MODELS) + """
+
+Check them: `python -m seq2seq eval pretrained/reverse --task reverse --seed 7` measures exact match on freshly
+generated examples (those seen in training are dropped), and `python -m pytest tests/test_pretrained.py` does that
+for every model.
+"""
+    (root / "README.md").write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = (argv if argv is not None else sys.argv[1:]) or list(MODELS)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        print(f"error: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}", file=sys.stderr)
+        return 2
+    results = {n: make(n) for n in names}
+    write_readme(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

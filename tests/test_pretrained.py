@@ -1,0 +1,59 @@
+"""The shipped models in pretrained/: each loads, is small, and still scores what its metrics.json says on freshly
+generated held-out examples (a seed never used in training; sources seen in training are dropped)."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq import checkpoint as C
+from seq2seq.cli import evaluate_pairs, fresh_task_pairs
+from seq2seq.make_pretrained import MODELS, command
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parent.parent / "pretrained"
+FRESH_SEED, N_FRESH = 20261124, 1000
+
+
+@functools.cache
+def load(name: str) -> C.Checkpoint:
+    return C.load(ROOT / name)
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, C.Checkpoint]:
+    return {name: load(name) for name in MODELS}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_pretrained_model_scores_on_fresh_data(name):
+    ck = load(name)
+    folder = ROOT / name
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 2 * 2**20, "over the 2 MB budget"
+    m = ck.metrics
+    assert m["split"] == "test" and m["n"] >= 500 and m["data"]["task"] == ck.task
+    assert "time budget" not in m["message"], "stopped by the time cap: not reproducible"
+    pairs = fresh_task_pairs(ck, ck.task, FRESH_SEED, N_FRESH)
+    assert len(pairs) >= 0.9 * N_FRESH  # few fresh examples were already seen in training
+    r = evaluate_pairs(ck, pairs)
+    print(f"\n{name}: fresh exact match {r['exact_match']:.4f} (n={r['n']}), metrics.json {m['exact_match']:.4f}")
+    assert r["exact_match"] >= 0.95
+    assert abs(r["exact_match"] - m["exact_match"]) <= 0.02
+
+
+def test_pretrained_set_covers_the_model_space(models):
+    cfgs = [c.model_cfg for c in models.values()]
+    assert len(models) >= 4
+    assert {c.cell for c in cfgs} == {"rnn", "gru", "lstm"}
+    assert "none" in {c.attention for c in cfgs} and {"additive", "dot"} <= {c.attention for c in cfgs}
+    assert any(c.bidirectional for c in cfgs)
+    assert any(c.tokens == "word" for c in models.values())
+
+
+def test_readme_lists_every_model_and_the_command(models):
+    text = (ROOT / "README.md").read_text()
+    assert "python -m seq2seq.make_pretrained" in text
+    for name in models:
+        assert f"`{name}`" in text and " ".join(command(name)) in text
