@@ -159,9 +159,9 @@ def curves(history: dict) -> None:
     acc = figures.curves_frame(history, {"exact match": ("eval_step", "exact_match"),
                                          "token accuracy": ("eval_step", "token_accuracy")})
     b.markdown("**Validation accuracy**")
-    b.vega_lite_chart(acc, figures.line_spec("step", "optimizer step", "share of validation set",
+    b.vega_lite_chart(acc, figures.line_spec("step", "optimizer step", "share correct",
                                              {"exact match": OI["green"], "token accuracy": OI["purple"]},
-                                             y_domain=(0, 1)), key="chart_acc")
+                                             y_domain=(0, 1), points=True), key="chart_acc")
 
 
 def gradients(snap: dict) -> None:

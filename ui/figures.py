@@ -259,15 +259,15 @@ def _vl_config() -> dict:
 
 
 def line_spec(x: str, x_title: str, y_title: str, colors: dict[str, str], log: bool = False,
-              y_domain: tuple[float, float] | None = None) -> dict:
+              y_domain: tuple[float, float] | None = None, points: bool = False) -> dict:
     """Vega-Lite line chart of a curves_frame table: one colored line per series (colors: {label: color})."""
     y_scale: dict = {"type": "log"} if log else {"zero": False}
     if y_domain:
         y_scale["domain"] = list(y_domain)
     return {
-        "mark": {"type": "line", "point": False, "strokeWidth": 3},
+        "mark": {"type": "line", "point": points, "strokeWidth": 3},
         "encoding": {
-            "x": {"field": x, "type": "quantitative", "title": x_title},
+            "x": {"field": x, "type": "quantitative", "title": x_title, "axis": {"format": "~s", "tickMinStep": 1}},
             "y": {"field": "value", "type": "quantitative", "title": y_title, "scale": y_scale},
             "color": {"field": "series", "type": "nominal", "title": None,
                       "scale": {"domain": list(colors), "range": list(colors.values())}},
@@ -280,15 +280,16 @@ def line_spec(x: str, x_title: str, y_title: str, colors: dict[str, str], log: b
 
 
 def bar_spec(x_title: str, y_title: str, color: str = OI["blue"], log: bool = True, horizontal: bool = False) -> dict:
-    """Vega-Lite bar chart of a table with columns (name, value); log scale by default (gradient norms span decades)."""
-    cat = {"field": "name", "type": "ordinal" if not horizontal else "nominal", "title": x_title, "sort": None}
+    """Vega-Lite bar chart of a bars_frame table (name, value, base); log scale by default (gradient norms span
+    decades). Bars run from `base`, not 0, because a log axis has no 0."""
+    cat = {"field": "name", "type": "nominal", "title": x_title, "sort": None}
     val = {"field": "value", "type": "quantitative", "title": y_title, "scale": {"type": "log"} if log else {}}
-    return {
-        "mark": {"type": "bar", "color": color},
-        "encoding": {"y": cat, "x": val} if horizontal else {"x": cat, "y": val},
-        "config": _vl_config(),
-        "height": 280,
-    }
+    base = {"field": "base"}
+    enc = {"y": cat, "x": val, "x2": base} if horizontal else {"x": cat, "y": val, "y2": base}
+    enc["tooltip"] = [{"field": "name", "type": "nominal"}, {"field": "value", "type": "quantitative", "format": ".3g"}]
+    if horizontal:
+        cat["axis"] = {"labelLimit": 220}
+    return {"mark": {"type": "bar", "color": color}, "encoding": enc, "config": _vl_config(), "height": 280}
 
 
 def bars_frame(values: dict[str, float] | Sequence[float], prefix: str = "") -> pd.DataFrame:
@@ -296,4 +297,6 @@ def bars_frame(values: dict[str, float] | Sequence[float], prefix: str = "") -> 
     non-finite values dropped (they have no place on a log axis)."""
     items = values.items() if isinstance(values, dict) else ((f"{prefix}{i + 1}", v) for i, v in enumerate(values))
     rows = [(str(k), float(v)) for k, v in items if v is not None and math.isfinite(float(v)) and float(v) > 0]
-    return pd.DataFrame(rows, columns=["name", "value"])
+    df = pd.DataFrame(rows, columns=["name", "value"])
+    df["base"] = df["value"].min() / 10 if len(df) else 1.0  # where bars start on a log axis: a decade below the least
+    return df

@@ -25,7 +25,7 @@ from seq2seq.config import ModelConfig, TrainConfig
 ROOT = Path(__file__).resolve().parent.parent
 PRETRAINED_DIR = ROOT / "pretrained"
 # First existing folder in this order is the model a new session opens with (reverse is the easiest to explain).
-PREFERRED = ("reverse", "reverse_lstm_attn", "addition", "dates", "translate", "copy", "sort")
+PREFERRED = ("reverse", "addition", "dates", "translate", "copy", "sort")
 
 # session_state keys (pages use these constants, never bare strings)
 K_CURRENT = "current"  # Current
@@ -62,8 +62,10 @@ def list_pretrained() -> list[tuple[str, Path]]:
     if not PRETRAINED_DIR.is_dir():
         return []
     found = [p for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file() and (p / "model.safetensors").is_file()]
-    rank = {n: i for i, n in enumerate(PREFERRED)}
-    found.sort(key=lambda p: (rank.get(p.name, len(rank)), p.name))
+    def rank(p: Path) -> int:  # "reverse" also ranks "reverse_lstm_attention" first
+        return next((i for i, n in enumerate(PREFERRED) if p.name.startswith(n)), len(PREFERRED))
+
+    found.sort(key=lambda p: (rank(p), p.name))
     return [(p.name, p) for p in found]
 
 
@@ -331,9 +333,14 @@ def ensure_app() -> None:
     `pages/`, Streamlit's legacy multipage mode runs a page file *alone* (no app.py: no sidebar, no wide layout)
     when a fresh server's first request is a deep link such as /model, and in AppTest on every run after the first.
     st.navigation (in app.py) turns that mode off; here we turn it off and rerun, so app.py runs and shows the page."""
-    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
+    ctx = get_script_run_ctx()
+    if ctx is None:
+        return
+    main = os.path.realpath(ctx.pages_manager.main_script_path)
+    # legacy mode lists the main script itself as a page; our st.navigation never does
+    if any(os.path.realpath(p["script_path"]) == main for p in ctx.pages_manager.get_pages().values()):
+        _leave_legacy_pages_mode()
         st.rerun()
 
