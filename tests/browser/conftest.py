@@ -1,0 +1,290 @@
+"""Real-browser fixtures: one `streamlit run app.py` server on localhost, and Debian's Chromium driven by Playwright.
+
+Every browser test shares ONE server (started once, ~15 s on 2 cores) and ONE Chromium; each test opens its own
+browser contexts (a context = a fresh browser profile = its own Streamlit session).
+
+Screenshots go to artifacts/screenshots/ (git-ignored) so a person can look at every page after a run; the server's
+log goes to artifacts/server-<port>.log.  In CI (CI=true) a missing Chromium is a failure, not a skip: the browser
+tests must run there.
+
+Helpers used by the tests:
+  wait_idle(page)      the app is connected and no script run is in progress
+  settle(page)         after an action: wait for the rerun it caused (if any) to finish
+  nav(page, slug)      click the sidebar link of a page ("" = Data, "model", "train", "encoder", "states", "decoder")
+  shot(page, name)     full-page screenshot (Streamlit scrolls inside its own container, so the viewport is grown)
+  assert_no_exception  no Streamlit exception box ([data-testid='stException']) on the page
+  worker_pids / cpu_seconds   the server's training worker processes and their CPU time (from /proc)
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+SHOTS = ARTIFACTS / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+VIEWPORT = {"width": 1400, "height": 900}
+# The server the browser tests use: 8 sessions train at once in test_multi_session, a 9th must queue.
+SERVER_ENV = {"SEQ2SEQ_MAX_CONCURRENT_RUNS": "8", "SEQ2SEQ_TRAINER_BACKEND": "process"}
+
+# Installed in every page before the app loads: records every change of the app's script state with a timestamp
+# (performance.now(), ms), so a test can tell when the rerun caused by its action started and ended, and how long
+# it took, without racing the websocket.
+STATE_HOOK = """
+window.__st = [];
+new MutationObserver(ms => {
+  for (const m of ms) {
+    if (m.target.getAttribute && m.target.dataset && m.target.dataset.testid === 'stApp')
+      window.__st.push({t: performance.now(), s: m.target.getAttribute('data-test-script-state')});
+  }
+}).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
+"""
+
+
+# ---------------------------------------------------------------------------------------------------------- server
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(extra_env: dict | None = None, timeout: float = 120) -> Server:
+    """Start `streamlit run app.py` in its own process group; return once /_stcore/health answers."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    log_path = ARTIFACTS / f"server-{port}.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early; see {log_path}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return Server(proc, url, log_path)
+        except OSError:
+            time.sleep(0.3)
+    stop_server(proc)
+    raise RuntimeError(f"streamlit did not become healthy in {timeout:g} s; see {log_path}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Kill the server's whole process group (streamlit ignores SIGTERM for seconds; workers are its children)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The one app server of the browser suite (see SERVER_ENV)."""
+    srv = start_server(SERVER_ENV)
+    yield srv
+    stop_server(srv.proc)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}; .ci/run must install Debian's chromium")
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def new_page(browser):
+    """Factory: a page in a fresh context (its own Streamlit session) with the script-state hook and a dialog
+    recorder (page.dialogs). Every context is closed at the end of the test."""
+    contexts = []
+
+    def make(viewport: dict | None = None):
+        ctx = browser.new_context(viewport=viewport or VIEWPORT)
+        ctx.add_init_script(STATE_HOOK)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.set_default_timeout(60_000)
+        page.dialogs = []
+
+        def on_dialog(d):
+            page.dialogs.append(f"{d.type}: {d.message}")
+            d.dismiss()
+
+        page.on("dialog", on_dialog)
+        return page
+
+    yield make
+    for ctx in contexts:
+        try:
+            ctx.close()
+        except Exception:
+            pass
+
+
+# --------------------------------------------------------------------------------------------------------- helpers
+def wait_idle(page, timeout: float = 60_000) -> None:
+    """Wait until the app is connected and the script has finished running."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+
+
+def n_runs(page) -> int:
+    """How many script runs (full or fragment) this page has seen start so far."""
+    return page.evaluate("() => (window.__st || []).filter(e => e.s === 'running').length")
+
+
+def settle(page, before: int | None = None, start_within: float = 2.0, timeout: float = 60_000) -> None:
+    """After an action: wait (up to `start_within` s) for a run to start (`before` = n_runs() taken before the
+    action), then for the app to be idle. Actions that trigger no rerun just cost `start_within`."""
+    if before is not None:
+        try:
+            page.wait_for_function(f"() => (window.__st || []).filter(e => e.s === 'running').length > {before}",
+                                   timeout=start_within * 1000)
+        except Exception:
+            pass
+    else:
+        page.wait_for_timeout(300)
+    wait_idle(page, timeout)
+
+
+def act(page, action, timeout: float = 60_000) -> None:
+    """Run `action()` (a click, a fill...) and wait for the rerun it causes."""
+    before = n_runs(page)
+    action()
+    settle(page, before, timeout=timeout)
+
+
+def nav(page, slug: str) -> None:
+    """Go to another page through the sidebar navigation (same session); slug '' is the default page (Data)."""
+    link = page.locator("[data-testid='stSidebarNav'] a").first if not slug else \
+        page.locator(f"[data-testid='stSidebarNav'] a[href$='/{slug}']")
+    act(page, link.click)
+    page.wait_for_selector("[data-testid='stMain'] h1")
+
+
+def main_text(page) -> str:
+    """All visible text of the main area."""
+    return page.locator("[data-testid='stMain']").inner_text()
+
+
+def assert_no_exception(page, where: str) -> None:
+    boxes = page.locator("[data-testid='stException']")
+    if boxes.count():
+        raise AssertionError(f"Streamlit exception on {where}: {boxes.first.inner_text()[:1500]}")
+
+
+def shot(page, name: str) -> Path:
+    """Full-page screenshot to artifacts/screenshots/<name>.png. Streamlit scrolls inside its main container, so
+    Playwright's full_page sees only the viewport: grow the viewport to the content's height first."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    size = page.viewport_size or VIEWPORT
+    height = page.evaluate("""() => Math.max(...['stMain', 'stAppViewContainer', 'stMainBlockContainer']
+        .map(id => document.querySelector(`[data-testid=${id}]`)).filter(e => e).map(e => e.scrollHeight))""")
+    page.set_viewport_size({"width": size["width"], "height": int(min(max(height + 40, size["height"]), 12_000))})
+    page.wait_for_timeout(800)  # charts re-layout to the new size
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ server processes
+def _children(pid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """The training workers: the server's child processes started by multiprocessing's spawn (not its resource
+    tracker)."""
+    pids = []
+    for pid in _children(server_pid):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "spawn_main" in cmd:
+            pids.append(pid)
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """Total user+system CPU seconds used so far by these processes (gone ones count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def cpu_load(pids: list[int], window: float = 1.0) -> float:
+    """CPU cores these processes used over the next `window` seconds (1.0 = one core busy)."""
+    a = cpu_seconds(pids)
+    time.sleep(window)
+    return (cpu_seconds(pids) - a) / window
+
+
+def rss_bytes(pids: list[int]) -> int:
+    """Sum of resident memory of these processes."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
