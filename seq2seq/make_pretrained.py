@@ -82,11 +82,12 @@ Small checkpoints the app opens with, so every page works before anyone trains. 
 (see `seq2seq/checkpoint.py`): `model.safetensors`, `config.json`, `vocab.json`, `metrics.json` (held-out exact
 match on the test split, measured by the command that made it) and `history.json` (training curves).
 
-Regenerate all of them (deterministic: fixed seeds, 1 thread, epoch budgets; about 5 minutes on an idle 2-core machine):
+Regenerate all of them (deterministic: fixed seeds, 1 thread, epoch budgets; the same bytes on the same
+machine; about 5 minutes on an idle 2-core machine, longer when it is shared):
 
     python -m seq2seq.make_pretrained
 
-| model | what it shows | architecture | parameters | test exact match | steps / training time |
+| model | what it shows | architecture | parameters | test exact match | steps / training time when made |
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
