@@ -115,7 +115,11 @@ class UnrolledRNN(nn.Module):
 
     def forward(self, packed, hx=None):
         rnn = self.rnn
-        x, lengths = pad_packed_sequence(packed, batch_first=True)
+        is_packed = not isinstance(packed, Tensor)  # the model skips packing when a batch has no padding
+        if is_packed:
+            x, lengths = pad_packed_sequence(packed, batch_first=True)
+        else:
+            x, lengths = packed, torch.full((packed.shape[0],), packed.shape[1], dtype=torch.long)
         B, S, _ = x.shape
         L, D, H = rnn.num_layers, 2 if rnn.bidirectional else 1, rnn.hidden_size
         mask = (torch.arange(S)[None, :] < lengths[:, None]).unsqueeze(-1)  # (B, S, 1)
@@ -142,7 +146,7 @@ class UnrolledRNN(nn.Module):
                 h_n.append(h)
                 c_n.append(c)
             inp = torch.cat(outs, -1)
-        out = pack_padded_sequence(inp, lengths, batch_first=True, enforce_sorted=False)
+        out = pack_padded_sequence(inp, lengths, batch_first=True, enforce_sorted=False) if is_packed else inp
         if self.cell == "lstm":
             return out, (torch.stack(h_n), torch.stack(c_n))
         return out, torch.stack(h_n)
