@@ -9,7 +9,9 @@ from seq2seq.introspect import trace_decoder, trace_encoder
 from ui import figures_inspect as F
 from ui import text_inspect as TXT
 from ui.inspect import K_SRC, cached, input_picker, plot, reference_target
-from ui.state import current
+from ui.state import current, ensure_app
+
+ensure_app()  # run through app.py (sidebar, navigation) even on a deep link
 
 GREEDY, SAMPLE, BEAM = "Greedy", "Sampling", "Beam search"
 FREE, FORCED = "Free-running", "Teacher-forced against a target"

@@ -5,7 +5,9 @@ from seq2seq.introspect import trace_encoder
 from ui import figures_inspect as F
 from ui import text_inspect as TXT
 from ui.inspect import cached, input_picker, plot
-from ui.state import current
+from ui.state import current, ensure_app
+
+ensure_app()  # run through app.py (sidebar, navigation) even on a deep link
 
 K_STEP, K_LAYER, K_PLAY = "enc_step", "enc_layer", "enc_play"
 

@@ -9,7 +9,9 @@ from seq2seq.limits import get_limits
 from ui import figures_inspect as F
 from ui import text_inspect as TXT
 from ui.inspect import cached, input_picker, many_inputs, plot
-from ui.state import current
+from ui.state import current, ensure_app
+
+ensure_app()  # run through app.py (sidebar, navigation) even on a deep link
 
 K_LAYER, K_N, K_B = "states_layer", "states_n_inputs", "states_input_b"
 

@@ -339,6 +339,8 @@ def ensure_app() -> None:
     if ctx is None:
         return
     main = os.path.realpath(ctx.pages_manager.main_script_path)
+    if os.path.basename(main) != "app.py":  # a page run on its own as the main script (AppTest of one page)
+        return
     # legacy mode lists the main script itself as a page; our st.navigation never does
     if any(os.path.realpath(p["script_path"]) == main for p in ctx.pages_manager.get_pages().values()):
         _leave_legacy_pages_mode()
