@@ -20,7 +20,6 @@ so a trace costs one small batched matrix product per layer and timestep.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 from torch import Tensor
 
 from .data import tokenize
-from .decoding import sampling_probs
+from .decoding import _eval, sampling_probs
 from .model import EOS_ID, N_GATES, SOS_ID, Seq2Seq
 
 GATE_NAMES = {"rnn": ("pre",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
@@ -90,17 +89,6 @@ class DecoderTrace:
         """Mean per-token cross-entropy over the steps that have a target (None when no target was given)."""
         ce = [st.cross_entropy for st in self.steps if st.cross_entropy is not None]
         return float(np.mean(ce)) if ce else None
-
-
-@contextmanager
-def _eval(model: Seq2Seq):
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
 
 
 def _weights(rnn, layer: int, D: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
