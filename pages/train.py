@@ -11,6 +11,7 @@ import streamlit as st
 
 from seq2seq.checkpoint import Checkpoint
 from seq2seq.config import OPTIMIZERS, ModelConfig, TrainConfig
+from seq2seq.data import fit_to_vocab
 from seq2seq.limits import LimitError, get_limits
 from seq2seq.model import Seq2Seq, count_parameters
 from ui import figures, state, text
@@ -30,8 +31,22 @@ with st.expander("Loss, exact match and vanishing gradients: what am I looking a
 # ------------------------------------------------------------------------------------------------ what is trained
 data = state.get_data() or state.default_data()
 data_desc = state.get_data_desc() or "task: reverse (default; change it on the Data page)"
-model_cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), **state.model_choice())
+cur = state.current()
+init = st.radio("Start from", ["random weights", "the current model's weights"], horizontal=True, key="init", **Q,
+                help="Random weights train the model set up on the Model page from scratch. The current model's "
+                     f"weights ({cur.name}) keep training the model shown in the sidebar: it must have been "
+                     "trained on data with the same vocabulary.")
+warm = init == "the current model's weights"
+mismatch = None
+if warm:  # the data must be expressed in the current model's own vocabularies (its embedding rows, output units)
+    fitted, mismatch = fit_to_vocab(data, cur.tokens, cur.src_vocab, cur.tgt_vocab)
+if warm and not mismatch:
+    data, model_cfg = fitted, cur.model_cfg
+else:
+    model_cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), **state.model_choice())
 n_params = count_parameters(model_cfg)["total"]
+if mismatch:
+    st.warning(f"Can't continue from the current model on this data. {mismatch}", icon=":material/warning:")
 c1, c2 = st.columns(2)
 with c1:
     st.markdown("**Data**")
@@ -88,8 +103,11 @@ def start() -> None:
     if len(data.train) < 2 or not data.valid:
         state.notice("The dataset is too small to train and validate on: use more examples on the Data page.")
         return
+    if mismatch:
+        state.notice(f"Training could not start: {mismatch}")
+        return
     try:
-        new = trainer.start(data, model_cfg, train_cfg)
+        new = trainer.start(data, model_cfg, train_cfg, cur.model.state_dict() if warm else None)
     except (LimitError, ValueError) as e:
         state.notice(f"Training could not start: {e}")
         return
@@ -143,8 +161,8 @@ cols[5].button("Use the trained model", icon=":material/check_circle:", on_click
                disabled=not snap or status in ACTIVE + ("diverged", "error") or not snap.get("step"),
                key="btn_use", help="Show this model on the Encoder, Hidden states and Decoder pages.")
 msg = state.notice()
-if msg:
-    st.info(msg)
+if msg:  # a problem from the buttons above (a limit, the data, the vocabulary), or the model now shown
+    (st.success if msg.startswith("Now showing") else st.warning)(msg)
 
 
 # ------------------------------------------------------------------------------------------------------- live view

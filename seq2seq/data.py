@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import replace, dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 import torch
@@ -452,3 +452,25 @@ def check_input_text(text: str, vocab: Vocab, tokens_mode: str, max_len: int) ->
         warnings.append(f"{len(unknown)} of {len(tokens)} tokens are not in the vocabulary and become <unk>: "
                         f"{shown[:200]}")
     return tokens, warnings
+
+
+
+def fit_to_vocab(data: Seq2SeqData, tokens: str, src_vocab: Vocab, tgt_vocab: Vocab) -> tuple[Seq2SeqData | None, str | None]:
+    """Re-express `data` in a trained model's vocabularies so the model can keep training on it.
+
+    A model's embedding rows and output units are tied to its vocabularies id by id, so the data must be encoded
+    with the model's own token -> id maps. That works when every token in the data is one the model knows; a token
+    it has never seen has no embedding row and no output unit. Returns (data in the model's vocabularies, None),
+    or (None, a message saying what does not match and what to do).
+    """
+    if tokens != data.tokens:
+        return None, (f"The model reads {tokens} tokens but this data is split into {data.tokens} tokens. "
+                      f"Train a new model, or choose {tokens}-level tokens on the Data page.")
+    for side, mv, dv in (("source", src_vocab, data.src_vocab), ("target", tgt_vocab, data.tgt_vocab)):
+        missing = [t for t in dv.itos if t not in mv.stoi]
+        if missing:
+            shown = ", ".join(repr(t) for t in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            return None, (f"The model's {side} vocabulary ({len(mv):,} tokens) does not match this data: "
+                          f"{len(missing):,} token(s) in the data are unknown to the model ({shown}). Train a new "
+                          f"model from random weights, or load data like the data the model was trained on.")
+    return replace(data, src_vocab=src_vocab, tgt_vocab=tgt_vocab), None

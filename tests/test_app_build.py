@@ -297,3 +297,31 @@ def test_sidebar_pretrained_default_switch_and_upload(shipped):
     at.sidebar.file_uploader[0].upload("mine.zip", zipped, "application/zip").run()
     assert ok(at).session_state["current"].name == "uploaded: mine.zip"
     assert at.session_state["current"].model_cfg.cell == "lstm"
+
+
+def test_train_from_current_weights_needs_a_matching_vocabulary(app):
+    """Continuing the current (pretrained) model on data whose tokens it has never seen is refused with a clear
+    message; on data it knows (its own task), the run starts from its weights."""
+    cur = app.session_state["current"]
+    app.switch_page("pages/data.py").run()
+    app.selectbox(key="task").set_value("translate").run()  # word tokens: never the default model's vocabulary
+    app.switch_page("pages/train.py").run()
+    app.radio(key="init").set_value("the current model's weights").run()
+    assert any("Can't continue from the current model" in w.value for w in ok(app).warning)
+    app.button(key="btn_start").click().run()
+    assert "run_id" not in app.session_state or app.session_state["run_id"] is None
+    assert any("could not start" in w.value and "tokens" in w.value for w in ok(app).warning)
+    if cur.tokens == "char":  # same kind of tokens, but digits the (letters) model has never seen
+        app.switch_page("pages/data.py").run()
+        app.selectbox(key="task").set_value("addition").run()
+        app.switch_page("pages/train.py").run()
+        assert any("vocabulary" in w.value and "unknown to the model" in w.value for w in ok(app).warning)
+    if cur.task:  # the model's own task: same tokens, so the data is re-encoded with the model's vocabularies
+        app.switch_page("pages/data.py").run()
+        app.selectbox(key="task").set_value(cur.task).run()
+        app.switch_page("pages/train.py").run()
+        assert not any("Can't continue" in w.value for w in ok(app).warning)
+        app.button(key="btn_start").click().run()
+        assert app.session_state["run_id"]
+        wait_for(app, lambda a: progress_text(a).split(" · ")[0] in ("running", "finished"))
+        app.button(key="btn_stop").click().run()

@@ -276,3 +276,19 @@ def test_check_input_text():
             check_input_text(bad, v, "word", 5)
     with pytest.raises(DataError, match="6 words; the limit is 5"):
         check_input_text("the " * 6, v, "word", 5)
+
+
+
+def test_fit_to_vocab_reencodes_or_names_the_problem():
+    from seq2seq.data import fit_to_vocab
+
+    a = build_data([(f"ab{i}", f"ba{i}") for i in range(40)], tokens="char", seed=0)
+    same_tokens = build_data([(f"{i}ba", f"{i}ab") for i in range(40)], tokens="char", seed=1)
+    fitted, msg = fit_to_vocab(same_tokens, "char", a.src_vocab, a.tgt_vocab)
+    assert msg is None and fitted.src_vocab is a.src_vocab and fitted.train == same_tokens.train
+    b = next(fitted.batches("train", 4, shuffle=False))
+    assert a.src_vocab.decode(b.src[0].tolist()) == list(fitted.train[0][0])
+    other = build_data([(f"xy{i}", f"yx{i}") for i in range(40)], tokens="char", seed=0)
+    fitted, msg = fit_to_vocab(other, "char", a.src_vocab, a.tgt_vocab)
+    assert fitted is None and "source vocabulary" in msg and "'x'" in msg
+    assert "word tokens" in fit_to_vocab(a, "word", a.src_vocab, a.tgt_vocab)[1]

@@ -29,7 +29,7 @@ def _on_pick() -> None:
             import copy
             state.set_current(copy.deepcopy(state.trained_models()[key]), key)
     except CheckpointError as e:
-        state.notice(f"Could not load {label}: {e}")
+        state.notice(f"Could not load {label}: {e}", where="sidebar")
 
 
 def _label_of(cur: state.Current, choices: dict) -> str | None:
@@ -98,7 +98,7 @@ def _training_status(cur: state.Current) -> str:
 
 def render() -> None:
     with st.sidebar:
-        msg = state.notice()
+        msg = state.notice(where="sidebar")
         if msg:
             st.warning(msg)
         cur = state.current()

@@ -311,12 +311,14 @@ def trainer() -> SessionTrainer:
     return SessionTrainer(shared_trainer())
 
 
-def notice(message: str | None = None) -> str | None:
-    """Set (with a message) or pop (without) a one-shot notice shown at the top of the next render."""
+def notice(message: str | None = None, where: str = "page") -> str | None:
+    """Set (with a message) or pop (without) a one-shot notice shown at the next render, either at the top of the
+    page that set it (`where="page"`) or in the sidebar (`where="sidebar"`, for the sidebar's own actions)."""
+    key = f"{K_NOTICE}.{where}"
     if message is not None:
-        st.session_state[K_NOTICE] = message
+        st.session_state[key] = message
         return None
-    return st.session_state.pop(K_NOTICE, None)
+    return st.session_state.pop(key, None)
 
 
 def _leave_legacy_pages_mode() -> None:
