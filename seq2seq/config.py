@@ -94,8 +94,8 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if not 0 < self.lr <= 10:
-            raise ValueError(f"learning rate must be in (0, 10], got {self.lr}")
+        if not 0 < self.lr <= 1000:  # absurd values are allowed on purpose: they show a run diverging
+            raise ValueError(f"learning rate must be in (0, 1000], got {self.lr}")
         if not 1 <= self.batch_size <= 4096:
             raise ValueError(f"batch size must be between 1 and 4096, got {self.batch_size}")
         if self.epochs is None and self.max_seconds is None:

@@ -42,6 +42,7 @@ EVAL_EXAMPLES = 512  # validation examples used by the periodic evaluations (the
 PROBE_EXAMPLES = 32  # validation examples used for the per-timestep gradient probe
 N_SAMPLES = 6  # sample rows (input, prediction, target) shown per evaluation
 TERMINAL = ("finished", "stopped", "diverged", "error")
+EXPLODED = 20.0  # a training loss above EXPLODED x ln(target vocabulary) (20x a uniform guess) counts as diverged
 
 
 # ---------------------------------------------------------------------------------------------------------- curves
@@ -235,6 +236,7 @@ class Run:
         self._group_of = torch.tensor([GROUPS.index(component_of(n)) for n in names])
         self.groups = [g for g in GROUPS if GROUPS.index(g) in set(self._group_of.tolist())]
         self.optimizer = make_optimizer(train_cfg.optimizer, self.params, train_cfg.lr)
+        self._exploded = EXPLODED * math.log(model_cfg.tgt_vocab_size)
 
         self.train_split = EncodedSplit(data, data.train)
         self.valid_split = EncodedSplit(data, data.valid) if data.valid else self.train_split
@@ -361,7 +363,7 @@ class Run:
 
     def step(self) -> dict:
         """One optimizer step (and an evaluation every `eval_every` steps). Never raises: a failure becomes
-        status "diverged" (NaN / infinite loss) or "error", with a message."""
+        status "diverged" (NaN, infinite or exploded loss) or "error", with a message."""
         if self.status != "running":
             return {}
         if self._t_last is None:
@@ -395,6 +397,9 @@ class Run:
         loss_v = loss.item()
         if not math.isfinite(loss_v):
             return self._diverge(f"Loss became {'NaN' if math.isnan(loss_v) else 'infinite'}")
+        if loss_v > self._exploded:  # saturating cells rarely overflow to inf: a loss far past chance is divergence
+            return self._diverge(f"Loss exploded to {loss_v:.4g} (more than {EXPLODED:g} times the "
+                                 f"{self._exploded / EXPLODED:.2f} of a uniform guess)")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for p in self.params if p.grad is not None]

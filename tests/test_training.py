@@ -132,6 +132,22 @@ def test_nan_loss_diverges_with_message(data):
     assert run.step() == {}  # stepping a diverged run is a no-op, never an exception
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_divergence_preset_diverges(data, cell):
+    """The documented way to make a run diverge on purpose (docs/DESIGN.md): SGD, lr 1000, clipping off. Saturating
+    cells keep the loss finite, so the run stops on the exploded-loss rule within a few steps."""
+    mc, tc = cfgs(data, cell=cell, attention="additive", optimizer="sgd", lr=1000.0, clip=0.0, eval_every=1000)
+    run = train(Run(data, mc, tc), max_steps=10)
+    assert run.status == "diverged" and run.step_count < 10
+    assert "exploded" in run.message and "learning rate 1000" in run.message and "clipping" in run.message
+
+
+def test_default_settings_do_not_trip_divergence(data):
+    mc, tc = cfgs(data, cell="lstm", hidden=32, epochs=3)
+    run = train(Run(data, mc, tc))
+    assert run.status == "finished"
+
+
 def test_error_in_step_becomes_status(data, monkeypatch):
     mc, tc = cfgs(data)
     run = Run(data, mc, tc)
