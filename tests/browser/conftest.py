@@ -8,6 +8,7 @@ log goes to artifacts/server-<port>.log.  In CI (CI=true) a missing Chromium is 
 tests must run there.
 
 Helpers used by the tests:
+  load(page, url)      open a URL (a new session) and wait until the app has drawn its page
   wait_idle(page)      the app is connected and no script run is in progress
   settle(page)         after an action: wait for the rerun it caused (if any) to finish
   nav(page, slug)      click the sidebar link of a page ("" = Data, "model", "train", "encoder", "states", "decoder")
@@ -134,8 +135,15 @@ def browser():
         b.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "call":
+        item.failed_call = outcome.get_result().failed
+
+
 @pytest.fixture()
-def new_page(browser):
+def new_page(browser, request):
     """Factory: a page in a fresh context (its own Streamlit session) with the script-state hook and a dialog
     recorder (page.dialogs). Every context is closed at the end of the test."""
     contexts = []
@@ -156,6 +164,13 @@ def new_page(browser):
         return page
 
     yield make
+    if getattr(request.node, "failed_call", False):  # what the pages looked like when the test failed
+        for i, ctx in enumerate(contexts):
+            for j, page in enumerate(ctx.pages):
+                try:
+                    shot(page, f"FAILED-{request.node.name}-{i}-{j}")
+                except Exception:
+                    pass
     for ctx in contexts:
         try:
             ctx.close()
@@ -168,6 +183,20 @@ def wait_idle(page, timeout: float = 60_000) -> None:
     """Wait until the app is connected and the script has finished running."""
     page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+
+
+def load(page, url: str, timeout: float = 120_000) -> None:
+    """Open `url` in `page` (a new session) and wait until the app has drawn a page: its title and the sidebar's
+    model card (before the first run the frontend shows a bare list of the files in pages/)."""
+    page.goto(url)
+    wait_drawn(page, timeout)
+
+
+def wait_drawn(page, timeout: float = 120_000) -> None:
+    """After a goto: wait for the page title, the sidebar's model card, and the end of the run."""
+    page.wait_for_selector("[data-testid='stMain'] h1", timeout=timeout)
+    page.wait_for_selector("[data-testid='stSidebarUserContent'] [data-testid='stTable']", timeout=timeout)
+    wait_idle(page, timeout)
 
 
 def n_runs(page) -> int:
@@ -201,6 +230,34 @@ def nav(page, slug: str) -> None:
     link = page.locator("[data-testid='stSidebarNav'] a").first if not slug else \
         page.locator(f"[data-testid='stSidebarNav'] a[href$='/{slug}']")
     act(page, link.click)
+    page.wait_for_selector("[data-testid='stMain'] h1")
+
+
+def wait_count(page, selector: str, n: int, timeout: float = 30_000) -> int:
+    """Wait until at least n elements match (charts and tables load their code lazily, after the run ends)."""
+    page.wait_for_function("([s, n]) => document.querySelectorAll(s).length >= n", arg=[selector, n],
+                           timeout=timeout)
+    return page.locator(selector).count()
+
+
+def button(page, name: str, exact: bool = False):
+    """A button of the main area by its label (the header's status widget has its own "Stop")."""
+    return page.locator("[data-testid='stMain'] [data-testid='stButton']").get_by_role("button", name=name, exact=exact)
+
+
+def input_text(page) -> str:
+    """The inspection pages' source text box."""
+    return page.locator("[data-testid='stMain'] [data-testid='stTextInputRootElement'] input").first.input_value()
+
+
+def ensure_input(page, defects: list[str], where: str) -> None:
+    """The inspection pages share one source text. If it arrived empty, note the defect and pick the first example,
+    so the rest of the page can still be checked (the test fails at its end with every defect listed)."""
+    if input_text(page).strip():
+        return
+    defects.append(f"{where}: the input box arrived empty (the text of the previous inspection page was lost)")
+    act(page, lambda: (page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").filter(
+        has_text="pick an example").click(), page.keyboard.press("Enter")))
     page.wait_for_selector("[data-testid='stMain'] h1")
 
 

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import act, assert_no_exception, cpu_load, wait_idle, worker_pids
+from conftest import act, button, assert_no_exception, cpu_load, load, wait_drawn, wait_idle, worker_pids
 
 pytestmark = pytest.mark.browser
 
@@ -100,7 +100,7 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
     for p, (task, cell, hidden, attention) in zip(pages, SESSIONS):
         p.goto(f"{server.url}/model?cell={cell}&hidden={hidden}&emb=8&attention={attention}")
     for p in pages:
-        wait_idle(p, 120_000)
+        wait_drawn(p)
     print(f"\n  8 Model pages loaded: {time.time() - t_start:.1f} s")
     all_pages(pages, lambda p: sidebar_link(p, "").click(), "to Data page")
     all_pages([p for p, s in zip(pages, SESSIONS) if s[0] != "reverse"],
@@ -109,7 +109,7 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
         assert task == "reverse" or f"task={task}" in p.url, (task, p.url)  # the Task box is bound to the URL
     all_pages(pages, lambda p: sidebar_link(p, "train").click(), "to Train page")
     all_pages(pages, lambda p: p.locator("[data-testid='stButtonGroup'] button", has_text="seconds").click(), "seconds")
-    all_pages(pages, lambda p: p.get_by_role("button", name="Start").click(), "Start")
+    all_pages(pages, lambda p: button(p, "Start").click(), "Start")
     for p in pages:
         p.wait_for_selector("[data-testid='stProgress']")
     print(f"\n8 sessions configured and started in {time.time() - t_start:.1f} s")
@@ -135,9 +135,8 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
 
     # 4. a 9th run is over the server's cap of 8 concurrent runs: it waits, and says where it is in the queue
     extra = new_page()
-    extra.goto(f"{server.url}/train")
-    wait_idle(extra, 120_000)
-    act(extra, extra.get_by_role("button", name="Start").click)
+    load(extra, f"{server.url}/train")
+    act(extra, button(extra, "Start").click)
     extra.get_by_text("position 1 in the queue").first.wait_for(timeout=15_000)
 
     # 5. responsiveness under load: page reruns (encoder step button) while the 8 runs train
@@ -145,7 +144,7 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
     latencies = []
     for _ in range(3):
         for p in pages:
-            latencies.append(measure_rerun(p, p.locator(".st-key-enc_fwd button").click))
+            latencies.append(measure_rerun(p, button(p, "▶", exact=True).click))
     for p in pages:
         assert_no_exception(p, "Encoder under load")
     workers = worker_pids(server.pid)
