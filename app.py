@@ -1,7 +1,8 @@
 """Seq2Seq Explorer: `streamlit run app.py`.
 
 The entry script runs on every interaction: page config, the worker pool (started once per server process),
-the navigation over the six pages, the sidebar, then the chosen page.
+the navigation over the six pages, a shared link's settings (first run only), the sidebar, the chosen page, and
+finally the URL brought up to date with the whole setup (ui/state.py: seed_from_url, sync_url).
 
 Everything sits under `if __name__ == "__main__"` because the training workers are spawned processes, and
 multiprocessing's spawn re-runs the main script (this file, as "__mp_main__") in each new worker: there it must do
@@ -29,8 +30,10 @@ def main() -> None:
             st.Page("pages/decoder.py", title="Decoder", icon=":material/output:"),
         ],
     })
+    state.seed_from_url()  # a shared link's settings, for every page (first run only)
     sidebar.render()
     pg.run()
+    state.sync_url()  # the URL carries the settings of every page, not only this page's bound widgets
 
 
 if __name__ == "__main__":

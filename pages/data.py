@@ -17,15 +17,12 @@ with st.expander("What happens to the text before the model sees it?", expanded=
     st.markdown(text.DATA)
 
 # ---------------------------------------------------------------------------------------------------- choose data
-PARAM_BOUNDS = {  # parameter -> (min, max) for the number inputs
-    "min_len": (1, limits.max_seq_len), "max_len": (1, limits.max_seq_len), "digits": (1, 9), "min_digits": (1, 9),
-    "min_year": (1, 9999), "max_year": (1, 9999), "max_adjectives": (0, 4),
-}
+SETTINGS = state.settings()  # options and bounds shared with the links (state.seed_from_url / sync_url)
 
 
 left, right = st.columns([1, 2], gap="large")
 with left:
-    source = st.segmented_control("Data source", ["Built-in task", "Upload a file"], default="Built-in task",
+    source = st.segmented_control("Data source", state.DATA_SOURCES, default=state.DATA_SOURCES[0],
                                   key="source", required=True, **Q)
     data, desc = None, ""
     if source == "Built-in task":
@@ -40,7 +37,7 @@ with left:
                 if isinstance(default, float):
                     params[name] = st.slider(label, 0.0, 1.0, default, 0.05, key=key, **Q)
                 elif isinstance(default, int):
-                    lo, hi = PARAM_BOUNDS.get(name, (0, 10_000))
+                    lo, hi = int(SETTINGS[key].lo), int(SETTINGS[key].hi)
                     params[name] = st.number_input(label, lo, hi, default, key=key, **Q)
                 else:
                     params[name] = st.text_input(label, default, max_chars=60, key=key, **Q)
@@ -80,6 +77,7 @@ with left:
 if data is None:
     with right:
         st.warning("No dataset yet: fix the settings on the left. Other pages keep using the last valid dataset.")
+    state.sync_url()  # st.stop() ends the whole run here, before app.py brings the URL up to date
     st.stop()
 
 state.set_data(data, desc)

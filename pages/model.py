@@ -16,15 +16,15 @@ with st.expander("Hidden units, timesteps, layers, attention: what do they mean?
                  icon=":material/school:"):
     st.markdown(text.MODEL)
 
-data = state.get_data() or state.default_data()
+data = state.get_data() or state.default_data()  # before the Data page ran: the task of a shared link, or reverse
 left, right = st.columns([1, 2], gap="large")
 with left:
     cell = st.segmented_control("Cell", CELLS, default="lstm", format_func=str.upper, key="cell", required=True, **Q,
                                 help="RNN: h_t = tanh(W x_t + U h_{t-1} + b). GRU and LSTM add gates that decide what "
                                      "to keep and what to forget, so gradients survive long inputs.")
-    embed = st.select_slider("Embedding size E", [4, 8, 16, 32, 64, 128, 256], 32, key="emb", **Q,
+    embed = st.select_slider("Embedding size E", state.EMBED_SIZES, 32, key="emb", **Q,
                              help="Each token id becomes a vector of E numbers (learned).")
-    hidden = st.select_slider("Hidden units H", [4, 8, 16, 32, 64, 128, 256, 512], 128, key="hidden", **Q,
+    hidden = st.select_slider("Hidden units H", state.HIDDEN_SIZES, 128, key="hidden", **Q,
                               help="The size of every state vector h_t and s_t: the model's memory.")
     layers = st.segmented_control("Layers", [1, 2, 3], default=1, key="layers", required=True, **Q)
     bidirectional = st.toggle("Bidirectional encoder", False, key="bidir", **Q,
@@ -43,7 +43,8 @@ total = counts.pop("total")
 
 with right:
     st.plotly_chart(figures.fig_architecture(cfg), key="fig_arch", config={"displayModeBar": False})
-    st.caption(f"Vocabulary sizes come from the current dataset ({state.get_data_desc() or 'task: reverse'}): "
+    desc = state.get_data_desc() or state.default_data_desc()
+    st.caption(f"Vocabulary sizes come from the current dataset ({desc}): "
                f"{cfg.src_vocab_size} source and {cfg.tgt_vocab_size} target tokens.")
 
 a, b = st.columns([2, 1], gap="large")

@@ -30,13 +30,13 @@ with st.expander("Loss, exact match and vanishing gradients: what am I looking a
 
 # ------------------------------------------------------------------------------------------------ what is trained
 data = state.get_data() or state.default_data()
-data_desc = state.get_data_desc() or "task: reverse (default; change it on the Data page)"
+data_desc = state.get_data_desc() or state.default_data_desc()
 cur = state.current()
-init = st.radio("Start from", ["random weights", "the current model's weights"], horizontal=True, key="init", **Q,
+init = st.radio("Start from", state.INIT_CHOICES, horizontal=True, key="init", **Q,
                 help="Random weights train the model set up on the Model page from scratch. The current model's "
                      f"weights ({cur.name}) keep training the model shown in the sidebar: it must have been "
                      "trained on data with the same vocabulary.")
-warm = init == "the current model's weights"
+warm = init == state.INIT_CHOICES[1]
 mismatch = None
 if warm:  # the data must be expressed in the current model's own vocabularies (its embedding rows, output units)
     fitted, mismatch = fit_to_vocab(data, cur.tokens, cur.src_vocab, cur.tgt_vocab)
@@ -61,9 +61,8 @@ with c2:
 with st.container(border=True):
     a, b, c, d = st.columns(4, gap="medium")
     optimizer = a.segmented_control("Optimizer", OPTIMIZERS, default="adam", key="opt", required=True, **Q)
-    lr = a.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0], 3e-3, key="lr", **Q,
-                         format_func=lambda v: f"{v:g}")
-    batch = b.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], 128, key="batch", **Q)
+    lr = a.select_slider("Learning rate", state.LEARNING_RATES, 3e-3, key="lr", **Q, format_func=state.fmt_lr)
+    batch = b.select_slider("Batch size", state.BATCH_SIZES, 128, key="batch", **Q)
     budget = b.segmented_control("Train for", ["epochs", "seconds"], default="epochs", key="budget", required=True, **Q)
     if budget == "epochs":
         epochs = c.number_input("Epochs", 1, 1000, 20, key="epochs", **Q,

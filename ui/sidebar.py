@@ -1,4 +1,5 @@
-"""The sidebar on every page: the current model, and ways to change it (pretrained, trained here, uploaded) or save it."""
+"""The sidebar on every page: the current model, and ways to change it (pretrained, trained here, uploaded) or save it;
+the Train page run's status, live; and a link that opens this whole setup."""
 from __future__ import annotations
 
 import streamlit as st
@@ -73,27 +74,74 @@ def _card(cur: state.Current) -> None:
     if em is None and cur.history.get("exact_match"):
         em = max((v for v in cur.history["exact_match"] if v is not None), default=None)
     rows["best exact match"] = "—" if em is None else f"{100 * em:.1f}%"
-    rows["training"] = _training_status(cur)
+    rows["training"] = _origin(cur)
     st.table({"": list(rows.keys()), "value": [str(v) for v in rows.values()]}, border="horizontal")
-
-
-def _training_status(cur: state.Current) -> str:
-    if cur.name.startswith("pretrained"):
-        status = "pretrained (shipped)"
-    elif cur.name.startswith("uploaded"):
-        status = "uploaded checkpoint"
-    elif cur.name.startswith("untrained"):
-        status = "untrained"
-    else:
-        status = "trained in this session"
     run_id = st.session_state.get(state.K_RUN_ID)
     if run_id:
-        try:
-            snap = state.trainer().snapshot(run_id)
-            status += f"; Train page run: {snap['status']} ({100 * snap.get('progress', 0):.0f}%)"
-        except Exception:
-            pass
-    return status
+        snap = _snapshot(run_id)
+        active = snap is not None and snap["status"] in ACTIVE
+        # Live while the run trains: only this small fragment reruns each second (a snapshot read, no model math),
+        # so the page around it neither reruns nor flickers.
+        st.fragment(_run_status, run_every=1.0 if active else None)(run_id, active)
+
+
+ACTIVE = ("queued", "running")
+
+
+def _origin(cur: state.Current) -> str:
+    if cur.name.startswith("pretrained"):
+        return "pretrained (shipped)"
+    if cur.name.startswith("uploaded"):
+        return "uploaded checkpoint"
+    if cur.name.startswith("untrained"):
+        return "untrained"
+    return "trained in this session"
+
+
+def _snapshot(run_id: str) -> dict | None:
+    try:
+        return state.trainer().snapshot(run_id)
+    except Exception:  # the run is gone (closed, server restarted): no status line
+        return None
+
+
+def run_status_text(snap: dict) -> str:
+    """One line on the Train page's run: status, progress, step, best exact match."""
+    text = f"Train page run: {snap['status']} · {100 * float(snap.get('progress') or 0):.0f}%"
+    text += f" · step {int(snap.get('step') or 0):,}"
+    if snap.get("best_exact_match") is not None:
+        text += f" · best exact match {100 * snap['best_exact_match']:.1f}%"
+    return text
+
+
+def _run_status(run_id: str, polling: bool) -> None:
+    """The Train page run's status under the model card (a fragment: redrawn every second while the run trains)."""
+    snap = _snapshot(run_id)
+    if snap is None:
+        return
+    st.progress(min(1.0, max(0.0, float(snap.get("progress") or 0.0))), text=run_status_text(snap))
+    if polling and snap["status"] not in ACTIVE:
+        st.rerun()  # the run ended: one full rerun redraws the card (and the Train page's buttons) and stops polling
+
+
+def _share() -> None:
+    """The link that opens this setup: data, model and training settings, and the shipped model shown. Drawn before
+    the page runs, from the settings as this run starts (a widget's new value is already in session_state then)."""
+    params = state.share_params()
+    link = state.share_link(params)
+    with st.expander("Share this setup", icon=":material/link:"):
+        st.code(link or "(all settings are at their defaults: the app's address opens this setup)", language=None,
+                wrap_lines=True)
+        notes = ["Copy it with the button at its right: it opens this page with the same data, model and training "
+                 "settings. The address bar holds the same link."]
+        if not link.startswith("http"):
+            notes.append("Put the app's address in front of it (for example http://localhost:8501/train).")
+        if state.setting("source") != state.DATA_SOURCES[0]:
+            notes.append("An uploaded data file cannot travel in a link: share the file too.")
+        if state.URL_MODEL not in params and state.current_pretrained() is None:
+            notes.append("The current model was trained here or uploaded: the link opens the default pretrained "
+                         "model; share the model with the Download button.")
+        st.caption(" ".join(notes))
 
 
 def render() -> None:
@@ -123,3 +171,4 @@ def render() -> None:
 
         st.download_button("Download current model (.zip)", data=_zip, file_name="seq2seq-model.zip",
                            mime="application/zip", icon=":material/download:", width="stretch")
+        _share()

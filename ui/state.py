@@ -12,6 +12,7 @@ anything a session may change (a model's weights) is copied first.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -172,16 +173,218 @@ def trained_models() -> dict:
     return st.session_state.setdefault(K_TRAINED, {})
 
 
+# ------------------------------------------------------------------------------------------- shareable settings (URL)
+# Options of the widgets whose values travel in a shared link (the pages build their widgets from these).
+DATA_SOURCES = ("Built-in task", "Upload a file")
+PARAM_BOUNDS = {  # task parameter -> (min, max) for the Data page's number inputs; others: (0, 10_000)
+    "min_len": (1, None), "max_len": (1, None), "digits": (1, 9), "min_digits": (1, 9),  # None: limits.max_seq_len
+    "min_year": (1, 9999), "max_year": (1, 9999), "max_adjectives": (0, 4),
+}
+EMBED_SIZES = (4, 8, 16, 32, 64, 128, 256)
+HIDDEN_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
+INIT_CHOICES = ("random weights", "the current model's weights")
+LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512)
+K_URL_SEEDED = "url_seeded"  # True once this session's first run applied the link's settings
+URL_MODEL = "model"  # query parameter naming the current shipped pretrained model (absent: the default one)
+
+
+def fmt_lr(v: float) -> str:
+    return f"{v:g}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One shareable setting: a widget (its key is also its URL query parameter) on the page `page`."""
+
+    page: str  # "data" | "model" | "train": the page whose widget owns it
+    default: Any
+    options: tuple = ()  # the allowed values; empty: a number in [lo, hi], or free text (a str default)
+    lo: float | None = None
+    hi: float | None = None
+    fmt: Any = None  # the widget's format_func: how Streamlit writes an option in the URL
+
+    def to_url(self, v: Any) -> str:
+        """The value as Streamlit writes it for this widget, so the owning page's bind="query-params" reads it back."""
+        if self.fmt is not None:
+            return self.fmt(v)
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float) and v == int(v):
+            return str(int(v))
+        return str(v)
+
+    def parse(self, raw: str) -> Any:
+        """The value a URL string stands for, or None when it is not allowed. Options match case-insensitively and
+        by number ("gru", "GRU"; "0.01", "1e-2"); numbers out of range are clamped; text is cut to 60 characters."""
+        raw = raw.strip()
+        if self.options:
+            for o in self.options:
+                if raw.lower() in (str(o).lower(), self.to_url(o).lower()):
+                    return o
+            try:
+                x = float(raw)
+            except ValueError:
+                return None
+            return next((o for o in self.options if not isinstance(o, (bool, str)) and math.isclose(x, o)), None)
+        d = self.default
+        if isinstance(d, bool):
+            return {"true": True, "false": False}.get(raw.lower())
+        if isinstance(d, str):
+            return raw[:60]
+        try:
+            x = float(raw)
+        except ValueError:
+            return None
+        if not math.isfinite(x):
+            return None
+        x = min(max(x, self.lo), self.hi)
+        return int(x) if isinstance(d, int) else x
+
+
+def settings() -> dict[str, Setting]:
+    """Every shareable setting, by widget key, with the same options, bounds and defaults as its widget."""
+    from seq2seq.config import ATTENTIONS, CELLS, OPTIMIZERS
+    from seq2seq.limits import get_limits
+    from seq2seq.tasks import TASKS
+
+    lim = get_limits()
+    out = {"source": Setting("data", DATA_SOURCES[0], DATA_SOURCES),
+           "task": Setting("data", "reverse", tuple(TASKS))}
+    for task, spec in TASKS.items():
+        for name, default in spec.params.items():
+            if isinstance(default, float):
+                out[f"{task}.{name}"] = Setting("data", default, lo=0.0, hi=1.0)
+            elif isinstance(default, int):
+                lo, hi = PARAM_BOUNDS.get(name, (0, 10_000))
+                out[f"{task}.{name}"] = Setting("data", default, lo=lo, hi=lim.max_seq_len if hi is None else hi)
+            else:
+                out[f"{task}.{name}"] = Setting("data", default)
+        n_max = min(spec.n_train * 2, lim.max_rows)
+        out[f"{task}.n"] = Setting("data", min(spec.n_train, lim.max_rows), lo=100, hi=n_max)
+        out[f"{task}.tokens"] = Setting("data", spec.tokens, ("char", "word"))
+    out["max_len"] = Setting("data", 50, lo=1, hi=lim.max_seq_len)
+    out["data_seed"] = Setting("data", 0, lo=0, hi=1_000_000)
+    out.update({
+        "cell": Setting("model", "lstm", CELLS, fmt=str.upper), "emb": Setting("model", 32, EMBED_SIZES),
+        "hidden": Setting("model", 128, HIDDEN_SIZES), "layers": Setting("model", 1, (1, 2, 3)),
+        "bidir": Setting("model", False), "attention": Setting("model", "none", ATTENTIONS),
+        "dropout": Setting("model", 0.0, lo=0.0, hi=0.5),
+        "init": Setting("train", INIT_CHOICES[0], INIT_CHOICES), "opt": Setting("train", "adam", OPTIMIZERS),
+        "lr": Setting("train", 3e-3, LEARNING_RATES, fmt=fmt_lr), "batch": Setting("train", 128, BATCH_SIZES),
+        "budget": Setting("train", "epochs", ("epochs", "seconds")), "epochs": Setting("train", 20, lo=1, hi=1000),
+        "seconds": Setting("train", min(60, int(lim.max_train_seconds)), lo=5, hi=int(lim.max_train_seconds)),
+        "seed": Setting("train", 0, lo=0, hi=1_000_000), "tf": Setting("train", 1.0, lo=0.0, hi=1.0),
+        "clip": Setting("train", 1.0, lo=0.0, hi=5.0),
+    })
+    return out
+
+
+def setting(key: str) -> Any:
+    """The session's value of a shareable setting: its widget's value, kept across pages (persist_state), or the
+    value a shared link set, or the default."""
+    v = st.session_state.get(key)
+    return settings()[key].default if v is None else v
+
+
+def share_params() -> dict[str, str]:
+    """The query parameters of a link that opens this session's setup: every setting that differs from its default
+    and matters (only the chosen task's parameters; epochs or seconds as chosen), and the pretrained model shown."""
+    specs = settings()
+    keys = ["source"]
+    if setting("source") == DATA_SOURCES[0]:  # an uploaded file cannot travel in a link
+        task = setting("task")
+        keys += ["task", *(k for k in specs if k.startswith(f"{task}.")), "max_len", "data_seed"]
+    keys += [k for k, s in specs.items() if s.page in ("model", "train")]
+    skip = {"dropout"} if setting("layers") == 1 else set()
+    skip.add("seconds" if setting("budget") == "epochs" else "epochs")
+    out = {}
+    for k in keys:
+        v = setting(k)
+        if k not in skip and v != specs[k].default:
+            out[k] = specs[k].to_url(v)
+    name = current_pretrained()
+    shipped = list_pretrained()
+    if name is not None and shipped and name != shipped[0][0]:
+        out[URL_MODEL] = name
+    return out
+
+
+def share_link(params: dict[str, str] | None = None) -> str:
+    """The link to this setup: the app's URL (st.context.url, the address the browser uses, with the page's path)
+    and the query string; without a browser (AppTest) the path alone."""
+    from urllib.parse import urlencode
+
+    query = urlencode(share_params() if params is None else params)
+    base = st.context.url or ""
+    return base + ("?" + query if query else "")
+
+
+def current_pretrained() -> str | None:
+    """The folder name of the shipped pretrained model that is current, or None (trained, uploaded, untrained)."""
+    cur = st.session_state.get(K_CURRENT)
+    if cur is None:
+        return None
+    return next((n for n, _ in list_pretrained() if cur.name.startswith(f"pretrained: {n} (")), None)
+
+
+def seed_from_url() -> None:
+    """On a session's first run, apply a shared link: each setting in the URL goes into session_state, where the
+    widget of its page picks it up when that page is first drawn (Streamlit's bind="query-params" applies a link
+    only to the widgets of the page opened), and where model_choice(), default_data() and the sidebar's link read it
+    before. `model=NAME` makes that shipped pretrained model current. Bad values are ignored (and sync_url drops
+    them from the URL)."""
+    if st.session_state.get(K_URL_SEEDED):
+        return
+    st.session_state[K_URL_SEEDED] = True
+    qp = st.query_params
+    for key, s in settings().items():
+        if key not in qp:
+            continue
+        raw = qp[key]
+        v = s.parse(raw)
+        if v is not None:
+            st.session_state[key] = v
+    name = qp.get(URL_MODEL)
+    if name and name in dict(list_pretrained()) and K_CURRENT not in st.session_state:
+        from seq2seq.checkpoint import CheckpointError
+
+        try:
+            ckpt = load_pretrained(name)
+            set_current(ckpt, f"pretrained: {name} ({describe(ckpt.model_cfg)})")
+        except CheckpointError:
+            pass
+
+
+def sync_url() -> None:
+    """After a run: make the URL carry the whole setup. Streamlit 1.67 keeps only the current page's bound widgets
+    in the URL (it clears the query string on every page switch), so the settings of the other pages, and the model,
+    are written here. A key bound to a widget of this page cannot be set directly (StreamlitAPIException): Streamlit
+    keeps it itself."""
+    from streamlit.errors import StreamlitAPIException
+
+    want = share_params()
+    qp = st.query_params
+    for key in [*settings(), URL_MODEL]:
+        try:
+            if key in want and qp.get(key) != want[key]:
+                qp[key] = want[key]
+            elif key not in want and key in qp:
+                del qp[key]
+        except StreamlitAPIException:
+            pass
+
+
 # ------------------------------------------------------------------------------------------------- model page choice
-# ModelConfig field -> (Model page widget key, default). The Train page trains what the Model page shows.
-MODEL_WIDGETS = {"cell": ("cell", "lstm"), "embed": ("emb", 32), "hidden": ("hidden", 128), "layers": ("layers", 1),
-                 "bidirectional": ("bidir", False), "attention": ("attention", "none"), "dropout": ("dropout", 0.0)}
+# ModelConfig field -> Model page widget key. The Train page trains what the Model page shows.
+MODEL_WIDGETS = {"cell": "cell", "embed": "emb", "hidden": "hidden", "layers": "layers", "bidirectional": "bidir",
+                 "attention": "attention", "dropout": "dropout"}
 
 
 def model_choice() -> dict:
-    """The ModelConfig options (without vocabulary sizes) chosen on the Model page, or their defaults."""
-    out = {f: st.session_state.get(key, default) for f, (key, default) in MODEL_WIDGETS.items()}
-    out = {f: default if out[f] is None else out[f] for f, (_, default) in MODEL_WIDGETS.items()}
+    """The ModelConfig options (without vocabulary sizes) chosen on the Model page (or in a shared link), or their
+    defaults."""
+    out = {f: setting(key) for f, key in MODEL_WIDGETS.items()}
     if out["layers"] == 1:
         out["dropout"] = 0.0
     return out
@@ -212,11 +415,24 @@ def task_data(task: str, tokens: str, max_len: int, seed: int, n_train: int, par
 
 
 def default_data():
-    """The data the Train page uses when the Data page was never opened: the first task's defaults."""
+    """The data the Model and Train pages use before the Data page ran in this session: the built-in task of the
+    session's settings (a shared link's `task=addition&addition.digits=4...`), else reverse with its defaults."""
+    from seq2seq.data import DataError
     from seq2seq.tasks import TASKS
 
-    spec = TASKS["reverse"]
-    return task_data("reverse", spec.tokens, 50, 0, spec.n_train, tuple(sorted(spec.params.items())))
+    task = setting("task")
+    params = tuple(sorted((name, setting(f"{task}.{name}")) for name in TASKS[task].params))
+    try:
+        return task_data(task, setting(f"{task}.tokens"), int(setting("max_len")), int(setting("data_seed")),
+                         int(setting(f"{task}.n")), params)
+    except (ValueError, DataError):  # settings from a link that do not make a dataset: the plain default
+        spec = TASKS["reverse"]
+        return task_data("reverse", spec.tokens, 50, 0, spec.n_train, tuple(sorted(spec.params.items())))
+
+
+def default_data_desc() -> str:
+    """How the pages name default_data()."""
+    return f"task: {setting('task')} (change it on the Data page)"
 
 
 def set_data(data, source_desc: str) -> None:
