@@ -73,7 +73,7 @@ for d, col in enumerate(dirs):
                      f"Step {k}: reading x_{t + 1} = {trace.tokens[t]!r}")
         if layer == 0:
             plot(F.vector_strip(trace.embeddings[t], f"Embedding of x_{t + 1} (E = {trace.embeddings.shape[1]})",
-                                "x_t", xlabel="embedding dimension"))
+                                "x_t", xlabel="embedding dimension"), key=f"enc_embedding_{d}")
         else:
             st.caption(f"Layer {layer + 1} reads layer {layer}'s state at t={t + 1} as its input x_t.")
         plot(F.encoder_step_figure(trace, layer, d, t))
