@@ -12,6 +12,7 @@ anything a session may change (a model's weights) is copied first.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import uuid
@@ -244,11 +245,16 @@ class Setting:
 
 def settings() -> dict[str, Setting]:
     """Every shareable setting, by widget key, with the same options, bounds and defaults as its widget."""
-    from seq2seq.config import ATTENTIONS, CELLS, OPTIMIZERS
     from seq2seq.limits import get_limits
+
+    return _settings(get_limits())
+
+
+@functools.lru_cache(maxsize=4)
+def _settings(lim) -> dict[str, Setting]:  # built once per set of limits (it is read several times per rerun)
+    from seq2seq.config import ATTENTIONS, CELLS, OPTIMIZERS
     from seq2seq.tasks import TASKS
 
-    lim = get_limits()
     out = {"source": Setting("data", DATA_SOURCES[0], DATA_SOURCES),
            "task": Setting("data", "reverse", tuple(TASKS))}
     for task, spec in TASKS.items():
@@ -280,11 +286,11 @@ def settings() -> dict[str, Setting]:
     return out
 
 
-def setting(key: str) -> Any:
+def setting(key: str, specs: dict[str, Setting] | None = None) -> Any:
     """The session's value of a shareable setting: its widget's value, kept across pages (persist_state), or the
-    value a shared link set, or the default."""
+    value a shared link set, or the default (from `specs`, settings() when not given)."""
     v = st.session_state.get(key)
-    return settings()[key].default if v is None else v
+    return (specs or settings())[key].default if v is None else v
 
 
 def share_params() -> dict[str, str]:
@@ -292,15 +298,15 @@ def share_params() -> dict[str, str]:
     and matters (only the chosen task's parameters; epochs or seconds as chosen), and the pretrained model shown."""
     specs = settings()
     keys = ["source"]
-    if setting("source") == DATA_SOURCES[0]:  # an uploaded file cannot travel in a link
-        task = setting("task")
+    if setting("source", specs) == DATA_SOURCES[0]:  # an uploaded file cannot travel in a link
+        task = setting("task", specs)
         keys += ["task", *(k for k in specs if k.startswith(f"{task}.")), "max_len", "data_seed"]
     keys += [k for k, s in specs.items() if s.page in ("model", "train")]
-    skip = {"dropout"} if setting("layers") == 1 else set()
-    skip.add("seconds" if setting("budget") == "epochs" else "epochs")
+    skip = {"dropout"} if setting("layers", specs) == 1 else set()
+    skip.add("seconds" if setting("budget", specs) == "epochs" else "epochs")
     out = {}
     for k in keys:
-        v = setting(k)
+        v = setting(k, specs)
         if k not in skip and v != specs[k].default:
             out[k] = specs[k].to_url(v)
     name = current_pretrained()
@@ -384,7 +390,8 @@ MODEL_WIDGETS = {"cell": "cell", "embed": "emb", "hidden": "hidden", "layers": "
 def model_choice() -> dict:
     """The ModelConfig options (without vocabulary sizes) chosen on the Model page (or in a shared link), or their
     defaults."""
-    out = {f: setting(key) for f, key in MODEL_WIDGETS.items()}
+    specs = settings()
+    out = {f: setting(key, specs) for f, key in MODEL_WIDGETS.items()}
     if out["layers"] == 1:
         out["dropout"] = 0.0
     return out
@@ -420,11 +427,12 @@ def default_data():
     from seq2seq.data import DataError
     from seq2seq.tasks import TASKS
 
-    task = setting("task")
-    params = tuple(sorted((name, setting(f"{task}.{name}")) for name in TASKS[task].params))
+    specs = settings()
+    task = setting("task", specs)
+    params = tuple(sorted((name, setting(f"{task}.{name}", specs)) for name in TASKS[task].params))
     try:
-        return task_data(task, setting(f"{task}.tokens"), int(setting("max_len")), int(setting("data_seed")),
-                         int(setting(f"{task}.n")), params)
+        return task_data(task, setting(f"{task}.tokens", specs), int(setting("max_len", specs)),
+                         int(setting("data_seed", specs)), int(setting(f"{task}.n", specs)), params)
     except (ValueError, DataError):  # settings from a link that do not make a dataset: the plain default
         spec = TASKS["reverse"]
         return task_data("reverse", spec.tokens, 50, 0, spec.n_train, tuple(sorted(spec.params.items())))
