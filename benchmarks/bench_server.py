@@ -38,7 +38,7 @@ def mib(pids: list[int]) -> float:
 
 
 def step_of(page) -> int:
-    text = page.locator("[data-testid='stProgress']").inner_text()
+    text = page.locator("[data-testid='stMain'] [data-testid='stProgress']").inner_text()
     return int(text.split("step", 1)[1].split("·")[0].replace(",", "").strip())
 
 
@@ -76,7 +76,7 @@ def main() -> None:
                 act(pg, pg.locator("[data-testid='stButtonGroup'] button", has_text="seconds").click)
                 act(pg, button(pg, "Start").click)
             for pg in pages:
-                pg.wait_for_selector("[data-testid='stProgress']")
+                pg.wait_for_selector("[data-testid='stMain'] [data-testid='stProgress']")
             time.sleep(3)
             s0, t0 = [step_of(pg) for pg in pages], time.time()
             time.sleep(args.seconds)

@@ -63,7 +63,7 @@ def pick_task(page, task: str) -> None:
 
 
 def progress_step(page) -> int:
-    text = page.locator("[data-testid='stProgress']").inner_text()
+    text = page.locator("[data-testid='stMain'] [data-testid='stProgress']").inner_text()
     return int(text.split("step", 1)[1].split("·")[0].replace(",", "").strip())
 
 
@@ -111,7 +111,7 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
     all_pages(pages, lambda p: p.locator("[data-testid='stButtonGroup'] button", has_text="seconds").click(), "seconds")
     all_pages(pages, lambda p: button(p, "Start").click(), "Start")
     for p in pages:
-        p.wait_for_selector("[data-testid='stProgress']")
+        p.wait_for_selector("[data-testid='stMain'] [data-testid='stProgress']")
     print(f"\n8 sessions configured and started in {time.time() - t_start:.1f} s")
 
     # 3. no leaks: own data + model text, and sample predictions of the session's own task
