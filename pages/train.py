@@ -77,6 +77,17 @@ with st.container(border=True):
                                help="Probability of feeding the true previous token y_{t-1} to the decoder "
                                     "(else its own guess).")
     clip = d.slider("Gradient clipping (max norm, 0 = off)", 0.0, 5.0, 1.0, 0.25, key="clip", **Q)
+
+
+def diverge_preset() -> None:
+    """Settings that make any model here blow up within a few steps (see docs/DESIGN.md, training)."""
+    st.session_state.update(opt="sgd", lr=1000.0, clip=0.0)
+    state.notice("Set up a run that diverges: SGD, learning rate 1000, no gradient clipping. Press Start and watch "
+                 "the loss explode until the run is stopped. Then set the learning rate back to 0.003.")
+
+
+d.button("Show a diverging run", icon=":material/trending_up:", on_click=diverge_preset, key="btn_diverge",
+         help="Fill in settings whose steps are far too large, to see what divergence looks like.")
 train_cfg = TrainConfig(optimizer=optimizer, lr=float(lr), batch_size=int(batch),
                         epochs=float(epochs) if epochs else None, max_seconds=float(seconds) if seconds else None,
                         clip=float(clip), teacher_forcing=float(teacher_forcing), seed=int(seed))

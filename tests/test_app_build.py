@@ -227,8 +227,8 @@ def test_train_pause_resume_stop(app):
 
 
 def test_train_diverged_and_queued_runs_are_explained(app):
-    """No setting on the page makes this small model diverge for sure (lr <= 1, saturating cells), so the run's
-    snapshot is set to what the trainer reports for a NaN loss, and the page must explain it."""
+    """The run's snapshot is set to what the trainer reports for a NaN loss (the preset test below diverges for
+    real, by loss explosion), and the page must explain it; likewise a queued run shows its queue position."""
     from seq2seq.trainer import get_trainer
 
     small_data(app)
@@ -325,3 +325,17 @@ def test_train_from_current_weights_needs_a_matching_vocabulary(app):
         assert app.session_state["run_id"]
         wait_for(app, lambda a: progress_text(a).split(" · ")[0] in ("running", "finished"))
         app.button(key="btn_stop").click().run()
+
+
+def test_train_diverging_preset_really_diverges_and_is_explained(app):
+    """The "Show a diverging run" preset (SGD, lr 1000, no clipping) makes a real run blow up; the page says so
+    in an error message instead of crashing, and the broken model cannot be used."""
+    small_data(app)
+    app.button(key="btn_diverge").click().run()
+    assert app.session_state["opt"] == "sgd" and app.session_state["lr"] == 1000.0 and app.session_state["clip"] == 0
+    assert any("diverges" in w.value for w in ok(app).warning)
+    app.button(key="btn_start").click().run()
+    wait_for(ok(app), lambda a: progress_text(a).startswith("diverged"), timeout=30)
+    errors = " ".join(e.value for e in ok(app).error)
+    assert "lower the learning rate" in errors
+    assert app.button(key="btn_use").disabled
