@@ -8,7 +8,7 @@ from seq2seq.decoding import beam_search
 from seq2seq.introspect import trace_decoder, trace_encoder
 from ui import figures_inspect as F
 from ui import text_inspect as TXT
-from ui.inspect import K_SRC, cached, input_picker, plot, reference_target
+from ui.inspect import K_TEXT, cached, input_picker, plot, reference_target
 from ui.state import current, ensure_app
 
 ensure_app()  # run through app.py (sidebar, navigation) even on a deep link
@@ -31,7 +31,7 @@ with st.expander("How the decoder works", expanded=True):
 tokens = input_picker(cur)
 if tokens is None:
     st.stop()
-src_text = st.session_state.get(K_SRC, "")
+src_text = st.session_state.get(K_TEXT, "")
 enc = cached(cur, "encoder", tuple(tokens), lambda: trace_encoder(cur.model, cur.src_vocab, tokens, cur.tokens))
 
 # ---- strategy and mode ---------------------------------------------------------------------------------------

@@ -339,3 +339,19 @@ def test_train_diverging_preset_really_diverges_and_is_explained(app):
     errors = " ".join(e.value for e in ok(app).error)
     assert "lower the learning rate" in errors
     assert app.button(key="btn_use").disabled
+
+
+def test_inspection_input_survives_page_switches(app):
+    """The source text is shared by Encoder, Hidden states and Decoder, and kept when the user visits other pages
+    (Streamlit drops a widget's own state when its page is left)."""
+    app.switch_page("pages/encoder.py").run()
+    first = app.text_input(key="inspect_src").value
+    assert first
+    for page in ("pages/states.py", "pages/decoder.py", "pages/data.py", "pages/encoder.py"):
+        app.switch_page(page).run()
+        if page != "pages/data.py":
+            assert ok(app).text_input(key="inspect_src").value == first, page
+    app.text_input(key="inspect_src").set_value("abcdef").run()
+    app.switch_page("pages/train.py").run()
+    app.switch_page("pages/decoder.py").run()
+    assert ok(app).text_input(key="inspect_src").value == "abcdef" and not app.error

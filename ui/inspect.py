@@ -17,7 +17,8 @@ from seq2seq.data import DataError, check_input_text
 from seq2seq.limits import get_limits
 from ui.state import Current
 
-K_SRC = "inspect_src"  # the source text shared by the inspection pages
+K_SRC = "inspect_src"  # the text box's widget key (Streamlit drops a widget's state when its page is left)
+K_TEXT = "inspect_text"  # the source text shared by the three pages: plain session state, survives page switches
 K_EXAMPLE = "inspect_example"
 K_SRC_UID = "inspect_src_uid"  # model uid the source text was chosen for
 K_CACHE = "inspect_cache"
@@ -41,7 +42,11 @@ def cached(cur: Current, kind: str, key, fn: Callable):
 def _use_example() -> None:
     ex = st.session_state.get(K_EXAMPLE)
     if ex is not None:
-        st.session_state[K_SRC] = ex
+        st.session_state[K_TEXT] = ex
+
+
+def _typed() -> None:
+    st.session_state[K_TEXT] = st.session_state[K_SRC]
 
 
 def input_picker(cur: Current, label: str = "Input sequence x") -> list[str] | None:
@@ -50,12 +55,14 @@ def input_picker(cur: Current, label: str = "Input sequence x") -> list[str] | N
     examples = cur.examples
     if st.session_state.get(K_SRC_UID) != cur.uid:  # a new model: start from one of its examples
         st.session_state[K_SRC_UID] = cur.uid
-        st.session_state[K_SRC] = examples[0] if examples else ""
+        st.session_state[K_TEXT] = examples[0] if examples else ""
         st.session_state.pop(K_EXAMPLE, None)
     mode = "characters" if cur.tokens == "char" else "words"
     c1, c2 = st.columns([3, 2])
     with c1:
-        text = st.text_input(label, key=K_SRC, help=f"Tokens are {mode}. Pick an example or type your own.")
+        st.session_state[K_SRC] = st.session_state.get(K_TEXT, "")  # the box shows the shared text on every page
+        text = st.text_input(label, key=K_SRC, on_change=_typed,
+                             help=f"Tokens are {mode}. Pick an example or type your own.")
     with c2:
         if examples:
             st.selectbox("…or pick an example", examples, index=None, key=K_EXAMPLE, on_change=_use_example,
