@@ -41,7 +41,8 @@ def task_data(task: str, **params):
 
 def describe(mc: ModelConfig, tc: TrainConfig) -> str:
     return (f"cell={mc.cell} E={mc.embed} H={mc.hidden} layers={mc.layers} bi={mc.bidirectional} "
-            f"attention={mc.attention} | {tc.optimizer} lr={tc.lr:g} batch={tc.batch_size} clip={tc.clip:g} "
+            f"attention={mc.attention} | {tc.optimizer} lr={tc.lr:g} {tc.lr_schedule}"
+            f"{f'/{tc.lr_half_life}' if tc.lr_schedule == 'halving' else ''} batch={tc.batch_size} clip={tc.clip:g} "
             f"tf={tc.teacher_forcing:g} eval_every={tc.eval_every} threads={torch.get_num_threads()}")
 
 

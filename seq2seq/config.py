@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, fields
 CELLS = ("rnn", "gru", "lstm")
 ATTENTIONS = ("none", "additive", "dot")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+LR_SCHEDULES = ("constant", "halving")
 
 
 def _from_dict(cls, d: dict):
@@ -82,7 +83,9 @@ class ModelConfig:
 class TrainConfig:
     optimizer: str = "adam"  # "adam" | "rmsprop" | "sgd"
     lr: float = 3e-3
-    batch_size: int = 128
+    lr_schedule: str = "halving"  # "constant" | "halving": lr_k = lr * 0.5 ** (k / lr_half_life) at optimizer step k
+    lr_half_life: int = 1000  # optimizer steps over which the "halving" schedule halves the learning rate
+    batch_size: int = 64
     epochs: float | None = 20  # stop after this many epochs (None = no epoch limit)
     max_seconds: float | None = None  # stop after this many seconds of training (None = no time limit)
     clip: float = 1.0  # max global gradient norm (0 = off)
@@ -96,6 +99,10 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not 0 < self.lr <= 1000:  # absurd values are allowed on purpose: they show a run diverging
             raise ValueError(f"learning rate must be in (0, 1000], got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 1 <= self.lr_half_life <= 10_000_000:
+            raise ValueError(f"lr_half_life must be between 1 and 10,000,000 steps, got {self.lr_half_life}")
         if not 1 <= self.batch_size <= 4096:
             raise ValueError(f"batch size must be between 1 and 4096, got {self.batch_size}")
         if self.epochs is None and self.max_seconds is None:

@@ -7,7 +7,12 @@ with `step()`. One step is the textbook loop, nothing more:
     loss   = mean over real target tokens of  -log p(y_t)         (cross-entropy; <pad> ignored)
     grads  = d loss / d theta                       (backpropagation through time)
     clip   : if ||grads|| > clip, scale grads down to norm `clip`
-    theta  <- optimizer(theta, grads)
+    theta  <- optimizer(theta, grads)     with lr_k = lr * 0.5 ** (k / lr_half_life) ("halving" schedule)
+
+Why the learning rate decays by default: with a constant rate, Adam's steps stay as large at step 3000 as at step
+10, so the weights keep jumping around a good solution and exact match swings by +-0.1 between evaluations
+(3-digit addition, GRU, lr 1e-2: stuck between 0.7 and 0.85). Halving the rate every `lr_half_life` steps keeps the
+fast start and lets the last, hardest examples (the carries) settle.
 
 What a learner wants to see is measured on the way, cheaply:
   * every step: the training loss and the gradient norm, globally and per parameter group (encoder embedding,
@@ -38,7 +43,7 @@ PAD_ID, EOS_ID = 0, 2
 GROUPS = ("encoder embedding", "encoder RNN", "bridge", "attention", "decoder embedding", "decoder RNN",
           "output layer")
 CURVE_POINTS = 2000  # most points kept per curve
-EVAL_EXAMPLES = 512  # validation examples used by the periodic evaluations (the final one uses the whole split)
+EVAL_EXAMPLES = 256  # validation examples used by the periodic evaluations (the final one uses the whole split)
 PROBE_EXAMPLES = 32  # validation examples used for the per-timestep gradient probe
 N_SAMPLES = 6  # sample rows (input, prediction, target) shown per evaluation
 TERMINAL = ("finished", "stopped", "diverged", "error")
@@ -415,6 +420,9 @@ class Run:
         total_v, *group_v = torch.cat([total[None], group_sq.sqrt()]).tolist()
         if not math.isfinite(total_v):
             return self._diverge("The gradients became " + ("NaN" if math.isnan(total_v) else "infinite"))
+        if cfg.lr_schedule == "halving":
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr_at(self.step_count)
         self.optimizer.step()
 
         self.step_count += 1
@@ -422,7 +430,7 @@ class Run:
         self._tick()
         grad_norms = {g: group_v[GROUPS.index(g)] for g in self.groups}
         self.last = {"step": self.step_count, "epoch": self.epoch, "seconds": self.seconds, "train_loss": loss_v,
-                     "grad_norm": total_v, "grad_norms": grad_norms}
+                     "grad_norm": total_v, "grad_norms": grad_norms, "lr": self.lr_at(self.step_count - 1)}
         point = {"step": self.step_count, "epoch": self.epoch, "seconds": self.seconds, "train_loss": loss_v,
                  "grad_norm": total_v}
         for g, v in grad_norms.items():
@@ -436,6 +444,11 @@ class Run:
         elif self.step_count % cfg.eval_every == 0:
             self.evaluate_and_record(limit=EVAL_EXAMPLES)
         return self.last
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate used by optimizer step `step` (0-based)."""
+        cfg = self.train_cfg
+        return cfg.lr * 0.5 ** (step / cfg.lr_half_life) if cfg.lr_schedule == "halving" else cfg.lr
 
     def _finish(self, reason: str) -> None:
         self.evaluate_and_record(limit=None)

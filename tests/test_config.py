@@ -27,3 +27,15 @@ def test_from_dict_rejects_unknown_and_mistyped_keys():
         TrainConfig.from_dict({"lr": 0.1, "momentum": 0.9})
     with pytest.raises(ValueError, match="expected a number"):
         TrainConfig.from_dict({"lr": "fast"})
+
+
+def test_lr_schedule_round_trips_and_validates():
+    tc = TrainConfig(lr_schedule="constant", lr_half_life=250)
+    assert TrainConfig.from_dict(tc.to_dict()) == tc
+    assert TrainConfig.from_dict({"lr": 0.01}).lr_schedule == TrainConfig().lr_schedule  # old configs: default
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="cosine").validate()
+    with pytest.raises(ValueError, match="lr_half_life"):
+        TrainConfig(lr_half_life=0).validate()
+    with pytest.raises(ValueError, match="whole number"):
+        TrainConfig.from_dict({"lr_half_life": 2.5})

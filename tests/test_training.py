@@ -212,3 +212,17 @@ def test_as_ids_cuts_after_eos():
     out = torch.tensor([[5, 6, 2, 7, 7], [5, 2, 2, 0, 0]])
     assert _as_ids(out, 4).tolist() == [[5, 6, 2, 0], [5, 2, 0, 0]]
     assert _as_ids(torch.tensor([[5, 2]]), 4).tolist() == [[5, 2, 0, 0]]
+
+
+def test_lr_halving_schedule(data):
+    mc, tc = cfgs(data, lr=0.01, lr_schedule="halving", lr_half_life=4)
+    run = Run(data, mc, tc)
+    for _ in range(8):
+        run.step()
+    assert run.last["lr"] == pytest.approx(0.01 * 0.5 ** (7 / 4))  # step 8 is optimizer step k = 7
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(run.last["lr"])
+    mc, tc = cfgs(data, lr=0.01, lr_schedule="constant")
+    run = Run(data, mc, tc)
+    for _ in range(8):
+        run.step()
+    assert run.last["lr"] == run.optimizer.param_groups[0]["lr"] == 0.01
