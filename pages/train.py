@@ -1,12 +1,13 @@
 """Train page: train the chosen model on the chosen data in the background, and watch it learn.
 
 The run lives in the trainer's worker pool, not in this script: the page only stores its run_id in the session and
-polls a snapshot twice a second from a fragment. So leaving the page (or the whole app) and coming back finds the
+polls a snapshot every 0.4 s from a fragment. So leaving the page (or the whole app) and coming back finds the
 run and its curves where they are, and the widgets stay responsive while it trains.
 """
 import copy
 
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 
 from seq2seq.checkpoint import Checkpoint
@@ -176,31 +177,74 @@ if msg:  # a problem from the buttons above (a limit, the data, the vocabulary),
 
 
 # ------------------------------------------------------------------------------------------------------- live view
-def curves(history: dict) -> None:
+# The fragment below reruns every POLL seconds while a run trains, so it only reads the snapshot and draws: the
+# tables behind the charts are rebuilt only when the snapshot has new points (keyed by run, step and evaluation count),
+# each curve is thinned to figures.MAX_POINTS, and the chart specs never change (so each chart stays ONE element whose
+# data the browser swaps in place).
+POLL = 0.4
+K_LIVE = "train_live_tables"
+LOSS_SPEC = figures.line_spec("step", "optimizer step", "loss",
+                              {"training loss": OI["blue"], "validation loss": OI["orange"]})
+ACC_SPEC = figures.line_spec("step", "optimizer step", "share correct",
+                             {"exact match": OI["green"], "token accuracy": OI["purple"]}, y_domain=(0, 1), points=True)
+GROUP_SPEC = figures.bar_spec("parameter group", "‖gradient‖ (log)", OI["blue"], horizontal=True)
+STEP_SPEC = figures.bar_spec("encoder timestep", "‖∂L/∂h_t‖ (log)", OI["vermillion"])
+
+
+def live_tables(run_id: str, snap: dict) -> dict[str, pa.Table]:
+    """The charts' and the sample table's data, rebuilt only when this snapshot differs from the last one drawn."""
+    history = snap.get("history") or {}
+    version = (run_id, snap.get("step"), len(history.get("eval_step") or []), snap.get("status"))
+    cached = st.session_state.get(K_LIVE)
+    if cached and cached[0] == version:
+        return cached[1]
+    table = pd.DataFrame(snap.get("samples") or [], columns=["input", "prediction", "target"])
+    table["correct"] = table["prediction"] == table["target"]
+    tables = {
+        "loss": figures.curves_frame(history, {"training loss": ("step", "train_loss"),
+                                               "validation loss": ("eval_step", "valid_loss")}),
+        "acc": figures.curves_frame(history, {"exact match": ("eval_step", "exact_match"),
+                                              "token accuracy": ("eval_step", "token_accuracy")}),
+        "groups": figures.bars_frame(snap.get("grad_norms") or {}),
+        "steps": figures.bars_frame(snap.get("timestep_grad_norms") or [], prefix="t="),
+        "samples": table,
+    }
+    tables = {name: figures.arrow(df) for name, df in tables.items()}  # serialised once, not on every poll
+    st.session_state[K_LIVE] = (version, tables)
+    return tables
+
+
+def after_first_eval(snap: dict) -> str:
+    every = (snap.get("train_cfg") or {}).get("eval_every") or TrainConfig().eval_every
+    return f"Appears after the first evaluation on the validation set (every {every} optimizer steps)."
+
+
+def curves(snap: dict, tables: dict[str, pa.Table]) -> None:
     a, b = st.columns(2)
-    loss = figures.curves_frame(history, {"training loss": ("step", "train_loss"),
-                                          "validation loss": ("eval_step", "valid_loss")})
     a.markdown("**Loss (cross-entropy)**")
-    a.vega_lite_chart(loss, figures.line_spec("step", "optimizer step", "loss",
-                                              {"training loss": OI["blue"], "validation loss": OI["orange"]}),
-                      key="chart_loss")
-    acc = figures.curves_frame(history, {"exact match": ("eval_step", "exact_match"),
-                                         "token accuracy": ("eval_step", "token_accuracy")})
+    if len(tables["loss"]):
+        a.vega_lite_chart(tables["loss"], LOSS_SPEC, key="chart_loss")
+    else:
+        a.caption("The training loss appears after the first optimizer step.")
     b.markdown("**Validation accuracy**")
-    b.vega_lite_chart(acc, figures.line_spec("step", "optimizer step", "share correct",
-                                             {"exact match": OI["green"], "token accuracy": OI["purple"]},
-                                             y_domain=(0, 1), points=True), key="chart_acc")
+    if len(tables["acc"]):
+        b.vega_lite_chart(tables["acc"], ACC_SPEC, key="chart_acc")
+    else:
+        b.caption(after_first_eval(snap))
 
 
-def gradients(snap: dict) -> None:
+def gradients(snap: dict, tables: dict[str, pa.Table]) -> None:
     a, b = st.columns(2)
     a.markdown("**Gradient norm per parameter group** (latest step)")
-    a.vega_lite_chart(figures.bars_frame(snap.get("grad_norms") or {}),
-                      figures.bar_spec("parameter group", "‖gradient‖ (log)", OI["blue"], horizontal=True),
-                      key="chart_groups")
+    if len(tables["groups"]):
+        a.vega_lite_chart(tables["groups"], GROUP_SPEC, key="chart_groups")
+    else:
+        a.caption("Appears after the first optimizer step.")
     b.markdown("**Gradient reaching each encoder timestep** ‖∂L/∂h_t‖")
-    b.vega_lite_chart(figures.bars_frame(snap.get("timestep_grad_norms") or [], prefix="t="),
-                      figures.bar_spec("encoder timestep", "‖∂L/∂h_t‖ (log)", OI["vermillion"]), key="chart_steps")
+    if len(tables["steps"]):
+        b.vega_lite_chart(tables["steps"], STEP_SPEC, key="chart_steps")
+    else:
+        b.caption(after_first_eval(snap))
 
 
 def live(run_id: str, polling: bool) -> None:
@@ -220,20 +264,21 @@ def live(run_id: str, polling: bool) -> None:
         st.error(f"Training failed: {snap.get('message') or 'unknown error'}")
     elif snap.get("message") and s in ("finished", "stopped", "paused"):
         st.caption(snap["message"])
-    curves(snap.get("history") or {})
-    gradients(snap)
+    tables = live_tables(run_id, snap)
+    curves(snap, tables)
+    gradients(snap, tables)
     st.markdown("**Sample predictions** (validation inputs, at the latest evaluation)")
-    rows = snap.get("samples") or []
-    table = pd.DataFrame(rows, columns=["input", "prediction", "target"])
-    table["correct"] = table["prediction"] == table["target"]
-    st.dataframe(table, hide_index=True, key="samples_table",
-                 column_config={"correct": st.column_config.CheckboxColumn("correct")})
+    if len(tables["samples"]):
+        st.dataframe(tables["samples"], hide_index=True, key="samples_table",
+                     column_config={"correct": st.column_config.CheckboxColumn("correct")})
+    else:
+        st.caption(after_first_eval(snap))
     if polling and s not in ACTIVE:
         st.rerun()  # the run ended: redraw the whole page (buttons) and stop polling
 
 
 if run_id:
-    st.fragment(live, run_every=0.5 if status in ACTIVE else None)(run_id, status in ACTIVE)
+    st.fragment(live, run_every=POLL if status in ACTIVE else None)(run_id, status in ACTIVE)
 else:
-    st.info("Press **Start** to train. The curves appear here and update twice a second; you can switch pages "
+    st.info("Press **Start** to train. The curves appear here and update a few times a second; you can switch pages "
             "while it trains and come back.")

@@ -183,7 +183,8 @@ def test_train_start_shows_live_curves_then_use_the_model(app):
     app.number_input(key="epochs").set_value(40).run()
     app.button(key="btn_start").click().run()
     ok(app)
-    wait_for(app, lambda a: len(chart_data(find(a, "vega_lite_chart")[0])) >= 2)
+    # the accuracy and per-timestep charts replace their "appears after the first evaluation" captions
+    wait_for(app, lambda a: len(find(a, "vega_lite_chart")) == 4 and len(chart_data(find(a, "vega_lite_chart")[0])) >= 2)
     assert progress_text(app).split(" · ")[0] in ("running", "finished")
     charts = find(app, "vega_lite_chart")
     assert len(charts) == 4  # loss, accuracy, grad norms per group, per timestep

@@ -49,11 +49,24 @@ def test_padded_example_hostile_tokens_are_literal():
 
 def test_length_hist_has_max_line_and_labels():
     fig = F.fig_length_hist([3, 4, 5, 9], [3, 4, 5, 6], max_len=6)
-    assert len(fig.data) == 2 and {t.name for t in fig.data} == {"source length", "target length"}
-    assert any(s.type == "line" and s.x0 == 6.5 for s in fig.layout.shapes)
+    assert len(fig.data) == 2 and {t.name for t in fig.data} == {"source x", "target y"}
+    assert [t.marker.color for t in fig.data] == [F.OI["blue"], F.OI["orange"]]  # two Okabe-Ito colors, a legend
+    assert fig.layout.barmode == "group" and fig.layout.showlegend is not False
+    src = fig.data[0]
+    assert dict(zip(src.x, src.y))[9] == 1 and dict(zip(src.x, src.y))[7] == 0  # counts per length, gaps as 0
+    assert any(s.type == "line" and s.x0 == 6.5 for s in fig.layout.shapes)  # the cut, inside the data range
     assert "max length = 6" in texts(fig)
-    assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+    assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text == "number of pairs"
     assert fig.layout.font.size >= 16
+
+
+def test_length_hist_far_max_length_keeps_the_data_readable():
+    """Lengths 5-15 with a max length of 50: the axis spans the data, the cut is named at the edge."""
+    fig = F.fig_length_hist(list(range(5, 16)), list(range(5, 16)), max_len=50)
+    lo, hi = fig.layout.xaxis.range
+    assert lo < 5 and 15 < hi < 17
+    assert not [s for s in fig.layout.shapes if s.type == "line"]
+    assert "max length 50 →" in texts(fig)
 
 
 def test_top_tokens_order_and_literal():
@@ -110,6 +123,22 @@ def test_curves_frame_aligns_series_and_drops_non_finite():
     assert list(df[df.series == "validation loss"].value) == [2.8]
     empty = F.curves_frame({}, {"training loss": ("step", "train_loss")})
     assert len(empty) == 0 and list(empty.columns) == ["step", "value", "series"]
+
+
+def test_curves_frame_thins_long_runs_and_tolerates_odd_values():
+    history = {"step": list(range(1, 2001)), "train_loss": [1.0] * 1999 + ["x"]}
+    df = F.curves_frame(history, {"training loss": ("step", "train_loss")})
+    assert len(df) <= F.MAX_POINTS + 1 and df["step"].iloc[-1] == 1999 and df["step"].iloc[0] == 1
+
+
+def test_arrow_table_round_trips_what_the_chart_shows():
+    from streamlit.dataframe_util import convert_anything_to_arrow_bytes, convert_arrow_bytes_to_pandas_df
+
+    df = F.curves_frame({"step": [1, 2], "train_loss": [3.0, 2.5]}, {"training loss": ("step", "train_loss")})
+    back = convert_arrow_bytes_to_pandas_df(convert_anything_to_arrow_bytes(F.arrow(df)))
+    assert list(back.columns) == ["step", "value", "series"]
+    assert list(back["value"]) == [3.0, 2.5] and list(back["series"]) == ["training loss"] * 2
+    assert F.arrow(F.bars_frame([])).num_rows == 0
 
 
 def test_specs_are_readable_and_colorblind_safe():

@@ -136,6 +136,29 @@ def test_beam_tree_marks_kept_pruned_and_best(model_trace):
     assert "hover" not in json.dumps(fig.layout.title.text)
 
 
+def test_beam_tree_eos_nodes_carry_no_colliding_labels(model_trace):
+    """<eos> nodes are diamonds named by the legend; their text labels used to run into each other."""
+    m, tr = model_trace
+    res = beam_search(m, tr.ids, 3, max_len=6)
+    fig = F.beam_tree_figure(res.tree, VOCAB.itos, best_ids=F.beam_best_path(res.tree, res.best),
+                             max_pruned_per_step=3)
+    texts = [t for trace in fig.data if trace.text is not None for t in trace.text]
+    assert "&lt;eos&gt;" not in texts
+    hovers = [c[0] for trace in fig.data if trace.customdata is not None for c in trace.customdata]
+    assert "&lt;eos&gt;" in hovers or not any(n.token_id == 2 for n in res.tree)  # still named in hover
+    for trace in fig.data:
+        if trace.name and trace.name.startswith("finished"):
+            assert trace.marker.symbol == "diamond"
+
+
+def test_encoder_step_titles_fit_a_half_width_column():
+    m = make("lstm", 2, True, "none")
+    tr = trace_encoder(m, VOCAB, "abcdefghijklmnop", "char")
+    for d in (0, 1):
+        title = F.encoder_step_figure(tr, 1, d, 14).layout.title.text
+        assert len(title) <= 48, title  # ~20 px characters in a ~560 px column
+
+
 def test_pca_and_compare():
     m = make("gru", 1, True, "none")
     traces = [trace_encoder(m, VOCAB, s, "char") for s in ("abc", "hgfedcba", "aaaa", "cab")]

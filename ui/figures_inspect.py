@@ -177,8 +177,11 @@ def encoder_step_figure(trace, layer: int, direction: int, t: int, title: str | 
                            customdata=custom, hovertemplate=hover, hoverongaps=False, xgap=1,
                            colorbar=_cbar("value", x=1.0, len=0.48 if has_gates else 1.0,
                                           y=0.24 if has_gates else 0.5)))
-    d = "forward" if direction == 0 else "backward"
-    return _fig(data, title or f"Step t={t + 1}, layer {layer + 1}, {d}: from the previous state to h_t",
+    prev = "h_{t-1}" if direction == 0 else "h_{t+1}"
+    layers, dirs = trace.h.shape[:2]
+    where = (f"t={t + 1}" + (f", layer {layer + 1}" if layers > 1 else "")
+             + (", backward" if direction == 1 else ", forward" if dirs == 2 else ""))
+    return _fig(data, title or f"{where}: {prev} → gates → h_t",
                 44 * R + 150, xaxis=_ax("hidden unit"),
                 yaxis=_ax(tickvals=list(range(R)), ticktext=names, autorange="reversed"))
 
@@ -403,7 +406,9 @@ def topk_figure(probs: np.ndarray, itos: Sequence[str], chosen_id: int, k: int =
             colors.append(GREY); notes.append("")
     names = [label(itos[i]) for i in top]
     bars = go.Bar(x=probs[top], y=list(range(len(top))), orientation="h", marker_color=colors,
-                  text=[f"{probs[i]:.1%} {n}".strip() for i, n in zip(top, notes)], textposition="outside",
+                  text=[f"{probs[i]:.1%} {n}".strip() for i, n in zip(top, notes)],
+                  textposition=["inside" if probs[i] > 0.6 else "outside" for i in top], insidetextanchor="end",
+                  insidetextfont=dict(color="white", size=FONT), outsidetextfont=dict(size=FONT), cliponaxis=False,
                   customdata=names, hovertemplate="%{customdata}: p = %{x:.4f}<extra></extra>")
     return _fig([bars], title, max(300, 34 * len(top) + 130), showlegend=False,
                 xaxis=_ax("probability p_t(y)", range=[0, 1.3], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1]),
@@ -510,21 +515,40 @@ def beam_tree_figure(nodes: Sequence, itos: Sequence[str], best_ids: Sequence[in
     if xs:
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="black", width=5), name="best hypothesis",
                                  hoverinfo="skip"))
+    # <eos> nodes are diamonds WITHOUT a text label (the legend names them, hover says <eos>): five-character
+    # "<eos>" labels on neighbouring steps ran into each other. Long word tokens are shortened on the figure for the
+    # same reason (full text in hover).
+    eos = {i for i, t in enumerate(itos) if t == "<eos>"}
+    short = 3 if len(by_step) > 10 else 6
+
+    def tok(n) -> str:
+        return itos[n.token_id] if 0 <= n.token_id < len(itos) else "?"
+
+    def text(n) -> str:
+        t = tok(n)
+        return "" if n.token_id in eos else label(t if len(t) <= short + 1 else t[:short] + "…")
+
     groups = (
-        ("kept", lambda n: n.kept and not n.finished, dict(symbol="circle", color=BLUE, size=26)),
-        ("finished (<eos>)", lambda n: n.kept and n.finished, dict(symbol="diamond", color=ORANGE, size=28)),
-        ("pruned", lambda n: not n.kept, dict(symbol="circle-open", color=GREY, size=22)),
+        ("kept", lambda n: n.kept and not n.finished and n.token_id not in eos,
+         dict(symbol="circle", color=BLUE, size=26)),
+        ("finished (<eos>)", lambda n: n.kept and (n.finished or n.token_id in eos),
+         dict(symbol="diamond", color=ORANGE, size=28)),
+        ("pruned", lambda n: not n.kept and n.token_id not in eos, dict(symbol="circle-open", color=GREY, size=22)),
+        ("pruned <eos>", lambda n: not n.kept and n.token_id in eos, dict(symbol="diamond-open", color=GREY, size=22)),
     )
     for name, pred, marker in groups:
         sel = [n for n, _ in shown if pred(n)]
+        if not sel and name == "pruned <eos>":
+            continue
         fig.add_trace(go.Scatter(
             x=[pos[n.id][0] for n in sel], y=[pos[n.id][1] for n in sel], mode="markers+text", name=label(name),
-            text=[label(itos[n.token_id]) if 0 <= n.token_id < len(itos) else "?" for n in sel],
-            textposition="top center", textfont=dict(size=18, color="black" if name != "pruned" else "#666"),
+            text=[text(n) for n in sel],
+            textposition="top center", textfont=dict(size=18, color="#555" if name.startswith("pruned") else "black"),
             marker=dict(line=dict(width=2, color=marker["color"]), **marker),
-            customdata=[[n.logprob, n.score, "kept" if n.kept else "finished" if n.finished else "pruned"] for n in sel],
-            hovertemplate="%{text}<br>log p(token) = %{customdata[0]:.3f}<br>score (sum of log p) = %{customdata[1]:.3f}"
-                          "<br>%{customdata[2]}<extra></extra>",
+            customdata=[[label(tok(n)), n.logprob, n.score,
+                         "kept" if n.kept and not n.finished else "finished" if n.kept else "pruned"] for n in sel],
+            hovertemplate="%{customdata[0]}<br>log p(token) = %{customdata[1]:.3f}<br>"
+                          "score (sum of log p) = %{customdata[2]:.3f}<br>%{customdata[3]}<extra></extra>",
         ))
     n_rows = max((y for _, y in shown), default=0) + 1
     fig.update_xaxes(title_text="decoder step t", dtick=1)
