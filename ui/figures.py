@@ -73,10 +73,13 @@ def fig_padded_example(rows: Sequence[tuple[str, list[str], list[int]]]) -> go.F
     for label, toks, ids in reversed(rows):  # first row on top
         zr, tr, hr = [], [], []
         for t in range(width):
-            tok, i = (toks[t], ids[t]) if t < len(toks) else ("", None)
-            kind = "pad" if tok == "<pad>" or i is None else "special" if tok in SPECIAL else "token"
+            if t >= len(toks):  # past this sequence's own length (the encoder and decoder run different lengths)
+                zr.append(None), tr.append(""), hr.append(f"{plain(label)}: no timestep t={t + 1}")
+                continue
+            tok, i = toks[t], ids[t]
+            kind = "pad" if tok == "<pad>" else "special" if tok in SPECIAL else "token"
             zr.append(kinds[kind])
-            tr.append(f"{show_token(tok)}<br>{'' if i is None else i}")
+            tr.append(f"{show_token(tok)}<br>{i}")
             hr.append(f"{plain(label)}, t={t + 1}: {show_token(tok)} (id {i}, {kind})")
         z.append(zr), text.append(tr), hover.append(hr)
     colors = [OI["sky"], OI["orange"], "#DDDDDD"]
@@ -86,11 +89,13 @@ def fig_padded_example(rows: Sequence[tuple[str, list[str], list[int]]]) -> go.F
     fig = go.Figure(go.Heatmap(
         z=z, x=[f"t={t + 1}" for t in range(width)], y=[plain(r[0]) for r in reversed(rows)],
         text=text, texttemplate="%{text}", textfont=dict(size=FONT), hovertext=hover, hoverinfo="text",
-        colorscale=scale, zmin=-0.5, zmax=2.5, xgap=3, ygap=3,
+        colorscale=scale, zmin=-0.5, zmax=2.5, xgap=3, ygap=3, hoverongaps=False,
         colorbar=dict(tickvals=[0, 1, 2], ticktext=["token", "special", "&lt;pad&gt;"], title=dict(text="kind"),
                       tickfont=dict(size=FONT), len=0.9),
     ))
-    return _style(fig, None, "timestep t (one column per token)", None, height=300)
+    fig = _style(fig, None, "timestep t (one column per token)", None, height=300)
+    fig.update_yaxes(tickfont_size=FONT)
+    return fig
 
 
 def fig_length_hist(src_lens: Sequence[int], tgt_lens: Sequence[int], max_len: int) -> go.Figure:

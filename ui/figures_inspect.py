@@ -172,11 +172,12 @@ def encoder_step_figure(trace, layer: int, direction: int, t: int, title: str | 
     if has_gates:
         data.append(go.Heatmap(z=gate_z, x=np.arange(H), y=np.arange(R), colorscale=GATE, zmin=0, zmax=1,
                                customdata=custom, hovertemplate=hover, hoverongaps=False, xgap=1,
-                               colorbar=_cbar("gate", x=1.0, len=0.48, y=0.76)))
+                               colorbar=_cbar("gate", x=1.0, len=0.48, y=0.76, tickvals=[0, 0.5, 1])))
     data.append(go.Heatmap(z=signed_z, x=np.arange(H), y=np.arange(R), colorscale=SIGNED, zmid=0, zmin=-m, zmax=m,
                            customdata=custom, hovertemplate=hover, hoverongaps=False, xgap=1,
                            colorbar=_cbar("value", x=1.0, len=0.48 if has_gates else 1.0,
-                                          y=0.24 if has_gates else 0.5)))
+                                          y=0.24 if has_gates else 0.5, tickvals=[-m, 0, m],
+                                          ticktext=[f"{-m:.2g}", "0", f"{m:.2g}"])))
     prev = "h_{t-1}" if direction == 0 else "h_{t+1}"
     layers, dirs = trace.h.shape[:2]
     where = (f"t={t + 1}" + (f", layer {layer + 1}" if layers > 1 else "")
@@ -526,7 +527,9 @@ def beam_tree_figure(nodes: Sequence, itos: Sequence[str], best_ids: Sequence[in
 
     def text(n) -> str:
         t = tok(n)
-        return "" if n.token_id in eos else label(t if len(t) <= short + 1 else t[:short] + "…")
+        if n.token_id in eos:
+            return ""
+        return label(t if len(t) <= short + 1 or (t.startswith("<") and t.endswith(">")) else t[:short] + "…")
 
     groups = (
         ("kept", lambda n: n.kept and not n.finished and n.token_id not in eos,
@@ -551,10 +554,14 @@ def beam_tree_figure(nodes: Sequence, itos: Sequence[str], best_ids: Sequence[in
                           "score (sum of log p) = %{customdata[2]:.3f}<br>%{customdata[3]}<extra></extra>",
         ))
     n_rows = max((y for _, y in shown), default=0) + 1
-    fig.update_xaxes(title_text="decoder step t", dtick=1)
+    last = max((pos[n.id][0] for n, _ in shown), default=0)
+    fig.update_xaxes(title_text="decoder step t", dtick=1, range=[-0.6, last + 0.6])
     fig.update_yaxes(visible=False, range=[-n_rows + 0.3, 0.8])
-    return _style(fig, "Beam search tree (node = token added; thick black = best hypothesis)",
-                  max(360, 52 * n_rows + 170), legend=dict(orientation="h", y=-0.15, font=dict(size=16)))
+    fig = _style(fig, "Beam search tree (node = token added; thick black = best hypothesis)",
+                 max(380, 52 * n_rows + 210),
+                 legend=dict(orientation="h", x=0, y=1.0, xanchor="left", yanchor="bottom", font=dict(size=16)))
+    fig.update_layout(margin=dict(t=100))
+    return fig
 
 
 def force_compare_figure(before: Sequence[str], after: Sequence[str], t_forced: int) -> go.Figure:
