@@ -40,10 +40,12 @@ def _style(fig: go.Figure, title: str | None = None, x: str | None = None, y: st
         font=dict(size=FONT), height=height, margin=dict(l=10, r=10, t=60 if title else 20, b=10),
         template="plotly_white", legend=dict(font=dict(size=FONT)),
     )
+    fig.update_xaxes(tickfont_size=FONT)  # tick labels at projector size even on an axis without a title
+    fig.update_yaxes(tickfont_size=FONT)
     if x is not None:
-        fig.update_xaxes(title_text=x, title_font_size=FONT + 2, tickfont_size=FONT)
+        fig.update_xaxes(title_text=x, title_font_size=FONT + 2)
     if y is not None:
-        fig.update_yaxes(title_text=y, title_font_size=FONT + 2, tickfont_size=FONT)
+        fig.update_yaxes(title_text=y, title_font_size=FONT + 2)
     return fig
 
 
@@ -93,9 +95,7 @@ def fig_padded_example(rows: Sequence[tuple[str, list[str], list[int]]]) -> go.F
         colorbar=dict(tickvals=[0, 1, 2], ticktext=["token", "special", "&lt;pad&gt;"], title=dict(text="kind"),
                       tickfont=dict(size=FONT), len=0.9),
     ))
-    fig = _style(fig, None, "timestep t (one column per token)", None, height=300)
-    fig.update_yaxes(tickfont_size=FONT)
-    return fig
+    return _style(fig, None, "timestep t (one column per token)", None, height=300)
 
 
 def fig_length_hist(src_lens: Sequence[int], tgt_lens: Sequence[int], max_len: int) -> go.Figure:
@@ -314,9 +314,10 @@ def line_spec(x: str, x_title: str, y_title: str, colors: dict[str, str], log: b
     if y_domain:
         y_scale["domain"] = list(y_domain)
     return {
-        "mark": {"type": "line", "point": points, "strokeWidth": 3},
+        "mark": {"type": "line", "point": {"filled": True, "size": 80} if points else False, "strokeWidth": 3},
         "encoding": {
-            "x": {"field": x, "type": "quantitative", "title": x_title, "axis": {"format": "~s", "tickMinStep": 1}},
+            "x": {"field": x, "type": "quantitative", "title": x_title, "axis": {"format": "~s", "tickMinStep": 1},
+                  "scale": {"domainMin": 0}},  # from the start of the run: one early point is not the whole axis
             "y": {"field": "value", "type": "quantitative", "title": y_title, "scale": y_scale},
             "color": {"field": "series", "type": "nominal", "title": None,
                       "scale": {"domain": list(colors), "range": list(colors.values())}},
@@ -336,8 +337,8 @@ def bar_spec(x_title: str, y_title: str, color: str = OI["blue"], log: bool = Tr
     base = {"field": "base"}
     enc = {"y": cat, "x": val, "x2": base} if horizontal else {"x": cat, "y": val, "y2": base}
     enc["tooltip"] = [{"field": "name", "type": "nominal"}, {"field": "value", "type": "quantitative", "format": ".3g"}]
-    if horizontal:
-        cat["axis"] = {"labelLimit": 220}
+    # horizontal: long group names; vertical: upright timestep labels, every other one dropped when they'd collide
+    cat["axis"] = {"labelLimit": 220} if horizontal else {"labelAngle": 0, "labelOverlap": "greedy"}
     return {"mark": {"type": "bar", "color": color}, "encoding": enc, "config": _vl_config(), "height": 280}
 
 
