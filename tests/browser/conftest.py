@@ -14,6 +14,8 @@ Helpers used by the tests:
   nav(page, slug)      click the sidebar link of a page ("" = Data, "model", "train", "encoder", "states", "decoder")
   shot(page, name)     full-page screenshot (Streamlit scrolls inside its own container, so the viewport is grown)
   assert_no_exception  no Streamlit exception box ([data-testid='stException']) on the page
+  figure(line)         a measured figure: printed in pytest's terminal summary ("browser figures"), even when the
+                       test passes and its output is captured
   worker_pids / cpu_seconds   the server's training worker processes and their CPU time (from /proc)
 """
 from __future__ import annotations
@@ -135,6 +137,22 @@ def browser():
         b.close()
 
 
+FIGURES: list[str] = []
+
+
+def figure(line: str) -> None:
+    """Record a measured figure (latency, seconds, counts) for the terminal summary, and print it for `-s` runs."""
+    FIGURES.append(line)
+    print("\n  " + line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.write_sep("-", "browser figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -225,11 +243,15 @@ def act(page, action, timeout: float = 60_000) -> None:
     settle(page, before, timeout=timeout)
 
 
+def sidebar_link(page, slug: str):
+    """The sidebar navigation's link to a page; slug '' is the default page (Data)."""
+    return page.locator("[data-testid='stSidebarNav'] a").first if not slug else \
+        page.locator(f"[data-testid='stSidebarNav'] a[href$='/{slug}']")
+
+
 def nav(page, slug: str) -> None:
     """Go to another page through the sidebar navigation (same session); slug '' is the default page (Data)."""
-    link = page.locator("[data-testid='stSidebarNav'] a").first if not slug else \
-        page.locator(f"[data-testid='stSidebarNav'] a[href$='/{slug}']")
-    act(page, link.click)
+    act(page, sidebar_link(page, slug).click)
     page.wait_for_selector("[data-testid='stMain'] h1")
 
 

@@ -1,12 +1,18 @@
 """Many users on one server: 8 browser sessions train 8 different models on 4 different tasks at the same time.
 
+Each session is set up the way a teacher shares a setup: one link that opens the Train page with the task, its size,
+the model and the time budget in the query string (`/train?task=sort&sort.n=300&cell=rnn&hidden=16...`), then Start.
+
 What it checks (issue 4, "Many users"):
-  * no leak between sessions: each Train page shows its own data and model, and its own run's sample predictions
-    obey its own task's rule (copy, reverse, sort, addition), so curves and samples come from its own run;
+  * no leak between sessions: each Train page shows its own data and model (task, cell, E, H), its own run's curves
+    grow, and its own run's sample predictions obey its own task's rule (copy, reverse, sort, addition);
+  * every run advances while all 8 train at once;
   * a 9th run past SEQ2SEQ_MAX_CONCURRENT_RUNS (8 on the test server) waits in a queue whose position is shown;
-  * pages stay responsive: the latency of a page rerun (encoder step button: click -> script idle again) while all
+  * pages stay responsive: the latency of a page rerun (Encoder step button: click -> next step drawn) while the 8
     runs train, median and worst printed;
-  * closing the tabs ends every run: the training workers' CPU falls to ~0 within seconds of the last tab closing.
+  * closing the tabs ends every run: the training workers' CPU falls to idle within seconds (the seconds printed).
+Timeouts are generous (a loaded 2-core CI machine); the conditions waited on are the app's own (script state,
+progress text, table contents), never fixed sleeps.
 """
 from __future__ import annotations
 
@@ -15,77 +21,72 @@ import time
 
 import pytest
 
-from conftest import act, button, assert_no_exception, cpu_load, load, wait_drawn, wait_idle, worker_pids
+from conftest import act, assert_no_exception, button, cpu_load, figure, load, nav, wait_drawn, worker_pids
 
 pytestmark = pytest.mark.browser
 
-# (task, cell as the Cell control shows it, hidden units H, attention): 8 different models, 4 tasks
-SESSIONS = [("reverse", "LSTM", 16, "none"), ("copy", "GRU", 8, "none"), ("sort", "RNN", 16, "dot"),
-            ("addition", "LSTM", 32, "additive"), ("reverse", "GRU", 32, "dot"), ("copy", "LSTM", 8, "additive"),
-            ("sort", "GRU", 16, "none"), ("addition", "RNN", 8, "dot")]
+# (task, cell, hidden units H, attention): 8 different models, 4 tasks
+SESSIONS = [("reverse", "lstm", 16, "none"), ("copy", "gru", 8, "none"), ("sort", "rnn", 16, "dot"),
+            ("addition", "lstm", 32, "additive"), ("reverse", "gru", 32, "dot"), ("copy", "lstm", 8, "additive"),
+            ("sort", "gru", 16, "none"), ("addition", "rnn", 8, "dot")]
 RULES = {"reverse": lambda s: s[::-1], "copy": lambda s: s, "sort": lambda s: "".join(sorted(s)),
          "addition": lambda s: str(sum(int(x) for x in s.split("+")))}
+N_PAIRS = 300  # training pairs per session (validation: 30): small, so the first evaluation comes quickly
+RUN_SECONDS = 300  # outlives the test: closing the tab must end the run
 IDLE_CORES = 0.10  # "idle": the workers together use under a tenth of a core
 END_WITHIN = 10.0  # seconds from closing the tabs to idle workers
+PROGRESS = "[data-testid='stMain'] [data-testid='stProgress']"
+# The step number in the Train page's progress text ("running · step 1,234 · epoch ..."), or -1.
+STEP_JS = f"""() => {{ const p = document.querySelector("{PROGRESS}");
+  const m = p && p.innerText.match(/step ([\\d,]+)/); return m ? parseInt(m[1].replace(/,/g, '')) : -1; }}"""
+# The same from the sidebar's run status line ("Train page run: running · 12% · step 1,234"), shown on every page.
+SIDEBAR_STEP_JS = """() => { const m = document.querySelector('[data-testid=stSidebar]').innerText
+  .match(/Train page run: \\w+ · \\d+% · step ([\\d,]+)/); return m ? parseInt(m[1].replace(/,/g, '')) : -1; }"""
+LOSS_POINTS_JS = """() => { const p = document.querySelector('[data-testid=stMain] .mark-line path');
+                           return p ? (p.getAttribute('d') || '').split(/[ML]/).length - 1 : 0; }"""
+
+
+def link(server_url: str, task: str, cell: str, hidden: int, attention: str) -> str:
+    return (f"{server_url}/train?task={task}&{task}.n={N_PAIRS}&cell={cell}&emb=8&hidden={hidden}"
+            f"&attention={attention}&batch=32&budget=seconds&seconds={RUN_SECONDS}")
 
 
 def describe(cell: str, attention: str) -> str:
     """What the Train page shows for a model (ui.state.describe)."""
-    return cell + (f" + {attention} attention" if attention != "none" else "")
+    return cell.upper() + (f" + {attention} attention" if attention != "none" else "")
 
 
-def all_pages(pages, action, what: str = "", idle: bool = True) -> None:
-    """Do `action(page)` on every page first, then wait for every page: the server works on all at once.
-    idle=False: do not wait for the script to be idle (a training page polls its run all the time)."""
-    t0 = time.time()
-    before = [p.evaluate("() => window.__st.filter(e => e.s === 'running').length") for p in pages]
-    for p in pages:
-        action(p)
-    for p, b in zip(pages, before):
-        try:
-            p.wait_for_function(f"() => window.__st.filter(e => e.s === 'running').length > {b}", timeout=3000)
-        except Exception:
-            pass
-        if idle:
-            wait_idle(p)
-    if what:
-        print(f"  {what}: {time.time() - t0:.1f} s")
-
-
-def sidebar_link(page, slug: str):
-    return page.locator("[data-testid='stSidebarNav'] a").first if not slug else \
-        page.locator(f"[data-testid='stSidebarNav'] a[href$='/{slug}']")
-
-
-def pick_task(page, task: str) -> None:
-    box = page.locator("[data-testid='stSelectbox']").filter(has_text="Task")
-    box.click()
-    page.keyboard.type(task)
-    page.keyboard.press("Enter")
-
-
-def set_seconds(page, seconds: int) -> None:
-    box = page.locator("[data-testid='stMain'] [data-testid='stNumberInput']").filter(has_text="Seconds").locator("input")
-    box.fill(str(seconds))
-    box.press("Enter")
-
-
-def progress_step(page) -> int:
-    text = page.locator("[data-testid='stMain'] [data-testid='stProgress']").inner_text()
-    return int(text.split("step", 1)[1].split("·")[0].replace(",", "").strip())
+def step(page, js: str = STEP_JS) -> int:
+    return page.evaluate(js)
 
 
 def sample_rows(page) -> list[tuple[str, str, str]]:
     """(input, prediction, target) rows of the Train page's sample table, read from the grid's accessible table
-    (the grid renders only while on screen: scroll to it)."""
+    (the grid draws its cells only while on screen: scroll to it first)."""
     page.locator("[data-testid='stMain'] [data-testid='stDataFrame']").last.scroll_into_view_if_needed()
-    cells = page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid=stMain] [data-testid=stDataFrame] [id^=glide-cell-]'))
-                                        .map(c => [c.id, c.innerText])""")
+    cells = page.evaluate("""() => Array.from(document.querySelectorAll(
+        '[data-testid=stMain] [data-testid=stDataFrame] [id^=glide-cell-]')).map(c => [c.id, c.innerText])""")
     grid: dict[int, dict[int, str]] = {}
     for cid, text in cells:
         col, row = map(int, cid.split("-")[2:4])
         grid.setdefault(row, {})[col] = text
     return [(r[0], r[1], r[2]) for r in grid.values() if all(k in r for k in (0, 1, 2)) and r[0]]
+
+
+def wait_samples(page, task: str, timeout: float = 120.0) -> list[tuple[str, str, str]]:
+    """The sample table's rows once the run's first evaluation has filled it (polled: the table is redrawn twice a
+    second while the run trains)."""
+    deadline = time.time() + timeout
+    while not (rows := sample_rows(page)):
+        assert time.time() < deadline, f"no sample predictions after {timeout:g} s in the {task} session " \
+                                       f"(step {step(page)})"
+        page.wait_for_timeout(500)
+    return rows
+
+
+def loss_points(page) -> int:
+    """Points on the training-loss line of the live chart (0 before it is drawn)."""
+    return page.evaluate(LOSS_POINTS_JS)
 
 
 def measure_rerun(page) -> float:
@@ -95,88 +96,90 @@ def measure_rerun(page) -> float:
     before = page.evaluate(f"() => {headings}")
     t0 = time.perf_counter()
     button(page, "▶", exact=True).click()
-    page.wait_for_function(f"b => {headings} !== b", arg=before, timeout=60_000)
+    page.wait_for_function(f"b => {headings} !== b", arg=before, timeout=120_000)
     return 1000 * (time.perf_counter() - t0)
 
 
 def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
-    t_start = time.time()
+    t0 = time.time()
     pages = [new_page() for _ in SESSIONS]
 
-    # 1. each session opens the Model page configured through the URL (a shareable link), then picks its task on
-    #    the Data page (reverse is the default), then on the Train page "train for 60 seconds" and Start
-    for p, (task, cell, hidden, attention) in zip(pages, SESSIONS):
-        p.goto(f"{server.url}/model?cell={cell}&hidden={hidden}&emb=8&attention={attention}")
+    # 1. every session opens its own shared link to the Train page, presses Start, and moves on to the Encoder page
+    #    (8 Train pages redrawing live charts twice a second would load the 2-core test machine's browser, not the
+    #    server; each Train page is visited below, one at a time)
+    for p, s in zip(pages, SESSIONS):
+        p.goto(link(server.url, *s))
     for p in pages:
-        wait_drawn(p)
-    print(f"\n  8 Model pages loaded: {time.time() - t_start:.1f} s")
-    all_pages(pages, lambda p: sidebar_link(p, "").click(), "to Data page")
-    all_pages([p for p, s in zip(pages, SESSIONS) if s[0] != "reverse"],
-              lambda p: pick_task(p, SESSIONS[pages.index(p)][0]), "pick task")
-    for p, (task, *_) in zip(pages, SESSIONS):
-        assert task == "reverse" or f"task={task}" in p.url, (task, p.url)  # the Task box is bound to the URL
-    all_pages(pages, lambda p: sidebar_link(p, "train").click(), "to Train page")
-    all_pages(pages, lambda p: p.locator("[data-testid='stButtonGroup'] button", has_text="seconds").click(), "train for seconds")
-    all_pages(pages, lambda p: set_seconds(p, 300), "300 seconds")  # outlives the test: tab closing must end it
-    all_pages(pages, lambda p: button(p, "Start").click(), "Start", idle=False)
-    for p in pages:
-        p.wait_for_selector("[data-testid='stMain'] [data-testid='stProgress']")
-    print(f"\n8 sessions configured and started in {time.time() - t_start:.1f} s")
-
-    # 3. no leaks: own data + model text, and sample predictions of the session's own task
+        wait_drawn(p, timeout=180_000)
+    t_loaded = time.time() - t0
     for p, (task, cell, hidden, attention) in zip(pages, SESSIONS):
         text = " ".join(p.locator("[data-testid='stMain'] [data-testid='stText']").all_inner_texts())
-        assert f"task: {task}:" in text, text
-        assert f"{describe(cell, attention)}, E=8, H={hidden}:" in text, text
+        assert f"task: {task}" in text and f"{N_PAIRS:,} training" in text, f"{task} session shows other data: {text}"
+        assert f"{describe(cell, attention)}, E=8, H={hidden}:" in text, f"{task}/{cell} session shows: {text}"
+    for p in pages:  # one at a time: a Train page waiting for its run's first snapshot polls twice a second
+        act(p, button(p, "Start").click, timeout=180_000)
+        p.wait_for_selector(PROGRESS, timeout=180_000)
+        nav(p, "encoder")
+    for p in pages:
+        p.wait_for_function(f"() => ({SIDEBAR_STEP_JS})() > 0", timeout=180_000)
+    t_started = time.time() - t0
+
+    # 2. no leaks: back on its Train page, each session finds its own run: its data and model, curves that grow,
+    #    and sample predictions that follow its own task's rule
+    for p, (task, cell, hidden, attention) in zip(pages, SESSIONS):
+        nav(p, "train")
+        text = " ".join(p.locator("[data-testid='stMain'] [data-testid='stText']").all_inner_texts())
+        assert f"task: {task}" in text, f"{task} session shows other data: {text}"
+        assert f"{describe(cell, attention)}, E=8, H={hidden}:" in text, f"{task}/{cell} session shows: {text}"
+        assert "running" in p.locator(PROGRESS).inner_text()
         assert_no_exception(p, f"Train ({task})")
-    deadline = time.time() + 90
-    for p, (task, *_) in zip(pages, SESSIONS):
-        while not (rows := sample_rows(p)) and time.time() < deadline:
-            p.wait_for_timeout(500)
-        assert rows, f"no sample predictions after 90 s in the {task} session (steps {progress_step(p)})"
+        rows = wait_samples(p, task)
         bad = [r for r in rows if RULES[task](r[0]) != r[2]]
-        assert not bad, f"{task} session shows samples of another task: {bad[:3]}"
-    steps_a = [progress_step(p) for p in pages]
-    time.sleep(2)
-    steps_b = [progress_step(p) for p in pages]
-    status = [p.locator("[data-testid='stMain'] [data-testid='stProgress']").inner_text().split("·")[0] for p in pages]
-    assert all(b > a for a, b in zip(steps_a, steps_b)), f"not every run advances: {steps_a} -> {steps_b} {status}"
-    print("steps per run over 2 s:", [b - a for a, b in zip(steps_a, steps_b)])
+        assert not bad, f"the {task} session shows samples of another task: {bad[:3]}"
+        n = loss_points(p)
+        p.wait_for_function(f"() => ({LOSS_POINTS_JS})() > {max(n, 1)}", timeout=120_000)
+        nav(p, "encoder")
+
+    # 3. every run advances while all train at once (the sidebar's run status line, redrawn every second)
+    steps_a, t_a = [step(p, SIDEBAR_STEP_JS) for p in pages], time.time()
+    for p, a in zip(pages, steps_a):
+        p.wait_for_function(f"() => ({SIDEBAR_STEP_JS})() > {a}", timeout=60_000)
+    time.sleep(max(0.0, 3 - (time.time() - t_a)))
+    steps_b, t_b = [step(p, SIDEBAR_STEP_JS) for p in pages], time.time()
 
     # 4. a 9th run is over the server's cap of 8 concurrent runs: it waits, and says where it is in the queue
     extra = new_page()
-    load(extra, f"{server.url}/train")
+    load(extra, f"{server.url}/train?budget=seconds&seconds=30", timeout=180_000)
     button(extra, "Start").click()
-    extra.get_by_text("position 1 in the queue").first.wait_for(timeout=15_000)
+    extra.get_by_text("position 1 in the queue").first.wait_for(timeout=60_000)
+    assert "queued" in extra.locator(PROGRESS).inner_text()
 
-    # 5. responsiveness under load: page reruns (encoder step button) while the 8 runs train
-    all_pages(pages, lambda p: sidebar_link(p, "encoder").click(), "to Encoder page", idle=False)
-    for p in pages:
-        p.wait_for_selector("[data-testid='stMain'] h3")
-    latencies = []
-    for _ in range(3):
-        for p in pages:
-            latencies.append(measure_rerun(p))
+    # 5. responsiveness under load: page reruns (Encoder step button) while the 8 runs train
+    latencies = [measure_rerun(p) for _ in range(2) for p in pages]
     for p in pages:
         assert_no_exception(p, "Encoder under load")
     workers = worker_pids(server.pid)
     busy = cpu_load(workers)
-    print(f"page rerun latency with 8 runs training ({len(latencies)} reruns): median "
-          f"{statistics.median(latencies):.0f} ms, worst {max(latencies):.0f} ms; workers {workers} use "
-          f"{busy:.2f} cores")
     assert busy > 0.5, f"the training workers should be busy now ({busy:.2f} cores)"
 
     # 6. close every tab: every run must end within seconds (the workers go idle)
     for p in pages + [extra]:
         p.context.close()
     t_closed = time.time()
-    loads = []
+    loads: list[tuple[float, float]] = []  # (seconds after closing when a half-second window began, worker cores)
     while time.time() - t_closed < END_WITHIN + 5:
-        loads.append(cpu_load(workers, 1.0))
-        if len(loads) >= 2 and loads[-1] < IDLE_CORES and loads[-2] < IDLE_CORES:
+        loads.append((time.time() - t_closed, cpu_load(workers, 0.5)))
+        if len(loads) >= 2 and loads[-1][1] < IDLE_CORES and loads[-2][1] < IDLE_CORES:
             break
-    took = time.time() - t_closed
-    print(f"after closing the 9 tabs, worker load per second: {[round(x, 2) for x in loads]} (idle after "
-          f"{took:.1f} s)")
-    assert loads[-1] < IDLE_CORES and took <= END_WITHIN + 2, \
-        f"training did not stop within {END_WITHIN} s of the tabs closing: {loads}"
+    busy_windows = [t for t, x in loads if x >= IDLE_CORES]
+    took = next((t for t, x in loads if t > (busy_windows[-1] if busy_windows else -1)), float("inf"))
+    figure(f"8 sessions: links loaded in {t_loaded:.0f} s, all 8 runs stepping {t_started:.0f} s after the first "
+           f"click; steps/s per run while 8 train: "
+           f"{[round((b - a) / (t_b - t_a), 1) for a, b in zip(steps_a, steps_b)]}")
+    figure(f"page rerun latency (Encoder step) with 8 runs training, {len(latencies)} reruns: median "
+           f"{statistics.median(latencies):.0f} ms, worst {max(latencies):.0f} ms; training workers "
+           f"{len(workers)} using {busy:.2f} cores")
+    figure(f"tabs closed -> training workers idle after {took:.1f} s (worker cores per 0.5 s: "
+           f"{[round(x, 2) for _, x in loads]})")
+    assert loads[-1][1] < IDLE_CORES and took <= END_WITHIN, \
+        f"training did not stop within {END_WITHIN:g} s of the tabs closing: {loads}"
