@@ -10,6 +10,7 @@ state.ensure_app()
 
 limits = get_limits()
 Q = dict(bind="query-params", persist_state="session")
+DEF = {k: s.default for k, s in state.settings().items()}  # the library's defaults (seq2seq/config.py)
 
 st.title("Model: encoder, context vector, decoder")
 with st.expander("Hidden units, timesteps, layers, attention: what do they mean?", expanded=False,
@@ -19,18 +20,18 @@ with st.expander("Hidden units, timesteps, layers, attention: what do they mean?
 data = state.get_data() or state.default_data()  # before the Data page ran: the task of a shared link, or reverse
 left, right = st.columns([1, 2], gap="large")
 with left:
-    cell = st.segmented_control("Cell", CELLS, default="lstm", format_func=str.upper, key="cell", required=True, **Q,
+    cell = st.segmented_control("Cell", CELLS, default=DEF["cell"], format_func=str.upper, key="cell", required=True, **Q,
                                 help="RNN: h_t = tanh(W x_t + U h_{t-1} + b). GRU and LSTM add gates that decide what "
                                      "to keep and what to forget, so gradients survive long inputs.")
-    embed = st.select_slider("Embedding size E", state.EMBED_SIZES, 32, key="emb", **Q,
+    embed = st.select_slider("Embedding size E", state.EMBED_SIZES, DEF["emb"], key="emb", **Q,
                              help="Each token id becomes a vector of E numbers (learned).")
-    hidden = st.select_slider("Hidden units H", state.HIDDEN_SIZES, 128, key="hidden", **Q,
+    hidden = st.select_slider("Hidden units H", state.HIDDEN_SIZES, DEF["hidden"], key="hidden", **Q,
                               help="The size of every state vector h_t and s_t: the model's memory.")
-    layers = st.segmented_control("Layers", [1, 2, 3], default=1, key="layers", required=True, **Q)
+    layers = st.segmented_control("Layers", [1, 2, 3], default=DEF["layers"], key="layers", required=True, **Q)
     bidirectional = st.toggle("Bidirectional encoder", False, key="bidir", **Q,
                               help="A second encoder reads the input right to left; a bridge joins both final "
                                    "states into the decoder's start state.")
-    attention = st.segmented_control("Attention", ATTENTIONS, default="none", key="attention", required=True, **Q,
+    attention = st.segmented_control("Attention", ATTENTIONS, default=DEF["attention"], key="attention", required=True, **Q,
                                      help="additive = Bahdanau, dot = Luong.")
     dropout = st.slider("Dropout (between layers)", 0.0, 0.5, 0.0, 0.05, key="dropout", **Q,
                         disabled=layers == 1, help="Only acts between stacked layers, so it needs 2+ layers.")

@@ -21,6 +21,7 @@ state.ensure_app()
 
 limits = get_limits()
 Q = dict(bind="query-params", persist_state="session")
+DEF = {k: s.default for k, s in state.settings().items()}  # the library's defaults (seq2seq/config.py)
 ACTIVE = ("queued", "running")
 OI = figures.OI
 
@@ -61,23 +62,23 @@ with c2:
 # ------------------------------------------------------------------------------------------------------- settings
 with st.container(border=True):
     a, b, c, d = st.columns(4, gap="medium")
-    optimizer = a.segmented_control("Optimizer", OPTIMIZERS, default="adam", key="opt", required=True, **Q)
-    lr = a.select_slider("Learning rate", state.LEARNING_RATES, 3e-3, key="lr", **Q, format_func=state.fmt_lr)
-    batch = b.select_slider("Batch size", state.BATCH_SIZES, 128, key="batch", **Q)
+    optimizer = a.segmented_control("Optimizer", OPTIMIZERS, default=DEF["opt"], key="opt", required=True, **Q)
+    lr = a.select_slider("Learning rate", state.LEARNING_RATES, DEF["lr"], key="lr", **Q, format_func=state.fmt_lr)
+    batch = b.select_slider("Batch size", state.BATCH_SIZES, DEF["batch"], key="batch", **Q)
     budget = b.segmented_control("Train for", ["epochs", "seconds"], default="epochs", key="budget", required=True, **Q)
     if budget == "epochs":
-        epochs = c.number_input("Epochs", 1, 1000, 20, key="epochs", **Q,
+        epochs = c.number_input("Epochs", 1, 1000, DEF["epochs"], key="epochs", **Q,
                                 help="One epoch = one pass over the training pairs.")
         seconds = None
     else:
         seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), min(60, int(limits.max_train_seconds)),
                                  key="seconds", **Q)
         epochs = None
-    seed = c.number_input("Seed", 0, 1_000_000, 0, key="seed", **Q, help="Same seed, same settings: same run.")
-    teacher_forcing = d.slider("Teacher forcing", 0.0, 1.0, 1.0, 0.05, key="tf", **Q,
+    seed = c.number_input("Seed", 0, 1_000_000, DEF["seed"], key="seed", **Q, help="Same seed, same settings: same run.")
+    teacher_forcing = d.slider("Teacher forcing", 0.0, 1.0, DEF["tf"], 0.05, key="tf", **Q,
                                help="Probability of feeding the true previous token y_{t-1} to the decoder "
                                     "(else its own guess).")
-    clip = d.slider("Gradient clipping (max norm, 0 = off)", 0.0, 5.0, 1.0, 0.25, key="clip", **Q)
+    clip = d.slider("Gradient clipping (max norm, 0 = off)", 0.0, 5.0, DEF["clip"], 0.25, key="clip", **Q)
 
 
 def diverge_preset() -> None:

@@ -184,6 +184,8 @@ PARAM_BOUNDS = {  # task parameter -> (min, max) for the Data page's number inpu
 EMBED_SIZES = (4, 8, 16, 32, 64, 128, 256)
 HIDDEN_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
 INIT_CHOICES = ("random weights", "the current model's weights")
+_M = ModelConfig(5, 5)  # the library's defaults are the app's defaults (widgets, links)
+_T = TrainConfig()
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 10.0, 100.0, 1000.0)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512)
 K_URL_SEEDED = "url_seeded"  # True once this session's first run applied the link's settings
@@ -272,16 +274,16 @@ def _settings(lim) -> dict[str, Setting]:  # built once per set of limits (it is
     out["max_len"] = Setting("data", 50, lo=1, hi=lim.max_seq_len)
     out["data_seed"] = Setting("data", 0, lo=0, hi=1_000_000)
     out.update({
-        "cell": Setting("model", "lstm", CELLS, fmt=str.upper), "emb": Setting("model", 32, EMBED_SIZES),
-        "hidden": Setting("model", 128, HIDDEN_SIZES), "layers": Setting("model", 1, (1, 2, 3)),
-        "bidir": Setting("model", False), "attention": Setting("model", "none", ATTENTIONS),
-        "dropout": Setting("model", 0.0, lo=0.0, hi=0.5),
-        "init": Setting("train", INIT_CHOICES[0], INIT_CHOICES), "opt": Setting("train", "adam", OPTIMIZERS),
-        "lr": Setting("train", 3e-3, LEARNING_RATES, fmt=fmt_lr), "batch": Setting("train", 128, BATCH_SIZES),
-        "budget": Setting("train", "epochs", ("epochs", "seconds")), "epochs": Setting("train", 20, lo=1, hi=1000),
+        "cell": Setting("model", _M.cell, CELLS, fmt=str.upper), "emb": Setting("model", _M.embed, EMBED_SIZES),
+        "hidden": Setting("model", _M.hidden, HIDDEN_SIZES), "layers": Setting("model", _M.layers, (1, 2, 3)),
+        "bidir": Setting("model", _M.bidirectional), "attention": Setting("model", _M.attention, ATTENTIONS),
+        "dropout": Setting("model", _M.dropout, lo=0.0, hi=0.5),
+        "init": Setting("train", INIT_CHOICES[0], INIT_CHOICES), "opt": Setting("train", _T.optimizer, OPTIMIZERS),
+        "lr": Setting("train", _T.lr, LEARNING_RATES, fmt=fmt_lr), "batch": Setting("train", _T.batch_size, BATCH_SIZES),
+        "budget": Setting("train", "epochs", ("epochs", "seconds")), "epochs": Setting("train", int(_T.epochs), lo=1, hi=1000),
         "seconds": Setting("train", min(60, int(lim.max_train_seconds)), lo=5, hi=int(lim.max_train_seconds)),
-        "seed": Setting("train", 0, lo=0, hi=1_000_000), "tf": Setting("train", 1.0, lo=0.0, hi=1.0),
-        "clip": Setting("train", 1.0, lo=0.0, hi=5.0),
+        "seed": Setting("train", _T.seed, lo=0, hi=1_000_000), "tf": Setting("train", _T.teacher_forcing, lo=0.0, hi=1.0),
+        "clip": Setting("train", _T.clip, lo=0.0, hi=5.0),
     })
     return out
 
