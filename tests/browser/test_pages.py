@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import act, assert_no_exception, button, ensure_input, load, main_text, nav, shot, wait_count
+from conftest import act, assert_no_exception, button, ensure_input, figure, load, main_text, nav, shot, wait_count
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +48,7 @@ def test_every_page(server, new_page):
     t0 = time.time()
     # A small model from a shareable link: the Model page's widgets are bound to the URL.
     load(page, f"{server.url}/model?hidden=32&emb=16")
-    print(f"\nfirst page load: {time.time() - t0:.1f} s")
+    figure(f"first page load: {time.time() - t0:.1f} s")
     assert "Current model" in page.locator("[data-testid='stSidebar']").inner_text()
 
     # ---- Model: the architecture diagram follows the options
@@ -77,7 +77,7 @@ def test_every_page(server, new_page):
                            timeout=60_000)
     probe = page.evaluate(CHART_PROBE, WINDOW_MS)
     samples = probe["samples"]
-    print(f"live charts over {WINDOW_MS / 1000:g} s: {len(samples)} samples, {probe['first']} chart elements, removed "
+    figure(f"live charts over {WINDOW_MS / 1000:g} s: {len(samples)} samples, {probe['first']} chart elements, removed "
           f"{probe['removed']}, {probe['distinct'] - 1} redraws of the loss line "
           f"({(probe['distinct'] - 1) / WINDOW_MS * 1000:.1f}/s), loss points "
           f"{samples[0]['points']} -> {samples[-1]['points']}")
@@ -97,7 +97,7 @@ def test_every_page(server, new_page):
     first = page.evaluate(H3)
     act(page, button(page, "▶", exact=True).click)
     second = page.evaluate(H3)
-    print(f"encoder step: {first!r} -> {second!r}")
+    figure(f"encoder step: {first!r} -> {second!r}")
     assert "x_1 =" in first and "x_2 =" in second and first != second, (first, second)
     wait_count(page, "[data-testid='stMain'] .js-plotly-plot", 3)
     assert_no_exception(page, "Encoder")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import act, assert_no_exception, button, ensure_input, load, main_text, nav, wait_count
+from conftest import act, assert_no_exception, button, ensure_input, figure, load, main_text, nav, wait_count
 
 pytestmark = pytest.mark.browser
 
@@ -78,7 +78,7 @@ def test_hostile_text_is_shown_literally_and_never_runs(server, new_page):
     figure_text = svg_text(page)
     missing = [tok for tok in src.split() if tok not in figure_text]
     assert not missing, f"tokens not shown literally in the padded-example figure: {missing}"
-    print(f"\ndata page shows literally: {len(cells)} hostile table cells, walkthrough {src!r}")
+    figure(f"data page shows literally: {len(cells)} hostile table cells, walkthrough {src!r}")
     check_clean(page, "Data")
 
     # 3. train on it briefly; the sample table shows hostile validation inputs literally; use the trained model
