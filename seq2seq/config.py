@@ -83,7 +83,7 @@ class ModelConfig:
 class TrainConfig:
     optimizer: str = "adam"  # "adam" | "rmsprop" | "sgd"
     lr: float = 3e-3
-    lr_schedule: str = "halving"  # "constant" | "halving": lr_k = lr * 0.5 ** (k / lr_half_life) at optimizer step k
+    lr_schedule: str = "constant"  # "constant" | "halving": lr_k = lr * 0.5 ** (k / lr_half_life) at optimizer step k
     lr_half_life: int = 1000  # optimizer steps over which the "halving" schedule halves the learning rate
     batch_size: int = 64
     epochs: float | None = 20  # stop after this many epochs (None = no epoch limit)

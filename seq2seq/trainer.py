@@ -40,6 +40,7 @@ from .limits import get_limits
 from .training import TERMINAL, Run
 
 PUSH_INTERVAL = 0.1  # seconds between snapshot pushes from a worker (~10 per second)
+HISTORY_INTERVAL = 0.3  # seconds between pushes of a run's curves: the big part of a snapshot (pages poll at ~2.5 Hz)
 REPLY_TIMEOUT = 60.0  # seconds weights() waits for a worker
 
 
@@ -78,6 +79,7 @@ def _worker_main(conn: Connection, threads: int | None) -> None:
     failed: dict[str, dict] = {}  # runs whose construction failed: their error snapshot
     seq: dict[str, int] = {}
     pushed: dict[str, int] = {}  # run_id -> Run.version last pushed
+    history_at: dict[str, float] = {}  # run_id -> when its curves were last pushed
     turn: deque[str] = deque()  # round-robin order
     last_push = 0.0
 
@@ -111,6 +113,7 @@ def _worker_main(conn: Connection, threads: int | None) -> None:
                 return True
             elif cmd == "close":
                 runs.pop(rid, None), failed.pop(rid, None), seq.pop(rid, None), pushed.pop(rid, None)
+                history_at.pop(rid, None)
                 if rid in turn:
                     turn.remove(rid)
                 return True
@@ -153,6 +156,12 @@ def _worker_main(conn: Connection, threads: int | None) -> None:
             now = time.perf_counter()
             if now - last_push >= PUSH_INTERVAL:
                 changed = {r: snap(r) for r, run in runs.items() if pushed.get(r) != run.version}
+                for r, sn in changed.items():  # curves at most every HISTORY_INTERVAL, and always at the end:
+                    # with many runs, unpickling whole curves 10x/s per run would starve the web process
+                    if sn["status"] == "running" and now - history_at.get(r, 0.0) < HISTORY_INTERVAL:
+                        del sn["history"]
+                    else:
+                        history_at[r] = now
                 if changed:
                     conn.send(("snap", changed))
                     pushed.update({r: runs[r].version for r in changed})
@@ -319,6 +328,8 @@ class PoolTrainer(Trainer):
             for rid, s in snaps.items():
                 if rid not in self._where or s.get("_seq", 0) < self._seq.get(rid, 0):
                     continue  # closed, or taken before our latest command: a newer one is on its way
+                if "history" not in s:  # a light push: keep the curves of the last full one
+                    s["history"] = self._snaps.get(rid, {}).get("history", {})
                 self._snaps[rid] = s
                 if s["status"] in TERMINAL:
                     self._release(rid)

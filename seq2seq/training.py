@@ -42,7 +42,7 @@ from .model import Seq2Seq, component_of
 PAD_ID, EOS_ID = 0, 2
 GROUPS = ("encoder embedding", "encoder RNN", "bridge", "attention", "decoder embedding", "decoder RNN",
           "output layer")
-CURVE_POINTS = 2000  # most points kept per curve
+CURVE_POINTS = 600  # most points kept per curve (thinned by 2 when full; a page draws <= 300)
 EVAL_EXAMPLES = 256  # validation examples used by the periodic evaluations (the final one uses the whole split)
 PROBE_EXAMPLES = 32  # validation examples used for the per-timestep gradient probe
 N_SAMPLES = 6  # sample rows (input, prediction, target) shown per evaluation
