@@ -249,10 +249,18 @@ def sidebar_link(page, slug: str):
         page.locator(f"[data-testid='stSidebarNav'] a[href$='/{slug}']")
 
 
-def nav(page, slug: str) -> None:
-    """Go to another page through the sidebar navigation (same session); slug '' is the default page (Data)."""
-    act(page, sidebar_link(page, slug).click)
-    page.wait_for_selector("[data-testid='stMain'] h1")
+def nav(page, slug: str, timeout: float = 60_000) -> None:
+    """Go to another page through the sidebar navigation (same session); slug '' is the default page (Data).
+    Waits until the new page's title has replaced the old one (under load the old page lingers for a while)."""
+    h1 = "[data-testid='stMain'] h1"
+    old = page.locator(h1).first.inner_text() if page.locator(h1).count() else ""
+    path = page.url.split("?")[0].split("#")[0].rstrip("/").rsplit("/", 1)[-1]
+    same = path == slug or (not slug and ":" in path)  # already there (the default page's path is host:port)
+    act(page, sidebar_link(page, slug).click, timeout=timeout)
+    if not same:
+        page.wait_for_function("([s, old]) => { const e = document.querySelector(s); return e && e.innerText !== old; }",
+                               arg=[h1, old], timeout=timeout)
+    wait_idle(page, timeout)
 
 
 def wait_count(page, selector: str, n: int, timeout: float = 30_000) -> int:

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import act, assert_no_exception, button, cpu_load, figure, load, nav, wait_drawn, worker_pids
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.load]  # minutes of 8 browsers: run with -m load
 
 # (task, cell, hidden units H, attention): 8 different models, 4 tasks
 SESSIONS = [("reverse", "lstm", 16, "none"), ("copy", "gru", 8, "none"), ("sort", "rnn", 16, "dot"),

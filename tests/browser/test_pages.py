@@ -34,7 +34,7 @@ CHART_PROBE = """async (ms) => {
     await new Promise(r => setTimeout(r, 100));
   }
   obs.disconnect();
-  return {first: first.length, same: first.every(c => c.isConnected) && charts().every(c => first.includes(c)),
+  return {first: first.length, same: first.every(c => c.isConnected),  // the charts seen first are the same elements at the end
           removed, samples: samples.map(s => ({n: s.n, svg: s.svg, points: s.points})),
           distinct: new Set(samples.map(s => s.d)).size};
 }"""
@@ -75,6 +75,8 @@ def test_every_page(server, new_page):
     page.wait_for_function("""() => { const p = document.querySelector('[data-testid=stMain] .mark-line path');
                                       return p && (p.getAttribute('d') || '').split('L').length > 3; }""",
                            timeout=60_000)
+    # the loss and per-group gradient charts come with the first steps (the others with the first evaluation)
+    wait_count(page, "[data-testid='stMain'] [data-testid='stVegaLiteChart']", 2, timeout=60_000)
     probe = page.evaluate(CHART_PROBE, WINDOW_MS)
     samples = probe["samples"]
     figure(f"live charts over {WINDOW_MS / 1000:g} s: {len(samples)} samples, {probe['first']} chart elements, removed "
@@ -82,8 +84,10 @@ def test_every_page(server, new_page):
           f"({(probe['distinct'] - 1) / WINDOW_MS * 1000:.1f}/s), loss points "
           f"{samples[0]['points']} -> {samples[-1]['points']}")
     assert probe["first"] >= 2, "expected the loss and accuracy charts"
-    assert all(s["n"] == probe["first"] and s["svg"] == probe["first"] for s in samples), \
+    # charts may appear (accuracy and per-timestep gradients arrive with the first evaluation), never vanish or blank
+    assert all(s["n"] >= probe["first"] and s["svg"] == s["n"] for s in samples), \
         f"a chart was missing or blank in some frame: {samples}"
+    assert all(a["n"] <= b["n"] for a, b in zip(samples, samples[1:])), f"a chart disappeared: {samples}"
     assert probe["removed"] == 0 and probe["same"], "chart elements were re-created while training"
     assert samples[-1]["points"] > samples[0]["points"], "the loss curve did not grow"
     assert probe["distinct"] >= 3, "the loss curve was redrawn fewer than 2 times"
