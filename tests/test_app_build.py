@@ -236,6 +236,8 @@ def test_train_diverged_and_queued_runs_are_explained(app):
     app.button(key="btn_start").click().run()
     rid = app.session_state["run_id"]
     app.button(key="btn_stop").click().run()
+    wait_for(app, lambda a: progress_text(a).startswith("stopped"))
+    time.sleep(0.5)  # the worker's last push for this run has landed: nothing overwrites the planted snapshot
     shared = get_trainer("thread")
     with shared._lock:
         shared._snaps[rid] = dict(shared._snaps[rid], status="diverged", message="The loss became nan at step 3.")
