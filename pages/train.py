@@ -220,32 +220,28 @@ def after_first_eval(snap: dict) -> str:
     return f"Appears after the first evaluation on the validation set (every {every} optimizer steps)."
 
 
+def chart(col, title: str, table: pa.Table, spec: dict, key: str, empty: str) -> None:
+    """One live chart (a single stable vega-lite element), or a caption saying when it will appear."""
+    col.markdown(title)
+    if len(table):
+        col.vega_lite_chart(table, spec, key=key)
+    else:
+        col.caption(empty)
+
+
 def curves(snap: dict, tables: dict[str, pa.Table]) -> None:
     a, b = st.columns(2)
-    a.markdown("**Loss (cross-entropy)**")
-    if len(tables["loss"]):
-        a.vega_lite_chart(tables["loss"], LOSS_SPEC, key="chart_loss")
-    else:
-        a.caption("The training loss appears after the first optimizer step.")
-    b.markdown("**Validation accuracy**")
-    if len(tables["acc"]):
-        b.vega_lite_chart(tables["acc"], ACC_SPEC, key="chart_acc")
-    else:
-        b.caption(after_first_eval(snap))
+    chart(a, "**Loss (cross-entropy)**", tables["loss"], LOSS_SPEC, "chart_loss",
+          "The training loss appears after the first optimizer step.")
+    chart(b, "**Validation accuracy**", tables["acc"], ACC_SPEC, "chart_acc", after_first_eval(snap))
 
 
 def gradients(snap: dict, tables: dict[str, pa.Table]) -> None:
     a, b = st.columns(2)
-    a.markdown("**Gradient norm per parameter group** (latest step)")
-    if len(tables["groups"]):
-        a.vega_lite_chart(tables["groups"], GROUP_SPEC, key="chart_groups")
-    else:
-        a.caption("Appears after the first optimizer step.")
-    b.markdown("**Gradient reaching each encoder timestep** ‖∂L/∂h_t‖")
-    if len(tables["steps"]):
-        b.vega_lite_chart(tables["steps"], STEP_SPEC, key="chart_steps")
-    else:
-        b.caption(after_first_eval(snap))
+    chart(a, "**Gradient norm per parameter group** (latest step)", tables["groups"], GROUP_SPEC, "chart_groups",
+          "Appears after the first optimizer step.")
+    chart(b, "**Gradient reaching each encoder timestep** ‖∂L/∂h_t‖", tables["steps"], STEP_SPEC, "chart_steps",
+          after_first_eval(snap))
 
 
 def live(run_id: str, polling: bool) -> None:
