@@ -184,6 +184,13 @@ if msg:  # a problem from the buttons above (a limit, the data, the vocabulary),
 # data the browser swaps in place).
 POLL = 0.3  # seconds: ~3 polls a second keep the curves redrawn at least twice a second on a busy 2-core box
 K_LIVE = "train_live_tables"
+
+
+def poll_seconds() -> float:
+    """POLL for a lone user; slower when many runs train on this server, so that 30 Train pages polling at once do
+    not saturate the web process (each poll is a script run): about 10 polls a second in all, never slower than 2 s."""
+    active = state.shared_trainer().n_active()
+    return min(2.0, max(POLL, 0.1 * active))
 LOSS_SPEC = figures.line_spec("step", "optimizer step", "loss",
                               {"training loss": OI["blue"], "validation loss": OI["orange"]})
 ACC_SPEC = figures.line_spec("step", "optimizer step", "share correct",
@@ -275,7 +282,7 @@ def live(run_id: str, polling: bool) -> None:
 
 
 if run_id:
-    st.fragment(live, run_every=POLL if status in ACTIVE else None)(run_id, status in ACTIVE)
+    st.fragment(live, run_every=poll_seconds() if status in ACTIVE else None)(run_id, status in ACTIVE)
 else:
     st.info("Press **Start** to train. The curves appear here and update a few times a second; you can switch pages "
             "while it trains and come back.")

@@ -475,6 +475,11 @@ class PoolTrainer(Trainer):
         with self._lock:
             return list(self._where)
 
+    def n_active(self) -> int:
+        """Runs holding an execution slot or waiting for one (what a polling page can scale its rate by)."""
+        with self._lock:
+            return len(self._active) + len(self._pending)
+
 
 class ProcessPoolBackend(PoolTrainer):
     """The default: spawned worker processes, about one per core."""

@@ -201,3 +201,16 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+def test_n_active_counts_running_and_queued_runs(data):
+    t = ThreadBackend(max_concurrent=1)
+    try:
+        m, tc = cfgs(data, epochs=None, max_seconds=30)
+        assert t.n_active() == 0
+        a, b = t.start(data, m, tc), t.start(data, m, tc)
+        assert t.n_active() == 2  # one running, one queued
+        t.close(a), t.close(b)
+        assert t.n_active() == 0
+    finally:
+        t.shutdown()
