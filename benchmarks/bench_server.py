@@ -57,6 +57,7 @@ def main() -> None:
         time.sleep(2)  # let the server settle
         pids = tree(srv.pid)
         rows.append((label, mib([srv.pid]), mib([p for p in pids if p != srv.pid]), mib(pids), note))
+        print(f"{label:32s} {rows[-1][1]:10.0f} {rows[-1][2]:11.0f} {rows[-1][3]:10.0f}  {note}", flush=True)
 
     try:
         record("server started, 0 sessions", "workers start with the first session")
@@ -76,7 +77,7 @@ def main() -> None:
                 act(pg, pg.locator("[data-testid='stButtonGroup'] button", has_text="seconds").click)
                 act(pg, button(pg, "Start").click)
             for pg in pages:
-                pg.wait_for_selector("[data-testid='stMain'] [data-testid='stProgress']")
+                pg.wait_for_selector("[data-testid='stMain'] [data-testid='stProgress']", timeout=180_000)
             time.sleep(3)
             s0, t0 = [step_of(pg) for pg in pages], time.time()
             time.sleep(args.seconds)
