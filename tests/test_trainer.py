@@ -9,12 +9,11 @@ import time
 import pytest
 import torch
 
-from seq2seq.config import ModelConfig, TrainConfig
-from seq2seq.data import build_data
 from seq2seq.model import Seq2Seq
-from seq2seq.tasks import generate_splits
 from seq2seq.trainer import ProcessPoolBackend, ThreadBackend, get_trainer
 from seq2seq.training import Run
+
+from tiny import cfgs, tiny_data  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,15 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def data():
-    return build_data(dict(generate_splits("reverse", 300, 40, 20, seed=0, min_len=3, max_len=8)), tokens="char")
-
-
-def cfgs(data, **kw):
-    m = dict(cell="gru", hidden=16, embed=8)
-    t = dict(epochs=2, batch_size=32, eval_every=5)
-    for k, v in kw.items():
-        (m if k in ModelConfig.__dataclass_fields__ else t)[k] = v
-    return ModelConfig(len(data.src_vocab), len(data.tgt_vocab), **m), TrainConfig(**t)
+    return tiny_data(n_valid=40)
 
 
 @pytest.fixture(scope="module", params=["thread", "process"])
