@@ -205,3 +205,20 @@ def test_n_active_counts_running_and_queued_runs(data):
         assert t.n_active() == 0
     finally:
         t.shutdown()
+
+
+def test_session_handle_closes_its_runs_when_the_tab_closes(data):
+    """What the app's session-scoped cache calls on tab close (on_release -> close_all): this tab's runs are closed,
+    another tab's run keeps training."""
+    from ui.state import SessionTrainer
+
+    shared = ThreadBackend(max_concurrent=4)
+    try:
+        m, tc = cfgs(data, epochs=None, max_seconds=30)
+        mine, other = SessionTrainer(shared), SessionTrainer(shared)
+        a, b = mine.start(data, m, tc), mine.start(data, m, tc)
+        c = other.start(data, m, tc)
+        mine.close_all()
+        assert a not in shared.run_ids() and b not in shared.run_ids() and c in shared.run_ids()
+    finally:
+        shared.shutdown()
