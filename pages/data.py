@@ -101,21 +101,14 @@ i = st.number_input("Example number (row of the training data)", 0, len(data.tra
                     persist_state="session")
 src, tgt = data.train[int(i)]
 w = walkthrough(data, src, tgt)
-a, b = st.columns(2)
-with a:
-    st.markdown("**Source text**")
-    st.code(src, language=None)
-    st.markdown("**tokens x_t → ids**")
-    st.dataframe(pd.DataFrame({"t": range(1, len(w["src_tokens"]) + 1), "token": w["src_tokens"],
-                               "id": w["src_ids"] + [None] * (len(w["src_tokens"]) - len(w["src_ids"]))}),
-                 hide_index=True, height=200)
-with b:
-    st.markdown("**Target text**")
-    st.code(tgt, language=None)
-    st.markdown("**tokens y_t → ids**")
-    st.dataframe(pd.DataFrame({"t": range(1, len(w["tgt_tokens"]) + 1), "token": w["tgt_tokens"],
-                               "id": w["tgt_ids"] + [None] * (len(w["tgt_tokens"]) - len(w["tgt_ids"]))}),
-                 hide_index=True, height=200)
+for col, side, text_, sym in zip(st.columns(2), ("src", "tgt"), (src, tgt), ("x_t", "y_t")):
+    with col:
+        st.markdown(f"**{'Source' if side == 'src' else 'Target'} text**")
+        st.code(text_, language=None)
+        st.markdown(f"**tokens {sym} → ids**")
+        toks, ids = w[f"{side}_tokens"], w[f"{side}_ids"]
+        st.dataframe(pd.DataFrame({"t": range(1, len(toks) + 1), "token": toks,
+                                   "id": ids + [None] * (len(toks) - len(ids))}), hide_index=True, height=200)
 rows = [("encoder input x_t", [r["token"] for r in w["source"]], [r["id"] for r in w["source"]]),
         ("decoder input y_{t-1}", [r["decoder input"] for r in w["target"]], [r["input id"] for r in w["target"]]),
         ("decoder target y_t", [r["target"] for r in w["target"]], [r["target id"] for r in w["target"]])]
