@@ -145,15 +145,16 @@ def seconds_to(data, mc: ModelConfig, tc: TrainConfig, target: float, budget: fl
     return None, run.step_count, test or run.evaluate("test")
 
 
-def bench_converge(quick: bool) -> None:
+def bench_converge(quick: bool, attention: str = "dot", only: str = "") -> None:
     print("\n== (2) seconds to 99% held-out exact match (library defaults; test split confirms) ==\n"
           "  judged on process CPU time with 1 torch thread (~ idle-machine wall time on one core); wall time in ()")
     reverse = task_data("reverse", min_len=5, max_len=15)
     addition = task_data("addition", digits=3)
-    cases = [("reverse 5-15", reverse, cell, "additive", 15) for cell in ("rnn", "gru", "lstm")]
+    cases = [("reverse 5-15", reverse, cell, attention, 15) for cell in ("rnn", "gru", "lstm")]
     cases += [("addition 3-digit", addition, "lstm", "none", 45), ("addition 3-digit", addition, "gru", "none", 90)]
     if quick:
         cases = [cases[2], cases[3]]
+    cases = [c for c in cases if only in f"{c[0]} {c[2]}"]
     for name, data, cell, att, target_s in cases:
         mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, attention=att)
         tc = TrainConfig(epochs=None, max_seconds=10_000)
@@ -192,6 +193,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="shorter timings, fewer configurations")
     ap.add_argument("--part", choices=["all", "throughput", "converge", "threads"], default="all")
+    ap.add_argument("--attention", choices=["dot", "additive"], default="dot",
+                    help="converge: the attention of the reversal runs (both count as 'with attention')")
+    ap.add_argument("--only", default="", help="converge: only the cases whose 'task cell' contains this text")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
@@ -199,7 +203,7 @@ def main() -> None:
     if args.part in ("all", "throughput"):
         bench_throughput(args.quick)
     if args.part in ("all", "converge"):
-        bench_converge(args.quick)
+        bench_converge(args.quick, args.attention, args.only)
     if args.part in ("all", "threads"):
         bench_threads(args.quick)
 

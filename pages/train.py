@@ -11,7 +11,7 @@ import pyarrow as pa
 import streamlit as st
 
 from seq2seq.checkpoint import Checkpoint
-from seq2seq.config import OPTIMIZERS, ModelConfig, TrainConfig
+from seq2seq.config import LR_SCHEDULES, OPTIMIZERS, ModelConfig, TrainConfig
 from seq2seq.data import fit_to_vocab
 from seq2seq.limits import LimitError, get_limits
 from seq2seq.model import Seq2Seq, count_parameters
@@ -64,6 +64,12 @@ with st.container(border=True):
     a, b, c, d = st.columns(4, gap="medium")
     optimizer = a.segmented_control("Optimizer", OPTIMIZERS, default=DEF["opt"], key="opt", required=True, **Q)
     lr = a.select_slider("Learning rate", state.LEARNING_RATES, DEF["lr"], key="lr", **Q, format_func=state.fmt_lr)
+    lr_schedule = a.segmented_control(
+        "Learning-rate schedule", LR_SCHEDULES, default=DEF["sched"], key="sched", required=True, **Q,
+        format_func=state.fmt_schedule,
+        help="plateau: halve the rate whenever the validation loss has not improved for 4 evaluations in a row, "
+             "so the fast start lasts while progress lasts and the weights can settle at the end. constant: never "
+             "change it. halving: halve it every 1,000 steps, whatever happens.")
     batch = b.select_slider("Batch size", state.BATCH_SIZES, DEF["batch"], key="batch", **Q)
     budget = b.segmented_control("Train for", ["epochs", "seconds"], default="epochs", key="budget", required=True, **Q)
     if budget == "epochs":
@@ -90,7 +96,7 @@ def diverge_preset() -> None:
 
 d.button("Show a diverging run", icon=":material/trending_up:", on_click=diverge_preset, key="btn_diverge",
          help="Fill in settings whose steps are far too large, to see what divergence looks like.")
-train_cfg = TrainConfig(optimizer=optimizer, lr=float(lr), batch_size=int(batch),
+train_cfg = TrainConfig(optimizer=optimizer, lr=float(lr), lr_schedule=lr_schedule, batch_size=int(batch),
                         epochs=float(epochs) if epochs else None, max_seconds=float(seconds) if seconds else None,
                         clip=float(clip), teacher_forcing=float(teacher_forcing), seed=int(seed))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt_io
-from .config import ATTENTIONS, CELLS, OPTIMIZERS, ModelConfig, TrainConfig
+from .config import ATTENTIONS, CELLS, LR_SCHEDULES, OPTIMIZERS, ModelConfig, TrainConfig
 from .data import Seq2SeqData, build_data, check_input_text
 from .limits import get_limits
 from .data import DataError
@@ -152,7 +152,8 @@ def train(args: argparse.Namespace, log=sys.stderr) -> ckpt_io.Checkpoint:
                                 cell=args.cell, embed=args.embed, hidden=args.hidden, layers=args.layers,
                                 bidirectional=args.bidirectional, attention=args.attention,
                                 dropout=args.dropout).validate()
-        train_cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size,
+        train_cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
+                                batch_size=args.batch_size,
                                 epochs=args.epochs or None, max_seconds=args.max_seconds or None, clip=args.clip,
                                 teacher_forcing=args.teacher_forcing, seed=args.seed, eval_every=args.eval_every,
                                 threads=args.threads).validate()
@@ -283,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-seconds", type=float, default=None, help="training time budget in seconds")
     t.add_argument("--batch-size", type=int, default=d_train.batch_size)
     t.add_argument("--lr", type=float, default=d_train.lr)
+    t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d_train.lr_schedule,
+                   help="plateau: halve the rate when the validation loss stops improving; constant; halving")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=d_train.optimizer)
     t.add_argument("--clip", type=float, default=d_train.clip, help="max gradient norm, 0 = off")
     t.add_argument("--teacher-forcing", type=float, default=d_train.teacher_forcing)

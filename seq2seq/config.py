@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields
 CELLS = ("rnn", "gru", "lstm")
 ATTENTIONS = ("none", "additive", "dot")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
-LR_SCHEDULES = ("constant", "halving")
+LR_SCHEDULES = ("plateau", "constant", "halving")
 
 
 def _from_dict(cls, d: dict):
@@ -83,8 +83,10 @@ class ModelConfig:
 class TrainConfig:
     optimizer: str = "adam"  # "adam" | "rmsprop" | "sgd"
     lr: float = 3e-3
-    lr_schedule: str = "constant"  # "constant" | "halving": lr_k = lr * 0.5 ** (k / lr_half_life) at optimizer step k
+    lr_schedule: str = "plateau"  # "plateau": halve lr when the validation loss stops improving (lr_patience evals)
+    #                                "constant" | "halving": lr_k = lr * 0.5 ** (k / lr_half_life) at optimizer step k
     lr_half_life: int = 1000  # optimizer steps over which the "halving" schedule halves the learning rate
+    lr_patience: int = 4  # "plateau": evaluations without a new best validation loss before the rate halves
     batch_size: int = 64
     epochs: float | None = 20  # stop after this many epochs (None = no epoch limit)
     max_seconds: float | None = None  # stop after this many seconds of training (None = no time limit)
@@ -101,6 +103,8 @@ class TrainConfig:
             raise ValueError(f"learning rate must be in (0, 1000], got {self.lr}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 1 <= self.lr_patience <= 1000:
+            raise ValueError(f"lr_patience must be between 1 and 1000 evaluations, got {self.lr_patience}")
         if not 1 <= self.lr_half_life <= 10_000_000:
             raise ValueError(f"lr_half_life must be between 1 and 10,000,000 steps, got {self.lr_half_life}")
         if not 1 <= self.batch_size <= 4096:

@@ -20,13 +20,13 @@ from .cli import build_parser, train
 
 ROOT = Path(__file__).resolve().parent.parent / "pretrained"
 MAX_MB = 2.0  # each shipped checkpoint stays under this size
-COMMON = ["--seed", "0", "--threads", "1", "--eval-every", "100"]
+COMMON = ["--seed", "0", "--threads", "1", "--eval-every", "100", "--lr-schedule", "constant"]
 
 # name -> (what it shows, CLI arguments). Together they cover RNN / GRU / LSTM cells, no / additive / dot attention,
 # a bidirectional encoder, and word-level tokens.
 MODELS: dict[str, tuple[str, list[str]]] = {
     "reverse": ("GRU, bidirectional encoder, additive (Bahdanau) attention: reverse 5-15 letters",
-                ["--task", "reverse", "--cell", "gru", "--bidirectional", "--attention", "additive",
+                ["--task", "reverse", "--n-train", "5000", "--cell", "gru", "--bidirectional", "--attention", "additive",
                  "--embed", "32", "--hidden", "128", "--batch-size", "128", "--epochs", "20", "--max-seconds", "1200"]),
     "dates": ("LSTM, no attention (everything passes through the context vector c): dates in many formats -> ISO",
               ["--task", "dates", "--cell", "lstm", "--attention", "none",
@@ -35,7 +35,7 @@ MODELS: dict[str, tuple[str, list[str]]] = {
                   ["--task", "translate", "--tokens", "word", "--cell", "gru", "--attention", "dot",
                    "--embed", "32", "--hidden", "64", "--batch-size", "64", "--epochs", "8", "--max-seconds", "1200"]),
     "copy": ("vanilla RNN (tanh), additive attention: copy 5-15 letters",
-             ["--task", "copy", "--cell", "rnn", "--attention", "additive",
+             ["--task", "copy", "--n-train", "5000", "--cell", "rnn", "--attention", "additive",
               "--embed", "32", "--hidden", "128", "--batch-size", "64", "--epochs", "14", "--max-seconds", "1200"]),
 }
 

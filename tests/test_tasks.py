@@ -35,7 +35,7 @@ def test_splits_deterministic_disjoint_and_sized(name):
 
 def test_default_sizes_come_from_the_task():
     s = generate_splits("reverse", seed=0)
-    assert (len(s["train"]), len(s["valid"]), len(s["test"])) == (5000, 500, 500)
+    assert (len(s["train"]), len(s["valid"]), len(s["test"])) == (20000, 500, 500)
 
 
 def test_copy_reverse_sort_answers_and_lengths():
