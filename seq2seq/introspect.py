@@ -281,7 +281,7 @@ def trace_decoder(
             if cfg.attention == "none":
                 return s_top @ model.out.weight.T + model.out.bias, None, None
             if cfg.attention == "dot":
-                scores = s_top @ keys.T  # s_t . k_j
+                scores = s_top @ keys.T * cfg.hidden ** -0.5  # s_t . k_j / sqrt(H)
             else:  # v . tanh(W_s s_t + W_k k_j + b_k)
                 scores = torch.tanh((s_top @ model.att_Ws.weight.T).unsqueeze(1) + keys_proj) @ model.att_v.weight[0]
             a = torch.softmax(scores, dim=-1)

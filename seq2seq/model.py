@@ -23,10 +23,14 @@ teacher-forced pass is ONE fused `dec_rnn` call over all T steps, and attention 
 
 Attention (optional). Memory: the encoder outputs h_1..h_S of the top layer; keys k_j = h_j when unidirectional, or
 k_j = W_m [h_fwd_j; h_bwd_j] + b_m (`mem_proj`, 2H -> H) when bidirectional.
-    dot (Luong):         score_tj = s_t . k_j
+    dot (Luong, scaled): score_tj = s_t . k_j / sqrt(H)
     additive (Bahdanau): score_tj = v . tanh(W_s s_t + W_k k_j + b_k)
     a_t = softmax_j(score_tj) over the real (unpadded) source positions;  ctx_t = sum_j a_tj k_j
     o_t = tanh(W_o [s_t; ctx_t] + b_o)    (without attention: o_t = s_t)
+Why the dot score is divided by sqrt(H): s_t and k_j have H entries in [-1, 1], so an unscaled dot product is a
+sum of H terms whose size grows with sqrt(H); at H=128 the softmax starts out nearly one-hot, its gradient almost
+zero, and the model is slow to learn where to look (reversal, vanilla RNN: not at 99% after 38 s unscaled, 9 s
+scaled, measured here). The same scaling as a Transformer's "scaled dot-product attention".
 
 Dropout (cfg.dropout) is applied between stacked RNN layers (PyTorch's own), to the embeddings and to o_t; it is
 off in eval mode, which the introspection and decoding functions use.
@@ -168,7 +172,7 @@ class Seq2Seq(nn.Module):
         """s (B, T, H) decoder states -> (o (B, T, H), a (B, T, S)). Masked softmax over real source positions."""
         k = enc.keys
         if self.cfg.attention == "dot":
-            scores = s @ k.transpose(1, 2)  # (B, T, S)
+            scores = s @ k.transpose(1, 2) * self.cfg.hidden ** -0.5  # (B, T, S)
         else:  # additive: v . tanh(W_s s_t + W_k k_j + b_k)
             scores = self.att_v(torch.tanh(self.att_Ws(s).unsqueeze(2) + enc.keys_proj.unsqueeze(1))).squeeze(-1)
         scores = scores.masked_fill(~enc.mask[:, None, :], float("-inf"))

@@ -12,6 +12,8 @@ worker processes (`ProcessPoolBackend`), never in the web process:
 
 Why processes: measured on this 2-core machine, a training thread inside the web process fell from ~178 to ~1.4
 steps/s while one pure-Python thread (a page rerun) was busy (the GIL convoy effect); a worker process kept its speed.
+Workers also run at a lower CPU priority (`WORKER_NICE`): with both cores busy training, the web server and the
+browser would otherwise get only their fair share of the CPU, and a click could wait seconds for its rerun.
 
 Everything crossing the pipe is plain data (dicts, lists, numbers, strings, numpy arrays), so another backend — a
 Ray cluster, say — can implement the same interface. At most `limits.max_concurrent_runs` runs execute at once;
@@ -42,6 +44,8 @@ from .training import TERMINAL, Run
 PUSH_INTERVAL = 0.1  # seconds between snapshot pushes from a worker (~10 per second)
 HISTORY_INTERVAL = 0.3  # seconds between pushes of a run's curves: the big part of a snapshot (pages poll at ~2.5 Hz)
 REPLY_TIMEOUT = 60.0  # seconds weights() waits for a worker
+WORKER_NICE = 10  # workers run at a lower CPU priority: a page rerun (and the browser) goes first when cores are
+#                   full, training takes every cycle nobody else wants (on Linux, nice 10 ~ 1/10 the weight of nice 0)
 
 
 class Trainer:
@@ -69,6 +73,10 @@ def _worker_main(conn: Connection, threads: int | None) -> None:
     """
     if threads is not None:  # a process of our own: take the thread settings, ignore Ctrl-C (the parent handles it)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            os.nice(WORKER_NICE)
+        except OSError:
+            pass
         torch.set_num_threads(threads)
         try:
             torch.set_num_interop_threads(1)
