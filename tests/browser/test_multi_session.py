@@ -21,7 +21,8 @@ import time
 
 import pytest
 
-from conftest import act, assert_no_exception, button, cpu_load, figure, load, nav, wait_drawn, worker_pids
+from conftest import (act, assert_no_exception, button, cpu_load, figure, load, main_text, nav, shot, wait_drawn,
+                      worker_pids)
 
 pytestmark = [pytest.mark.browser, pytest.mark.load]  # minutes of 8 browsers: run with -m load
 
@@ -116,9 +117,14 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
         text = " ".join(p.locator("[data-testid='stMain'] [data-testid='stText']").all_inner_texts())
         assert f"task: {task}" in text and f"{N_PAIRS:,} training" in text, f"{task} session shows other data: {text}"
         assert f"{describe(cell, attention)}, E=8, H={hidden}:" in text, f"{task}/{cell} session shows: {text}"
-    for p in pages:  # one at a time: a Train page waiting for its run's first snapshot polls twice a second
+    for i, (p, s) in enumerate(zip(pages, SESSIONS)):  # one at a time, each then leaves its live Train page
         act(p, button(p, "Start").click, timeout=180_000)
-        p.wait_for_selector(PROGRESS, timeout=180_000)
+        try:
+            p.wait_for_selector(PROGRESS, timeout=120_000)
+        except Exception:
+            shot(p, f"load-start-{i}")
+            raise AssertionError(f"session {i} ({s}): no run status 120 s after Start; the page says: "
+                                 f"{main_text(p)[:1500]}") from None
         nav(p, "encoder")
     for p in pages:
         p.wait_for_function(f"() => ({SIDEBAR_STEP_JS})() > 0", timeout=180_000)
