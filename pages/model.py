@@ -28,12 +28,12 @@ with left:
     hidden = st.select_slider("Hidden units H", state.HIDDEN_SIZES, DEF["hidden"], key="hidden", **Q,
                               help="The size of every state vector h_t and s_t: the model's memory.")
     layers = st.segmented_control("Layers", [1, 2, 3], default=DEF["layers"], key="layers", required=True, **Q)
-    bidirectional = st.toggle("Bidirectional encoder", False, key="bidir", **Q,
+    bidirectional = st.toggle("Bidirectional encoder", DEF["bidir"], key="bidir", **Q,
                               help="A second encoder reads the input right to left; a bridge joins both final "
                                    "states into the decoder's start state.")
     attention = st.segmented_control("Attention", ATTENTIONS, default=DEF["attention"], key="attention", required=True, **Q,
                                      help="additive = Bahdanau, dot = Luong.")
-    dropout = st.slider("Dropout (between layers)", 0.0, 0.5, 0.0, 0.05, key="dropout", **Q,
+    dropout = st.slider("Dropout (between layers)", 0.0, 0.5, DEF["dropout"], 0.05, key="dropout", **Q,
                         disabled=layers == 1, help="Only acts between stacked layers, so it needs 2+ layers.")
 
 cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, embed=int(embed), hidden=int(hidden),

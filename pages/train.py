@@ -66,8 +66,7 @@ with st.container(border=True):
     lr = a.select_slider("Learning rate", state.LEARNING_RATES, DEF["lr"], key="lr", **Q, format_func=state.fmt_lr)
     lr_schedule = a.segmented_control(
         "Learning-rate schedule", LR_SCHEDULES, default=DEF["sched"], key="sched", required=True, **Q,
-        format_func=state.fmt_schedule,
-        help="plateau: halve the rate whenever the validation loss has not improved for 4 evaluations in a row, "
+        help="plateau: halve the rate whenever the validation loss has not improved for 2 evaluations in a row, "
              "so the fast start lasts while progress lasts and the weights can settle at the end. constant: never "
              "change it. halving: halve it every 1,000 steps, whatever happens.")
     batch = b.select_slider("Batch size", state.BATCH_SIZES, DEF["batch"], key="batch", **Q)

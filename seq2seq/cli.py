@@ -153,7 +153,7 @@ def train(args: argparse.Namespace, log=sys.stderr) -> ckpt_io.Checkpoint:
                                 bidirectional=args.bidirectional, attention=args.attention,
                                 dropout=args.dropout).validate()
         train_cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
-                                batch_size=args.batch_size,
+                                batch_size=args.batch_size, bucket_by_length=args.bucket_by_length,
                                 epochs=args.epochs or None, max_seconds=args.max_seconds or None, clip=args.clip,
                                 teacher_forcing=args.teacher_forcing, seed=args.seed, eval_every=args.eval_every,
                                 threads=args.threads).validate()
@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--embed", type=int, default=d_model.embed)
     t.add_argument("--hidden", type=int, default=d_model.hidden)
     t.add_argument("--layers", type=int, default=d_model.layers)
-    t.add_argument("--bidirectional", action="store_true")
+    t.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=d_model.bidirectional,
+                   help="bidirectional encoder (default: on; --no-bidirectional for one direction)")
     t.add_argument("--attention", choices=ATTENTIONS, default=d_model.attention)
     t.add_argument("--dropout", type=float, default=d_model.dropout)
     t.add_argument("--epochs", type=float, default=d_train.epochs, help="0 = no epoch limit (then set --max-seconds)")
@@ -286,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=d_train.lr)
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d_train.lr_schedule,
                    help="plateau: halve the rate when the validation loss stops improving; constant; halving")
+    t.add_argument("--bucket-by-length", action=argparse.BooleanOptionalAction, default=d_train.bucket_by_length,
+                   help="batch examples of about the same length together (default: on)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=d_train.optimizer)
     t.add_argument("--clip", type=float, default=d_train.clip, help="max gradient norm, 0 = off")
     t.add_argument("--teacher-forcing", type=float, default=d_train.teacher_forcing)

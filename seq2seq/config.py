@@ -43,6 +43,11 @@ def _from_dict(cls, d: dict):
     return obj
 
 
+# Why these defaults (measured on this 2-core CPU; `python benchmarks/bench_training.py --part converge`): a
+# bidirectional encoder reads the digits of an addition both ways, so its backward half meets them in the order the
+# carries flow (3-digit addition to 99% held-out exact match: LSTM 25 s and GRU 34 s with it, neither in 45 s
+# without); the "plateau" learning-rate schedule with a patience of 2 evaluations and length-bucketed batches
+# (TrainConfig) made the largest differences on reversal.
 @dataclass
 class ModelConfig:
     src_vocab_size: int
@@ -51,7 +56,7 @@ class ModelConfig:
     embed: int = 32  # embedding size E
     hidden: int = 128  # hidden units H (per direction)
     layers: int = 1  # 1..3
-    bidirectional: bool = False  # encoder only
+    bidirectional: bool = True  # encoder only (see the note below on the defaults)
     attention: str = "none"  # "none" | "additive" | "dot"
     dropout: float = 0.0
 
@@ -86,8 +91,9 @@ class TrainConfig:
     lr_schedule: str = "plateau"  # "plateau": halve lr when the validation loss stops improving (lr_patience evals)
     #                                "constant" | "halving": lr_k = lr * 0.5 ** (k / lr_half_life) at optimizer step k
     lr_half_life: int = 1000  # optimizer steps over which the "halving" schedule halves the learning rate
-    lr_patience: int = 4  # "plateau": evaluations without a new best validation loss before the rate halves
+    lr_patience: int = 2  # "plateau": evaluations without a new best validation loss before the rate halves
     batch_size: int = 64
+    bucket_by_length: bool = True  # batch examples of about the same length together (less padding: faster steps)
     epochs: float | None = 20  # stop after this many epochs (None = no epoch limit)
     max_seconds: float | None = None  # stop after this many seconds of training (None = no time limit)
     clip: float = 1.0  # max global gradient norm (0 = off)

@@ -47,6 +47,7 @@ PAD_ID, EOS_ID = 0, 2
 GROUPS = ("encoder embedding", "encoder RNN", "bridge", "attention", "decoder embedding", "decoder RNN",
           "output layer")
 CURVE_POINTS = 600  # most points kept per curve (thinned by 2 when full; a page draws <= 300)
+BUCKET_POOL = 50  # batches' worth of shuffled examples sorted by length together (see Run._epoch_batches)
 EVAL_EXAMPLES = 256  # validation examples used by the periodic evaluations (the final one uses the whole split)
 PROBE_EXAMPLES = 32  # validation examples used for the per-timestep gradient probe
 N_SAMPLES = 6  # sample rows (input, prediction, target) shown per evaluation
@@ -252,7 +253,7 @@ class Run:
         self.batch_size = min(train_cfg.batch_size, self.train_split.n)
         self.steps_per_epoch = math.ceil(self.train_split.n / self.batch_size)
         self._gen = torch.Generator().manual_seed(train_cfg.seed)
-        self._order = torch.empty(0, dtype=torch.long)
+        self._batches: list[Tensor] = []  # this epoch's batches (index tensors), drawn in turn
         self._pos = 0
 
         self.status, self.message = "running", ""
@@ -365,12 +366,28 @@ class Run:
 
     # --------------------------------------------------------------------------------------------------- a step
     def _next_indices(self) -> Tensor:
-        if self._pos >= len(self._order):
-            self._order = torch.randperm(self.train_split.n, generator=self._gen)
-            self._pos = 0
-        idx = self._order[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return idx
+        if self._pos >= len(self._batches):
+            self._batches, self._pos = self._epoch_batches(), 0
+        self._pos += 1
+        return self._batches[self._pos - 1]
+
+    def _epoch_batches(self) -> list[Tensor]:
+        """One epoch: every training example once, in batches of `batch_size`, in a random order.
+
+        With `bucket_by_length` (the default), each run of BUCKET_POOL batches of the shuffled examples is sorted by
+        source and target length before it is cut into batches, and the batches are shuffled again. A batch then
+        holds examples of (nearly) one length: little padding to compute on, and when every source in it has the
+        same length the encoder skips packing and runs PyTorch's fastest fused kernel. Measured here (reversal of
+        5-15 letters, dot attention, batch 64): a step took 28.5 ms with a mixed batch padded to 15 letters and
+        17.1 ms with a batch of 10-letter sources, the average length. Each example is still seen once per epoch."""
+        order = torch.randperm(self.train_split.n, generator=self._gen)
+        if not self.train_cfg.bucket_by_length:
+            return list(order.split(self.batch_size))
+        batches: list[Tensor] = []
+        for chunk in order.split(self.batch_size * BUCKET_POOL):
+            key = self.train_split.src_len[chunk] * 10_000 + self.train_split.tgt_len[chunk]
+            batches.extend(chunk[torch.sort(key, stable=True).indices].split(self.batch_size))
+        return [batches[i] for i in torch.randperm(len(batches), generator=self._gen).tolist()]
 
     def step(self) -> dict:
         """One optimizer step (and an evaluation every `eval_every` steps). Never raises: a failure becomes

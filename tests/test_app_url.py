@@ -68,7 +68,7 @@ def test_deep_link_on_train_page_applies_data_model_and_training_settings():
     at = opened("pages/train.py", LINK)
     assert at.title[0].value.startswith("Train")
     shown = texts(at)
-    assert "GRU + dot attention, E=32, H=64" in shown, shown
+    assert "GRU + dot attention, bidirectional, E=32, H=64" in shown, shown
     assert "task: addition" in shown
     assert at.select_slider(key="lr").value == 0.01  # this page's own widget, from the same link
     # the other pages open with the link's values
@@ -94,7 +94,7 @@ def test_bad_values_in_a_link_are_ignored_and_dropped_from_the_url():
     at = opened("pages/train.py", {"cell": "transformer", "hidden": "65", "lr": "banana", "epochs": "99999",
                                    "task": "<script>", "layers": "2"})
     shown = texts(at)
-    assert "LSTM, 2 layers, E=32, H=128" in shown, shown  # defaults, except the one good value
+    assert "LSTM, bidirectional, 2 layers, E=32, H=128" in shown, shown  # defaults, except the one good value
     assert "task: reverse" in shown
     assert at.number_input(key="epochs").value == 1000  # clamped to the widget's maximum
     for k in ("cell", "hidden", "task"):
@@ -127,17 +127,19 @@ def test_url_keeps_every_setting_across_data_model_train():
     assert at.query_params.get("task") == "addition" and at.query_params.get("addition.digits") == "4"
     at.segmented_control(key="cell").set_value("gru").run()
     at.select_slider(key="hidden").set_value(64).run()
-    at.toggle(key="bidir").set_value(True).run()
+    at.toggle(key="bidir").set_value(False).run()
     go(at, "pages/train.py")
     qp = ok(at).query_params
     assert {k: qp.get(k) for k in ("task", "addition.digits", "max_len", "cell", "hidden", "bidir")} == {
-        "task": "addition", "addition.digits": "4", "max_len": "20", "cell": "GRU", "hidden": "64", "bidir": "true"}
-    assert "GRU, bidirectional, E=32, H=64" in texts(at)
+        "task": "addition", "addition.digits": "4", "max_len": "20", "cell": "GRU", "hidden": "64", "bidir": "false"}
+    assert "GRU, E=32, H=64" in texts(at)
     at.select_slider(key="lr").set_value(0.03).run()
     at.segmented_control(key="opt").set_value("sgd").run()
+    at.segmented_control(key="sched").set_value("constant").run()
     go(at, "pages/encoder.py")  # an inspection page: the whole setup stays in the URL
     qp = ok(at).query_params
     assert qp.get("lr") == "0.03" and qp.get("opt") == "sgd" and qp.get("cell") == "GRU"
+    assert qp.get("sched") == "constant"
     # back to a default: the parameter leaves the URL
     go(at, "pages/model.py")
     at.segmented_control(key="cell").set_value("lstm").run()
@@ -164,7 +166,7 @@ def test_sidebar_share_link_opens_the_same_setup_in_a_new_session():
     before = {k: at.session_state[k] for k in ("task", "emb", "layers", "dropout", "budget", "seconds")}
     other = opened("pages/train.py", query)  # a colleague opens the link
     assert {k: other.session_state[k] for k in before} == before
-    assert "LSTM, 2 layers, E=16, H=128" in texts(other) and "task: dates" in texts(other)
+    assert "LSTM, bidirectional, 2 layers, E=16, H=128" in texts(other) and "task: dates" in texts(other)
     assert share_link(other) == link
 
 

@@ -99,6 +99,14 @@ def test_train_is_deterministic_and_reads_files(tmp_path):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert m["data"]["file"] == "train.tsv" and m["data"]["valid_file"] == "valid.csv"
+    # the defaults can be turned off from the command line, and the checkpoint records what was used
+    off = ["--no-bidirectional", "--lr-schedule", "constant", "--no-bucket-by-length"]
+    assert main(args + off + ["--out", str(tmp_path / "c")]) == 0
+    cfg = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert cfg["model"]["bidirectional"] is False
+    assert cfg["train"]["lr_schedule"] == "constant" and cfg["train"]["bucket_by_length"] is False
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert cfg["model"]["bidirectional"] is True and cfg["train"]["lr_schedule"] == "plateau"
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -50,7 +50,7 @@ def test_timestep_grad_norms_shape_and_vanishing(data):
     """One value per source timestep; for a plain RNN with tiny recurrent weights the gradient reaching early
     timesteps (through many steps of recurrence) is far smaller than at the last one: vanishing gradients."""
     torch.manual_seed(0)
-    mc, _ = cfgs(data, cell="rnn", hidden=16)
+    mc, _ = cfgs(data, cell="rnn", hidden=16, bidirectional=False)  # one direction: the gradient flows back only
     model = Seq2Seq(mc)
     with torch.no_grad():
         model.enc_rnn.weight_hh_l0.mul_(0.1)
@@ -218,3 +218,36 @@ def test_lr_halving_schedule(data):
     for _ in range(8):
         run.step()
     assert run.last["lr"] == run.optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_lr_plateau_schedule_halves_only_after_patience(data):
+    mc, tc = cfgs(data, lr=0.01, lr_schedule="plateau", lr_patience=2)
+    run = Run(data, mc, tc)
+    for loss in (1.0, 0.9):  # new bests: the rate stays
+        run._plateau(loss)
+    assert run.lr_now == 0.01
+    run._plateau(0.95)  # one evaluation without a new best: not yet
+    assert run.lr_now == 0.01
+    run._plateau(0.91)  # two in a row: halve, and the optimizer uses it
+    assert run.lr_now == 0.005 == run.optimizer.param_groups[0]["lr"] == run.lr_at(run.step_count)
+    run._plateau(0.92)
+    run._plateau(0.89)  # a new best resets the count
+    run._plateau(0.9)
+    assert run.lr_now == 0.005
+    for _ in range(2 * tc.eval_every):  # and it is wired to the periodic evaluations
+        run.step()
+    assert run.last["lr"] == run.lr_now and run.eval_curves.data["step"]
+
+
+@pytest.mark.parametrize("bucket", [True, False])
+def test_epoch_batches_cover_every_example_once(data, bucket):
+    mc, tc = cfgs(data, batch_size=8, bucket_by_length=bucket)
+    run = Run(data, mc, tc)
+    batches = run._epoch_batches()
+    assert len(batches) == run.steps_per_epoch  # the same number of steps per epoch either way
+    assert sorted(torch.cat(batches).tolist()) == list(range(run.train_split.n))
+    assert sum(len(b) != 8 for b in batches) <= 1  # full batches but one (the remainder)
+    spread = [int(run.train_split.src_len[b].max() - run.train_split.src_len[b].min()) for b in batches]
+    if bucket:  # batches of (nearly) one source length: most have none to pad
+        assert sum(s == 0 for s in spread) >= len(batches) // 2, spread
+    assert [b.tolist() for b in run._epoch_batches()] != [b.tolist() for b in batches]  # a new order every epoch

@@ -284,17 +284,9 @@ def _settings(lim) -> dict[str, Setting]:  # built once per set of limits (it is
         "seconds": Setting("train", min(60, int(lim.max_train_seconds)), lo=5, hi=int(lim.max_train_seconds)),
         "seed": Setting("train", _T.seed, lo=0, hi=1_000_000), "tf": Setting("train", _T.teacher_forcing, lo=0.0, hi=1.0),
         "clip": Setting("train", _T.clip, lo=0.0, hi=5.0),
-        "sched": Setting("train", _T.lr_schedule, LR_SCHEDULES, fmt=fmt_schedule),
+        "sched": Setting("train", _T.lr_schedule, LR_SCHEDULES),
     })
     return out
-
-
-SCHEDULE_LABELS = {"plateau": "halve on plateau", "constant": "constant", "halving": "halve every 1,000 steps"}
-
-
-def fmt_schedule(schedule: str) -> str:
-    """How the Train page (and so a shared link) names a learning-rate schedule."""
-    return SCHEDULE_LABELS.get(schedule, schedule)
 
 
 def setting(key: str, specs: dict[str, Setting] | None = None) -> Any:
