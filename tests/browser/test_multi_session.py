@@ -53,8 +53,8 @@ def link(server_url: str, task: str, cell: str, hidden: int, attention: str) -> 
 
 
 def describe(cell: str, attention: str) -> str:
-    """What the Train page shows for a model (ui.state.describe)."""
-    return cell.upper() + (f" + {attention} attention" if attention != "none" else "")
+    """What the Train page shows for a model (ui.state.describe); the encoder is bidirectional by default."""
+    return cell.upper() + (f" + {attention} attention" if attention != "none" else "") + ", bidirectional"
 
 
 def step(page, js: str = STEP_JS) -> int:
