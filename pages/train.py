@@ -64,8 +64,8 @@ with st.container(border=True):
     a, b, c, d = st.columns(4, gap="medium")
     optimizer = a.segmented_control("Optimizer", OPTIMIZERS, default=DEF["opt"], key="opt", required=True, **Q)
     lr = a.select_slider("Learning rate", state.LEARNING_RATES, DEF["lr"], key="lr", **Q, format_func=state.fmt_lr)
-    lr_schedule = a.segmented_control(
-        "Learning-rate schedule", LR_SCHEDULES, default=DEF["sched"], key="sched", required=True, **Q,
+    lr_schedule = a.selectbox(
+        "Learning-rate schedule", LR_SCHEDULES, index=LR_SCHEDULES.index(DEF["sched"]), key="sched", **Q,
         help="plateau: halve the rate whenever the validation loss has not improved for 2 evaluations in a row, "
              "so the fast start lasts while progress lasts and the weights can settle at the end. constant: never "
              "change it. halving: halve it every 1,000 steps, whatever happens.")

@@ -135,7 +135,7 @@ def test_url_keeps_every_setting_across_data_model_train():
     assert "GRU, E=32, H=64" in texts(at)
     at.select_slider(key="lr").set_value(0.03).run()
     at.segmented_control(key="opt").set_value("sgd").run()
-    at.segmented_control(key="sched").set_value("constant").run()
+    at.selectbox(key="sched").set_value("constant").run()
     go(at, "pages/encoder.py")  # an inspection page: the whole setup stays in the URL
     qp = ok(at).query_params
     assert qp.get("lr") == "0.03" and qp.get("opt") == "sgd" and qp.get("cell") == "GRU"
