@@ -51,7 +51,13 @@ weight against its gradient, a batch at a time; one **epoch** is one pass over t
 
 **Curves.** *Training loss* is measured on the batches being learned; *validation loss* and **exact match** (the share
 of held-out inputs whose whole output is right) on examples the model never trains on. When training loss keeps
-falling but validation loss rises, the model is memorizing (overfitting).
+falling but validation loss rises, the model is memorizing (overfitting). The training loss jumps from batch to batch
+because each batch holds inputs of about one length (less padding to compute, so faster steps) and long inputs are
+harder; the validation loss, measured on the same examples every time, is the steady line to judge progress by.
+
+**Learning rate.** Too small and learning crawls; too large and the steps overshoot (the loss jumps, or explodes).
+The *plateau* schedule starts fast and halves the rate whenever the validation loss has stopped improving, so the
+weights can settle on a solution instead of bouncing around it.
 
 **Vanishing and exploding gradients.** The gradient reaching an early timestep $h_1$ has been multiplied by one
 factor per later timestep. Factors below 1 make it shrink towards zero (*vanishing*: the model cannot learn long-range
