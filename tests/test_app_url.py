@@ -17,6 +17,8 @@ from streamlit.testing.v1 import AppTest
 
 os.environ["SEQ2SEQ_TRAINER_BACKEND"] = "thread"
 torch.set_num_threads(1)
+from ui.state import list_pretrained  # noqa: E402  (after the backend choice above)
+
 APP = "../app.py"
 LINK = {"task": "addition", "cell": "gru", "hidden": "64", "lr": "0.01", "attention": "dot", "addition.digits": "2"}
 
@@ -219,3 +221,13 @@ def test_link_is_shown_when_the_page_stops_early():
     assert "cell=RNN" in link and "source=Upload" in link
     assert "uploaded data file cannot travel" in " ".join(c.value for c in at.sidebar.caption)
     assert at.query_params.get("cell") == "RNN"
+
+
+@pytest.mark.parametrize("name", [n for n, _ in list_pretrained()])
+def test_every_shipped_model_opens_on_every_inspection_page(name):
+    """A link with model=NAME makes that pretrained model current; the Encoder, Hidden states and Decoder pages draw
+    it without an error (every cell, attention kind, direction and tokenization the shipped models cover)."""
+    for page in ("pages/encoder.py", "pages/states.py", "pages/decoder.py"):
+        at = opened(page, {"model": name})
+        assert f"pretrained: {name}" in texts(at), (page, texts(at)[:300])
+        assert at.get("plotly_chart"), f"{page} drew no figure for {name}"
