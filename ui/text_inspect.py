@@ -3,11 +3,11 @@
 Plain strings only: pages pass them to st.markdown. Never format user text into them (user text goes into figures
 and tables as data)."""
 
-ENCODER_INTRO = """
+ENCODER_INTRO = r"""
 The **encoder** reads the input one token at a time. Each timestep t takes the token x_t (as its embedding vector)
 and the previous hidden state h_{t-1}, and computes the new hidden state
 
-  **h_t = f(x_t, h_{t-1})**,  starting from h_0 = 0.
+$$h_t = f(x_t,\ h_{t-1}), \qquad h_0 = 0$$
 
 So h_t is a running summary of x_1 … x_t, held in a fixed number of **hidden units** (the length of the vector).
 The number of **timesteps** is simply the number of input tokens: a longer input means more steps, not more units.
@@ -78,11 +78,11 @@ is 1 when they point the same way, 0 when unrelated, −1 when opposite. Both he
 equal colors mean equal values.
 """
 
-DECODER_INTRO = """
+DECODER_INTRO = r"""
 The **decoder** writes the output one token at a time. Its state starts from the encoder's summary (s_0 from c) and
 is updated from the token it produced last:
 
-  **s_t = g(y_{t-1}, c, s_{t-1})**,  with y_0 = `<sos>`.
+$$s_t = g(y_{t-1},\ c,\ s_{t-1}), \qquad y_0 = \langle \mathrm{sos} \rangle$$
 
 From s_t an output layer scores every token of the target vocabulary and a softmax turns the scores into the
 **output distribution** p_t(y) = p(y_t = y | y_1 … y_{t-1}, x). It stops when it produces `<eos>`.
@@ -100,13 +100,13 @@ STRATEGY_TEXT = {
             "final ranking divides each score by its length.",
 }
 
-TEACHER_FORCING = """
+TEACHER_FORCING = r"""
 **Teacher forcing and cross-entropy.** With a target y_1 … y_n we can score the model: at each step feed the *true*
 previous token y_{t-1} (not the model's own guess) and measure how much probability the model gave the true next
 token. The **cross-entropy** of one step is −log p_t(y_t): 0 when the model was certain and right, large when it
 gave the right token little probability. The training loss is their mean over the steps (including `<eos>`):
 
-  **L = −(1/n) Σ_t log p_t(y_t)**
+$$\mathcal{L} = -\frac{1}{n} \sum_{t=1}^{n} \log p_t(y_t)$$
 """
 
 NO_ATTENTION = """
