@@ -266,7 +266,7 @@ class Run:
         self.last: dict = {}  # metrics of the latest step
         self.last_eval: dict = {}
         self.best_exact_match: float | None = None
-        self.lr_now = train_cfg.lr  # the "plateau" schedule's current rate
+        self.lr_now = train_cfg.lr  # the learning rate in use (the schedules below change it)
         self._best_valid_loss, self._evals_since_best = math.inf, 0
         self.samples: list[tuple[str, str, str]] = []
         self.timestep_grads: list[float] = []
@@ -444,8 +444,7 @@ class Run:
         if not math.isfinite(total_v):
             return self._diverge("The gradients became " + ("NaN" if math.isnan(total_v) else "infinite"))
         if cfg.lr_schedule == "halving":
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.lr_at(self.step_count)
+            self._set_lr(cfg.lr * 0.5 ** (self.step_count / cfg.lr_half_life))
         self.optimizer.step()
 
         self.step_count += 1
@@ -453,7 +452,7 @@ class Run:
         self._tick()
         grad_norms = {g: group_v[GROUPS.index(g)] for g in self.groups}
         self.last = {"step": self.step_count, "epoch": self.epoch, "seconds": self.seconds, "train_loss": loss_v,
-                     "grad_norm": total_v, "grad_norms": grad_norms, "lr": self.lr_at(self.step_count - 1)}
+                     "grad_norm": total_v, "grad_norms": grad_norms, "lr": self.lr_now}
         point = {"step": self.step_count, "epoch": self.epoch, "seconds": self.seconds, "train_loss": loss_v,
                  "grad_norm": total_v}
         for g, v in grad_norms.items():
@@ -468,12 +467,10 @@ class Run:
             self.evaluate_and_record(limit=EVAL_EXAMPLES)
         return self.last
 
-    def lr_at(self, step: int) -> float:
-        """The learning rate used by optimizer step `step` (0-based)."""
-        cfg = self.train_cfg
-        if cfg.lr_schedule == "plateau":
-            return self.lr_now
-        return cfg.lr * 0.5 ** (step / cfg.lr_half_life) if cfg.lr_schedule == "halving" else cfg.lr
+    def _set_lr(self, rate: float) -> None:
+        self.lr_now = rate
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
 
     def _plateau(self, valid_loss: float) -> None:
         """"plateau" schedule: halve the rate after `lr_patience` evaluations without a new best validation loss."""
@@ -482,9 +479,8 @@ class Run:
             return
         self._evals_since_best += 1
         if self._evals_since_best >= self.train_cfg.lr_patience:
-            self.lr_now, self._evals_since_best = self.lr_now * 0.5, 0
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.lr_now
+            self._set_lr(self.lr_now * 0.5)
+            self._evals_since_best = 0
 
     def _finish(self, reason: str) -> None:
         self.evaluate_and_record(limit=None)
