@@ -56,7 +56,7 @@ class ModelConfig:
     embed: int = 32  # embedding size E
     hidden: int = 128  # hidden units H (per direction)
     layers: int = 1  # 1..3
-    bidirectional: bool = True  # encoder only (see the note below on the defaults)
+    bidirectional: bool = True  # encoder only (see the note above on the defaults)
     attention: str = "none"  # "none" | "additive" | "dot"
     dropout: float = 0.0
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import replace, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Iterator, Sequence
 
 import torch
@@ -454,8 +454,8 @@ def check_input_text(text: str, vocab: Vocab, tokens_mode: str, max_len: int) ->
     return tokens, warnings
 
 
-
-def fit_to_vocab(data: Seq2SeqData, tokens: str, src_vocab: Vocab, tgt_vocab: Vocab) -> tuple[Seq2SeqData | None, str | None]:
+def fit_to_vocab(data: Seq2SeqData, tokens: str, src_vocab: Vocab,
+                 tgt_vocab: Vocab) -> tuple[Seq2SeqData | None, str | None]:
     """Re-express `data` in a trained model's vocabularies so the model can keep training on it.
 
     A model's embedding rows and output units are tied to its vocabularies id by id, so the data must be encoded

@@ -13,7 +13,6 @@ the results.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from .cli import build_parser, train
@@ -54,14 +53,11 @@ def command(name: str) -> list[str]:
     return ["train", *MODELS[name][1], *COMMON, "--out", f"pretrained/{name}"]
 
 
-def make(name: str, root: Path = ROOT) -> dict:
+def make(name: str, root: Path = ROOT) -> None:
     args = build_parser().parse_args(command(name))
     args.out = str(root / name)
-    t0 = time.perf_counter()
-    ckpt = train(args)
-    m = dict(ckpt.metrics)
+    m = train(args).metrics
     size = sum(f.stat().st_size for f in (root / name).iterdir()) / 2**20
-    m.update(wall_seconds=round(time.perf_counter() - t0, 1), size_mb=round(size, 2))
     if "time budget" in m.get("message", ""):
         print(f"WARNING {name}: stopped by the --max-seconds safety cap, so this model is NOT reproducible; "
               f"raise the cap or lower --epochs", file=sys.stderr)
@@ -69,10 +65,10 @@ def make(name: str, root: Path = ROOT) -> dict:
         print(f"WARNING {name}: {size:.2f} MB is over the {MAX_MB} MB budget for shipped models", file=sys.stderr)
     print(f"{name}: test exact match {m['exact_match']:.4f} on {m['n']} held-out examples, {m['steps']} steps, "
           f"{m['seconds']:.0f} s training, {size:.2f} MB", flush=True)
-    return m
 
 
-def write_readme(results: dict[str, dict], root: Path = ROOT) -> None:
+def write_readme(root: Path = ROOT) -> None:
+    """pretrained/README.md from the checkpoints on disk (all of them, not only those just made)."""
     from .checkpoint import load
 
     rows = []
@@ -117,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}", file=sys.stderr)
         return 2
-    results = {n: make(n) for n in names}
-    write_readme(results)
+    for name in names:
+        make(name)
+    write_readme()
     return 0
 
 

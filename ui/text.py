@@ -34,8 +34,9 @@ the target vocabulary.
 
 **Attention** (optional) lets each decoder step look back at *every* $h_j$, not only at $c$: weights
 $a_t = \mathrm{softmax}(\mathrm{score}(s_t, h_j))$ say where it looks, and the weighted sum of the $h_j$ joins $s_t$
-before the output layer. *Additive* (Bahdanau) scores with a small network; *dot* (Luong) with a dot product $s_t \cdot h_j / \sqrt{H}$ (divided by $\sqrt{H}$ so that, with many hidden units, the
-scores do not start out so large that the softmax picks one position before the model has learned which).
+before the output layer. *Additive* (Bahdanau) scores with a small network; *dot* (Luong) with a dot product
+$s_t \cdot h_j / \sqrt{H}$ (divided by $\sqrt{H}$ so that, with many hidden units, the scores do not start out so
+large that the softmax picks one position before the model has learned which).
 
 **Hidden units vs timesteps.** *Hidden units* $H$ is the length of each state vector $h_t$ and $s_t$ - the model's
 memory size, fixed when you build it. *Timesteps* is how many tokens a sequence has - it changes with every input.
