@@ -1,7 +1,7 @@
 """Train page: train the chosen model on the chosen data in the background, and watch it learn.
 
 The run lives in the trainer's worker pool, not in this script: the page only stores its run_id in the session and
-polls a snapshot every 0.4 s from a fragment. So leaving the page (or the whole app) and coming back finds the
+polls a snapshot from a fragment (every 0.3 s, slower when many runs train: poll_seconds). So leaving the page (or the whole app) and coming back finds the
 run and its curves where they are, and the widgets stay responsive while it trains.
 """
 import copy
@@ -70,14 +70,14 @@ with st.container(border=True):
              "so the fast start lasts while progress lasts and the weights can settle at the end. constant: never "
              "change it. halving: halve it every 1,000 steps, whatever happens.")
     batch = b.select_slider("Batch size", state.BATCH_SIZES, DEF["batch"], key="batch", **Q)
-    budget = b.segmented_control("Train for", ["epochs", "seconds"], default="epochs", key="budget", required=True, **Q)
+    budget = b.segmented_control("Train for", ["epochs", "seconds"], default=DEF["budget"], key="budget", required=True,
+                                 **Q)
     if budget == "epochs":
         epochs = c.number_input("Epochs", 1, 1000, DEF["epochs"], key="epochs", **Q,
                                 help="One epoch = one pass over the training pairs.")
         seconds = None
     else:
-        seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), min(60, int(limits.max_train_seconds)),
-                                 key="seconds", **Q)
+        seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), DEF["seconds"], key="seconds", **Q)
         epochs = None
     seed = c.number_input("Seed", 0, 1_000_000, DEF["seed"], key="seed", **Q, help="Same seed, same settings: same run.")
     teacher_forcing = d.slider("Teacher forcing", 0.0, 1.0, DEF["tf"], 0.05, key="tf", **Q,
@@ -90,7 +90,8 @@ def diverge_preset() -> None:
     """Settings that make any model here blow up within a few steps (see docs/DESIGN.md, training)."""
     st.session_state.update(opt="sgd", lr=1000.0, clip=0.0)
     state.notice("Set up a run that diverges: SGD, learning rate 1000, no gradient clipping. Press Start and watch "
-                 "the loss explode until the run is stopped. Then set the learning rate back to 0.003.")
+                 "the loss explode until the run is stopped. Then set the learning rate back to "
+                 f"{state.fmt_lr(DEF['lr'])}.")
 
 
 d.button("Show a diverging run", icon=":material/trending_up:", on_click=diverge_preset, key="btn_diverge",
@@ -196,6 +197,8 @@ def poll_seconds() -> float:
     not saturate the web process (each poll is a script run): about 10 polls a second in all, never slower than 2 s."""
     active = state.shared_trainer().n_active()
     return min(2.0, max(POLL, 0.1 * active))
+
+
 LOSS_SPEC = figures.line_spec("step", "optimizer step", "loss",
                               {"training loss": OI["blue"], "validation loss": OI["orange"]})
 ACC_SPEC = figures.line_spec("step", "optimizer step", "share correct",
