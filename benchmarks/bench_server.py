@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 from conftest import (CHROMIUM, CHROMIUM_ARGS, STATE_HOOK, VIEWPORT, _children, act, button, cpu_seconds,  # noqa: E402
-                      load, rss_bytes, start_server, stop_server, worker_pids)
+                      load, nav, rss_bytes, start_server, stop_server, worker_pids)
 
 
 def tree(pid: int) -> list[int]:
@@ -109,7 +109,7 @@ def main() -> None:
             model = next((ln for ln in pages[0].locator("[data-testid='stMain']").inner_text().splitlines()
                           if "H=" in ln), "?")
             for pg in pages:  # the live charts cost the (co-located) browser most: look elsewhere, keep training
-                act(pg, pg.locator("[data-testid='stSidebarNav'] a[href$='/encoder']").click)
+                nav(pg, "encoder")
                 pg.wait_for_selector("[data-testid='stSidebar'] [data-testid='stProgress']", timeout=60_000)
             time.sleep(2)
             measure(f"{n} training, on the Encoder page")

@@ -21,10 +21,13 @@ import time
 
 import pytest
 
+from seq2seq.config import ModelConfig
+from ui import state
+
 from conftest import (act, assert_no_exception, button, cpu_load, figure, load, main_text, nav, shot, wait_drawn,
                       worker_pids)
 
-pytestmark = [pytest.mark.browser, pytest.mark.load]  # minutes of 8 browsers: run with -m load
+pytestmark = [pytest.mark.browser, pytest.mark.load]  # ~2 minutes of 8 browsers; -m "not load" skips it
 
 # (task, cell, hidden units H, attention): 8 different models, 4 tasks
 SESSIONS = [("reverse", "lstm", 16, "none"), ("copy", "gru", 8, "none"), ("sort", "rnn", 16, "dot"),
@@ -53,8 +56,8 @@ def link(server_url: str, task: str, cell: str, hidden: int, attention: str) -> 
 
 
 def describe(cell: str, attention: str) -> str:
-    """What the Train page shows for a model (ui.state.describe); the encoder is bidirectional by default."""
-    return cell.upper() + (f" + {attention} attention" if attention != "none" else "") + ", bidirectional"
+    """What the Train page shows for the model a link sets up (the other settings at the library's defaults)."""
+    return state.describe(ModelConfig(5, 5, cell=cell, attention=attention))
 
 
 def step(page, js: str = STEP_JS) -> int:
