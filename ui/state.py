@@ -431,14 +431,17 @@ def default_data():
     from seq2seq.tasks import TASKS
 
     specs = settings()
-    task = setting("task", specs)
-    params = tuple(sorted((name, setting(f"{task}.{name}", specs)) for name in TASKS[task].params))
+
+    def made(get) -> object:  # the dataset of one source of setting values: the session's, or the defaults
+        task = get("task")
+        params = tuple(sorted((name, get(f"{task}.{name}")) for name in TASKS[task].params))
+        return task_data(task, get(f"{task}.tokens"), int(get("max_len")), int(get("data_seed")),
+                         int(get(f"{task}.n")), params)
+
     try:
-        return task_data(task, setting(f"{task}.tokens", specs), int(setting("max_len", specs)),
-                         int(setting("data_seed", specs)), int(setting(f"{task}.n", specs)), params)
+        return made(lambda key: setting(key, specs))
     except (ValueError, DataError):  # settings from a link that do not make a dataset: the plain default
-        spec = TASKS["reverse"]
-        return task_data("reverse", spec.tokens, 50, 0, spec.n_train, tuple(sorted(spec.params.items())))
+        return made(lambda key: specs[key].default)
 
 
 def default_data_desc() -> str:
