@@ -103,7 +103,7 @@ st.subheader("Output y")
 st.code(detokenize(out_tokens, cur.tokens) or "(empty: the first token was <eos>)", language=None)
 if mode == FORCED:
     m1, m2 = st.columns(2)
-    m1.metric("loss: mean cross-entropy", f"{trace.loss:.3f}")
+    m1.metric("loss: mean cross-entropy", f"{trace.loss:.3g}")  # 3 significant digits: a confident model is near 0
     n_right = sum(int(np.argmax(s.probs)) == s.target_id for s in trace.steps)
     m2.metric("steps where the model's top choice = target", f"{n_right} / {len(trace.steps)}")
 
@@ -156,7 +156,7 @@ if mode == FORCED or strategy == BEAM:
     line = (f"Step {t}: input y_{t - 1} = {step.input_token!r} → target y_{t} = {step.target_token!r}; "
             f"model's top choice {itos[int(np.argmax(step.probs))]!r}")
     if mode == FORCED:
-        line += f"; cross-entropy −log p = {step.cross_entropy:.3f}"
+        line += f"; cross-entropy −log p = {step.cross_entropy:.3g}"
 else:
     line = f"Step {t}: input y_{t - 1} = {step.input_token!r} → output y_{t} = {step.chosen_token!r} ({what})"
 st.subheader(line)

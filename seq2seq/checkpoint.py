@@ -3,7 +3,7 @@
 A checkpoint folder holds five files:
 
     model.safetensors   the weights (tensors only: the safetensors format cannot hold code)
-    config.json         {"format_version": 1, "model": ModelConfig, "train": TrainConfig | null,
+    config.json         {"format_version": 2, "model": ModelConfig, "train": TrainConfig | null,
                          "tokens": "char" | "word", "task": name | null}
     vocab.json          {"src": [itos...], "tgt": [itos...]}   (ids are list positions; 0..3 are the specials)
     metrics.json        held-out metrics measured when it was saved (exact_match, token_accuracy, loss, n, ...)
@@ -36,7 +36,7 @@ from .data import SPECIALS, Vocab
 from .limits import get_limits
 from .model import Seq2Seq, count_parameters
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the attention decoder feeds c_t (computed from s_{t-1}) into its cell (see model.py)
 WEIGHTS, CONFIG, VOCAB, METRICS, HISTORY = "model.safetensors", "config.json", "vocab.json", "metrics.json", "history.json"
 FILES = (WEIGHTS, CONFIG, VOCAB, METRICS, HISTORY)
 MAX_ZIP_RATIO = 200  # uncompressed / compressed size per zip member; zeros deflate ~1000x, real checkpoints ~1.1x
@@ -368,14 +368,17 @@ def from_files(files: dict[str, bytes]) -> Checkpoint:
     limits = get_limits()
     config = _expect_keys(CONFIG, _parse_json(CONFIG, files[CONFIG]),
                           {"format_version", "model", "train", "tokens", "task"})
-    if config["format_version"] != FORMAT_VERSION:
+    if config["format_version"] not in (1, FORMAT_VERSION):
         raise CheckpointError(f"config.json: format_version {config['format_version']!r} is not supported "
-                              f"(this version reads {FORMAT_VERSION})")
+                              f"(this version reads 1 and {FORMAT_VERSION})")
     try:
         model_cfg = ModelConfig.from_dict(config["model"])
         train_cfg = None if config["train"] is None else TrainConfig.from_dict(config["train"])
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"config.json: {e}") from None
+    if config["format_version"] == 1 and model_cfg.attention != "none":  # same weights, different decoder math
+        raise CheckpointError("this model was saved by an older version whose attention decoder worked differently "
+                              "(format_version 1); its weights would give wrong outputs here. Train it again.")
     if config["tokens"] not in ("char", "word"):
         raise CheckpointError(f"config.json: tokens must be 'char' or 'word', got {config['tokens']!r}")
     task = config["task"]

@@ -269,25 +269,28 @@ def trace_decoder(
         W_ihT, b_ih = [w[0][0] for w in W], [w[1][0] for w in W]
         W_hhT, b_hh = torch.cat([w[2] for w in W]), torch.cat([w[3] for w in W])  # (L, H, GH), (L, GH)
         context = torch.from_numpy(enc.context)
-        cw = context @ W_ihT[0][E:] + b_ih[0]  # the context's part of layer 0's input, the same at every step
-        W_e = W_ihT[0][:E]  # the embedding's part
+        W_e, W_c = W_ihT[0][:E], W_ihT[0][E:]  # layer 0's input weights: the embedding's part and the context's part
+        cw = context @ W_c + b_ih[0]  # without attention the context's part is the same at every step
         keys = None if enc.keys is None else torch.from_numpy(enc.keys)
         keys_proj = None
         if cfg.attention == "additive":
             keys_proj = keys @ model.att_Wk.weight.T + model.att_Wk.bias
 
-        def output(s_top: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
-            """Top-layer states (N, H) -> logits (N, V), attention a (N, S), attention context (N, H)."""
-            if cfg.attention == "none":
-                return s_top @ model.out.weight.T + model.out.bias, None, None
+        def attend(q: Tensor) -> tuple[Tensor, Tensor]:
+            """Query q (1, H) = s_{t-1} (top layer) -> a_t (1, S), c_t (1, H)."""
             if cfg.attention == "dot":
-                scores = s_top @ keys.T * cfg.hidden ** -0.5  # s_t . k_j / sqrt(H)
-            else:  # v . tanh(W_s s_t + W_k k_j + b_k)
-                scores = torch.tanh((s_top @ model.att_Ws.weight.T).unsqueeze(1) + keys_proj) @ model.att_v.weight[0]
+                scores = q @ keys.T * cfg.hidden ** -0.5  # s_{t-1} . k_j / sqrt(H)
+            else:  # v . tanh(W_s s_{t-1} + W_k k_j + b_k)
+                scores = torch.tanh((q @ model.att_Ws.weight.T).unsqueeze(1) + keys_proj) @ model.att_v.weight[0]
             a = torch.softmax(scores, dim=-1)
-            ctx = a @ keys
-            o = torch.tanh(torch.cat([s_top, ctx], dim=-1) @ model.att_out.weight.T + model.att_out.bias)
-            return o @ model.out.weight.T + model.out.bias, a, ctx
+            return a, a @ keys
+
+        def output(s_top: Tensor, c: Tensor | None) -> Tensor:
+            """Top-layer states (N, H) and their c_t (N, H) -> logits (N, V): o_t = tanh(W_o [s_t; c_t] + b_o)."""
+            o = s_top
+            if c is not None:
+                o = torch.tanh(torch.cat([s_top, c], dim=-1) @ model.att_out.weight.T + model.att_out.bias)
+            return o @ model.out.weight.T + model.out.bias
 
         def choose(t: int, logits: Tensor) -> tuple[int, Tensor | None]:
             if t in forced:
@@ -301,15 +304,25 @@ def trace_decoder(
         s_l = list(torch.from_numpy(enc.s0).clone().unsqueeze(1).unbind(0))  # L tensors (1, H): s_{t-1} per layer
         c_l = list(torch.from_numpy(enc.cell0).clone().unsqueeze(1).unbind(0)) if lstm else [None] * L
         S_hist, C_hist, G_hist = [[] for _ in range(L)], [[] for _ in range(L)], [[] for _ in range(L)]
-        if teacher_forced:  # layer 0's input part for all steps in one matrix product
-            X0 = torch.addmm(cw, model.tgt_embed.weight[y_in], W_e).unsqueeze(1).unbind(0)
-        inputs, chosen, sprobs, outs = [], [], [], []
+        A_hist, CTX_hist = [], []
+        if teacher_forced:  # the embedding's part of layer 0's input for all steps in one matrix product
+            X0 = torch.addmm(cw if cfg.attention == "none" else b_ih[0], model.tgt_embed.weight[y_in], W_e)
+            X0 = X0.unsqueeze(1).unbind(0)
+        inputs, chosen, sprobs, step_logits = [], [], [], []
         y_prev, n = SOS_ID, 0
         for t in range(1, max_steps + 1):
             if teacher_forced:
                 y_prev = y_in[t - 1]
             inputs.append(y_prev)
-            x = X0[t - 1] if teacher_forced else torch.addmm(cw, model.tgt_embed.weight[y_prev : y_prev + 1], W_e)
+            ctx = None
+            if cfg.attention != "none":  # a_t and c_t from the previous top-layer state s_{t-1}
+                a, ctx = attend(s_l[-1])
+                A_hist.append(a), CTX_hist.append(ctx)
+            if teacher_forced:
+                x = X0[t - 1] if ctx is None else X0[t - 1] + ctx @ W_c
+            else:
+                x = torch.addmm(cw if ctx is None else torch.addmm(b_ih[0], ctx, W_c),
+                                model.tgt_embed.weight[y_prev : y_prev + 1], W_e)
             for l in range(L):
                 xw = x if l == 0 else torch.addmm(b_ih[l], x, W_ihT[l])  # W_ih x + b_ih
                 x, c_l[l], g = cell_step(cfg.cell, xw, s_l[l], c_l[l], *W_l[l])
@@ -317,9 +330,9 @@ def trace_decoder(
                 S_hist[l].append(x), C_hist[l].append(c_l[l]), G_hist[l].append(g)
             n = t
             if not teacher_forced:  # the next input depends on this step's output
-                out = output(x)
-                outs.append(out)
-                tok, sp = choose(t, out[0][0])
+                logits_t = output(x, ctx)
+                step_logits.append(logits_t)
+                tok, sp = choose(t, logits_t[0])
                 chosen.append(tok)
                 sprobs.append(sp)
                 if tok == EOS_ID:
@@ -328,16 +341,16 @@ def trace_decoder(
         S_all = torch.stack([torch.cat(S_hist[l]) for l in range(L)], 1)  # (n, L, H)
         G_all = torch.stack([torch.cat(G_hist[l]) for l in range(L)], 1)
         C_all = torch.stack([torch.cat(C_hist[l]) for l in range(L)], 1) if lstm else None
-        if teacher_forced:  # the output layer (and attention) for all steps in one go
-            logits, A, CTX = output(S_all[:n, -1])
+        A = torch.cat(A_hist) if A_hist else None
+        CTX = torch.cat(CTX_hist) if CTX_hist else None
+        if teacher_forced:  # the output layer for all steps in one go
+            logits = output(S_all[:n, -1], CTX)
             for t in range(1, n + 1):
                 tok, sp = choose(t, logits[t - 1])
                 chosen.append(tok)
                 sprobs.append(sp)
         else:
-            logits = torch.cat([o[0] for o in outs])
-            A = None if cfg.attention == "none" else torch.cat([o[1] for o in outs])
-            CTX = None if cfg.attention == "none" else torch.cat([o[2] for o in outs])
+            logits = torch.cat(step_logits)
         logp = torch.log_softmax(logits, dim=-1)
         probs = logp.exp()
     S, Gt, C = S_all.numpy(), G_all.numpy(), None if C_all is None else C_all.numpy()

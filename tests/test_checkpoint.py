@@ -247,6 +247,18 @@ def test_mismatched_weights(ckpt, files):
     _raises({**files, C.WEIGHTS: other}, "(lacks|no place|shape)")
 
 
+def test_format_version_1_loads_only_without_attention(files):
+    """Version 1 models had the same weights but another attention decoder: refused with a clear message; a version 1
+    model without attention computes exactly what it did then and still loads."""
+    cfg = json.loads(files[C.CONFIG])
+    assert cfg["format_version"] == C.FORMAT_VERSION == 2 and cfg["model"]["attention"] != "none"
+    _raises({**files, C.CONFIG: json.dumps({**cfg, "format_version": 1}).encode()}, "older version.*Train it again")
+    plain = C.to_files(make_ckpt("lstm", "none", True))
+    old = json.loads(plain[C.CONFIG])
+    ck = C.from_files({**plain, C.CONFIG: json.dumps({**old, "format_version": 1}).encode()})
+    assert ck.model_cfg.attention == "none"
+
+
 def test_bad_json(files):
     cfg = json.loads(files[C.CONFIG])
     voc = json.loads(files[C.VOCAB])

@@ -78,7 +78,9 @@ def test_trace_matches_fused(cell, layers, bidir, att):
         packed = pack_padded_sequence(x, src_len, batch_first=True, enforce_sorted=False)
         layer_out = [pad_packed_sequence(truncated(m.enc_rnn, l + 1)(packed)[0], batch_first=True)[0]
                      for l in range(layers)]  # (B, S, D*H) per layer
-        dec_in = torch.cat([m.tgt_embed(tgt_in), enc.context[:, None].expand(-1, tgt_in.shape[1], -1)], -1)
+        # layer 0's input at step t: [embed(y_{t-1}); c_t], c_t = sum_j a_tj k_j with attention, else the fixed c
+        c_t = enc.context[:, None].expand(-1, tgt_in.shape[1], -1) if att == "none" else dec.attn @ enc.keys
+        dec_in = torch.cat([m.tgt_embed(tgt_in), c_t], -1)
         s0 = enc.state0
         dec_layers = [truncated(m.dec_rnn, l + 1)(dec_in, tuple(z[: l + 1] for z in s0) if lstm else s0[: l + 1])[0]
                       for l in range(layers)]
@@ -112,6 +114,7 @@ def test_trace_matches_fused(cell, layers, bidir, att):
             close(np.stack([s.s[l] for s in dt.steps]), dec_layers[l][b, :Tt], f"decoder s_t layer {l}")
         if att != "none":
             close(dt.attention_matrix(), dec.attn[b, :Tt, :T], "attention")
+            close(np.stack([s.attn_context for s in dt.steps]), c_t[b, :Tt], "attention context c_t")
             assert float(dec.attn[b, :Tt, T:].abs().sum()) == 0.0  # padding gets no attention
         else:
             assert dt.attention_matrix() is None

@@ -209,7 +209,7 @@ def fig_architecture(cfg: ModelConfig, n_src: int = 4, n_tgt: int = 3) -> go.Fig
         box(x, top_y, f"p<sub>{i + 1}</sub>", OI["yellow"], h=0.5)
         arrow(x, row_y[-1] + bh / 2, x, top_y - 0.25)
         notes.append(dict(x=x, y=top_y + 0.55, text=f"y<sub>{i + 1}</sub>", showarrow=False, font=dict(size=FONT + 2)))
-        # c is also fed to every decoder step (input [embed(y_{t-1}); c])
+        # c is also fed to every decoder step (input [embed(y_{t-1}); c]; with attention c_t takes its place)
         shapes.append(dict(type="line", x0=c_x, y0=c_y - 0.4, x1=x - bw / 2, y1=row_y[0] - bh / 2 + 0.05,
                       line=dict(color=OI["orange"], width=1.5, dash="dot")))
     if att:  # a_t: decoder step 1 looks back at every encoder state (arcs stay below the p_t boxes)
@@ -218,7 +218,8 @@ def fig_architecture(cfg: ModelConfig, n_src: int = 4, n_tgt: int = 3) -> go.Fig
             shapes.append(dict(type="path", path=f"M {x_d},{y_top} Q {(x + x_d) / 2},{y_top + 0.95} {x},{y_top}",
                           line=dict(color=OI["vermillion"], width=2, dash="dash")))
         notes.append(dict(x=(enc_x[0] + enc_x[-1]) / 2, y=top_y + 0.2, showarrow=False,
-                           text=f"{cfg.attention} attention: a<sub>t</sub> weighs every h<sub>j</sub>",
+                           text=f"{cfg.attention} attention: a<sub>t</sub> (from s<sub>t-1</sub>) weighs every h<sub>j</sub>; "
+                                f"c<sub>t</sub> = Σ a<sub>tj</sub>h<sub>j</sub> feeds step t",
                            font=dict(size=FONT, color=OI["vermillion"])))
     # titles
     notes.append(dict(x=(enc_x[0] + enc_x[-1]) / 2, y=-0.45, showarrow=False, font=dict(size=FONT + 2),

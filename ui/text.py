@@ -32,10 +32,13 @@ the encoder is bidirectional (then $h_t = [\overrightarrow{h}_t; \overleftarrow{
 time. From $s_t$ an output layer and a softmax give the distribution $p_t = P(y_t \mid y_1, \dots, y_{t-1}, c)$ over
 the target vocabulary.
 
-**Attention** (optional) lets each decoder step look back at *every* $h_j$, not only at $c$: weights
-$a_t = \mathrm{softmax}(\mathrm{score}(s_t, h_j))$ say where it looks, and the weighted sum of the $h_j$ joins $s_t$
-before the output layer. *Additive* (Bahdanau) scores with a small network; *dot* (Luong) with a dot product
-$s_t \cdot h_j / \sqrt{H}$ (divided by $\sqrt{H}$ so that, with many hidden units, the scores do not start out so
+**Attention** (optional) lets each decoder step look back at *every* $h_j$, not only at $c$. Before step $t$ the
+decoder compares its previous state with each of them: the weights $a_t = \mathrm{softmax}_j(\mathrm{score}(s_{t-1}, h_j))$
+say where it looks, and their weighted sum $c_t = \sum_j a_{tj} h_j$ is a fresh context for this step, fed into the cell
+in place of $c$: $s_t = g(y_{t-1}, c_t, s_{t-1})$. $c_t$ joins $s_t$ once more before the output layer. Because $c_t$
+goes *into* the cell, the decoder remembers where it looked last, which keeps it from losing its place when a token
+repeats. *Additive* (Bahdanau) scores with a small network; *dot* (Luong) with a dot product
+$s_{t-1} \cdot h_j / \sqrt{H}$ (divided by $\sqrt{H}$ so that, with many hidden units, the scores do not start out so
 large that the softmax picks one position before the model has learned which).
 
 **Hidden units vs timesteps.** *Hidden units* $H$ is the length of each state vector $h_t$ and $s_t$ - the model's

@@ -84,6 +84,8 @@ is updated from the token it produced last:
 
 $$s_t = g(y_{t-1},\ c,\ s_{t-1}), \qquad y_0 = \langle \mathrm{sos} \rangle$$
 
+With attention, c is replaced at every step by a fresh context c_t (see *Attention* below).
+
 From s_t an output layer scores every token of the target vocabulary and a softmax turns the scores into the
 **output distribution** p_t(y) = p(y_t = y | y_1 … y_{t-1}, x). It stops when it produces `<eos>`.
 """
@@ -117,13 +119,15 @@ Pick a model with attention in the sidebar to see attention weights.
 """
 
 ATTENTION_TEXT = """
-**Attention.** At each output step the decoder compares its state s_t with every encoder state (a *score* per source
-position), turns the scores into weights a_t1 … a_tT with a softmax (they sum to 1), and reads the weighted average
-of the encoder states. Bright cells show where the model was "looking" while writing each output token.
+**Attention.** Before each output step the decoder compares its previous state s_{t-1} with every encoder state (a
+*score* per source position), turns the scores into weights a_t1 … a_tT with a softmax (they sum to 1), and reads the
+weighted average of the encoder states, the context c_t (not to be confused with an LSTM's memory cell). c_t goes into
+the cell with y_{t-1}, s_t = g(y_{t-1}, c_t, s_{t-1}), and joins s_t again before the output layer. Bright cells
+show where the model was "looking" while writing each output token.
 """
 
 FORCE_TEXT = """
 **Force a token.** Replace the decoder's choice at step t with a token of your own. Because the next state
-s_{t+1} = g(y_t, c, s_t) is computed from that token, every later step can change: this shows how each output depends on
+s_{t+1} = g(y_t, c, s_t) (c_{t+1} with attention) is computed from that token, every later step can change: this shows how each output depends on
 the ones before it (and why a single early mistake can derail greedy decoding).
 """
