@@ -218,8 +218,8 @@ def fig_architecture(cfg: ModelConfig, n_src: int = 4, n_tgt: int = 3) -> go.Fig
             shapes.append(dict(type="path", path=f"M {x_d},{y_top} Q {(x + x_d) / 2},{y_top + 0.95} {x},{y_top}",
                           line=dict(color=OI["vermillion"], width=2, dash="dash")))
         notes.append(dict(x=(enc_x[0] + enc_x[-1]) / 2, y=top_y + 0.2, showarrow=False,
-                           text=f"{cfg.attention} attention: a<sub>t</sub> (from s<sub>t-1</sub>) weighs every h<sub>j</sub>; "
-                                f"c<sub>t</sub> = Σ a<sub>tj</sub>h<sub>j</sub> feeds step t",
+                           text=f"{cfg.attention} attention: a<sub>t</sub> from s<sub>t-1</sub> weighs every h<sub>j</sub>"
+                                f"<br>c<sub>t</sub> = Σ<sub>j</sub> a<sub>tj</sub>h<sub>j</sub> is fed into s<sub>t</sub>",
                            font=dict(size=FONT, color=OI["vermillion"])))
     # titles
     notes.append(dict(x=(enc_x[0] + enc_x[-1]) / 2, y=-0.45, showarrow=False, font=dict(size=FONT + 2),
