@@ -38,7 +38,8 @@ does not know where it looked at the previous step. It learned to find "the lett
 jumped to the wrong copy of a repeated letter (kaaah -> haak; cvbxsebs... -> ...sbvcbvc): training loss 0.001 while
 held-out exact match stayed at 0.95-0.98 (LSTM and GRU, hidden 64 or 128, any learning-rate schedule). Feeding c_t
 into the cell carries the alignment from step to step, and every cell reaches 99%. The price: a teacher-forced pass
-runs the fused `dec_rnn` once per step (about 1.3x the time of a training step).
+runs the fused `dec_rnn` once per step, so a training step takes longer (reversal, H=128, batch 64: LSTM 29 -> 40 ms,
+GRU 28 -> 35 ms).
 Why the dot score is divided by sqrt(H): s and k_j have H entries in [-1, 1], so an unscaled dot product is a sum of
 H terms whose size grows with sqrt(H); at H=128 the softmax starts out nearly one-hot, its gradient almost zero, and
 the model is slow to learn where to look. The same scaling as a Transformer's "scaled dot-product attention".
