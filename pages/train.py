@@ -1,8 +1,9 @@
 """Train page: train the chosen model on the chosen data in the background, and watch it learn.
 
 The run lives in the trainer's worker pool, not in this script: the page only stores its run_id in the session and
-polls a snapshot from a fragment (every 0.3 s, slower when many runs train: poll_seconds). So leaving the page (or the whole app) and coming back finds the
-run and its curves where they are, and the widgets stay responsive while it trains.
+polls a snapshot from a fragment (every 0.3 s, slower when many runs train: poll_seconds). So leaving the page (or
+the whole app) and coming back finds the run and its curves where they are, and the widgets stay responsive while it
+trains.
 """
 import copy
 
@@ -66,9 +67,10 @@ with st.container(border=True):
     lr = a.select_slider("Learning rate", state.LEARNING_RATES, DEF["lr"], key="lr", **Q, format_func=state.fmt_lr)
     lr_schedule = a.selectbox(
         "Learning-rate schedule", LR_SCHEDULES, index=LR_SCHEDULES.index(DEF["sched"]), key="sched", **Q,
-        help="plateau: halve the rate whenever the validation loss has not improved for 2 evaluations in a row, "
-             "so the fast start lasts while progress lasts and the weights can settle at the end. constant: never "
-             "change it. halving: halve it every 1,000 steps, whatever happens.")
+        help=f"plateau: halve the rate whenever the validation loss has not improved for {TrainConfig.lr_patience} "
+             "evaluations in a row, so the fast start lasts while progress lasts and the weights can settle at the "
+             f"end. constant: never change it. halving: halve it every {TrainConfig.lr_half_life:,} steps, whatever "
+             "happens.")
     batch = b.select_slider("Batch size", state.BATCH_SIZES, DEF["batch"], key="batch", **Q)
     budget = b.segmented_control("Train for", ["epochs", "seconds"], default=DEF["budget"], key="budget", required=True,
                                  **Q)

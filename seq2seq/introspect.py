@@ -318,11 +318,13 @@ def trace_decoder(
             if cfg.attention != "none":  # a_t and c_t from the previous top-layer state s_{t-1}
                 a, ctx = attend(s_l[-1])
                 A_hist.append(a), CTX_hist.append(ctx)
+            # layer 0's input: W_e e(y_{t-1}) + W_c c_t + b_ih (c_t = c without attention, already in cw)
             if teacher_forced:
-                x = X0[t - 1] if ctx is None else X0[t - 1] + ctx @ W_c
+                x = X0[t - 1]
             else:
-                x = torch.addmm(cw if ctx is None else torch.addmm(b_ih[0], ctx, W_c),
-                                model.tgt_embed.weight[y_prev : y_prev + 1], W_e)
+                x = torch.addmm(cw if ctx is None else b_ih[0], model.tgt_embed.weight[y_prev : y_prev + 1], W_e)
+            if ctx is not None:
+                x = x + ctx @ W_c
             for l in range(L):
                 xw = x if l == 0 else torch.addmm(b_ih[l], x, W_ihT[l])  # W_ih x + b_ih
                 x, c_l[l], g = cell_step(cfg.cell, xw, s_l[l], c_l[l], *W_l[l])
