@@ -46,8 +46,10 @@ STEP_JS = f"""() => {{ const p = document.querySelector("{PROGRESS}");
 # The same from the sidebar's run status line ("Train page run: running · 12% · step 1,234"), shown on every page.
 SIDEBAR_STEP_JS = """() => { const m = document.querySelector('[data-testid=stSidebar]').innerText
   .match(/Train page run: \\w+ · \\d+% · step ([\\d,]+)/); return m ? parseInt(m[1].replace(/,/g, '')) : -1; }"""
-LOSS_POINTS_JS = """() => { const p = document.querySelector('[data-testid=stMain] .mark-line path');
-                           return p ? (p.getAttribute('d') || '').split(/[ML]/).length - 1 : 0; }"""
+# The training-loss line of the live chart as drawn (its SVG path), "" before it is drawn. Compared, not counted:
+# a long run's curve is thinned to a bounded number of points, so its point count stops growing while its shape moves.
+LOSS_PATH_JS = """() => { const p = document.querySelector('[data-testid=stMain] .mark-line path');
+                         return p ? (p.getAttribute('d') || '') : ''; }"""
 
 
 def link(server_url: str, task: str, cell: str, hidden: int, attention: str) -> str:
@@ -88,9 +90,9 @@ def wait_samples(page, task: str, timeout: float = 120.0) -> list[tuple[str, str
     return rows
 
 
-def loss_points(page) -> int:
-    """Points on the training-loss line of the live chart (0 before it is drawn)."""
-    return page.evaluate(LOSS_POINTS_JS)
+def loss_path(page) -> str:
+    """The training-loss line of the live chart ("" before it is drawn)."""
+    return page.evaluate(LOSS_PATH_JS)
 
 
 def measure_rerun(page) -> float:
@@ -150,8 +152,9 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
         rows = wait_samples(p, task)
         bad = [r for r in rows if RULES[task](r[0]) != r[2]]
         assert not bad, f"the {task} session shows samples of another task: {bad[:3]}"
-        n = loss_points(p)
-        p.wait_for_function(f"() => ({LOSS_POINTS_JS})() > {max(n, 1)}", timeout=120_000)
+        before = [p.evaluate(STEP_JS), loss_path(p)]  # the curve must move on from here
+        p.wait_for_function(f"([step, path]) => ({STEP_JS})() > step && ({LOSS_PATH_JS})() !== path "
+                            f"&& ({LOSS_PATH_JS})() !== ''", arg=before, timeout=120_000)
         nav(p, "encoder")
 
     # 3. every run advances while all train at once (the sidebar's run status line, redrawn every second)
