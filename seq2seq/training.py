@@ -214,7 +214,7 @@ class EncodedSplit:
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     """adam / rmsprop / sgd (plain SGD, no momentum: the update is exactly -lr * gradient)."""
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+        return torch.optim.Adam(params, lr=lr, fused=True)  # one fused kernel: ~0.3 ms a step, foreach ~0.7 ms
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, foreach=True)
     if name == "sgd":
@@ -494,7 +494,14 @@ class Run:
     @torch.no_grad()
     def evaluate(self, split: str = "valid", limit: int | None = None) -> dict:
         """Teacher-forced loss and token accuracy, greedy exact match, on the first `limit` examples of a split.
-        Exact match: the greedy output up to <eos> equals the target exactly."""
+
+        Exact match: the greedy output up to <eos> equals the target exactly. It is read off the teacher-forced
+        pass, without decoding: greedy decoding reproduces the target exactly if and only if the teacher-forced
+        argmax is right at every position (<eos> included). If every argmax is right, greedy decoding is fed the
+        true previous tokens at every step, so it computes the very same distributions; if greedy decoding writes
+        the target, it was fed the true tokens and its argmax was right at every step. Only the sample rows are
+        decoded greedily. This halves the cost of an evaluation (reversal, LSTM, 256 examples: 177 -> 95 ms), and
+        `tests/test_training.py` checks it against greedy decoding."""
         from .decoding import greedy_batch
 
         enc = {"valid": self.valid_split, "train": self.train_split}.get(split)
@@ -512,12 +519,14 @@ class Run:
                 real = tgt_out != PAD_ID
                 loss_sum += F.cross_entropy(logits.transpose(1, 2), tgt_out, ignore_index=PAD_ID,
                                             reduction="sum").item()
-                correct += ((logits.argmax(-1) == tgt_out) & real).sum().item()
+                right = (logits.argmax(-1) == tgt_out) | ~real
+                correct += (right & real).sum().item()
                 tokens += real.sum().item()
-                ids = _as_ids(greedy_batch(self.model, src, src_len, max(tgt_out.shape[1] - 1, 1)), tgt_out.shape[1])
-                exact += (ids == tgt_out).all(1).sum().item()
+                exact += right.all(1).sum().item()
                 if a == 0:
-                    preds = ids[:N_SAMPLES].tolist()
+                    k = min(N_SAMPLES, src.shape[0])
+                    preds = _as_ids(greedy_batch(self.model, src[:k], src_len[:k], max(tgt_out.shape[1] - 1, 1)),
+                                    tgt_out.shape[1]).tolist()
         finally:
             self.model.train(was_training)
         result = {"loss": loss_sum / max(tokens, 1), "token_accuracy": correct / max(tokens, 1),

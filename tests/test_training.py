@@ -251,3 +251,23 @@ def test_epoch_batches_cover_every_example_once(data, bucket):
     if bucket:  # batches of (nearly) one source length: most have none to pad
         assert sum(s == 0 for s in spread) >= len(batches) // 2, spread
     assert [b.tolist() for b in run._epoch_batches()] != [b.tolist() for b in batches]  # a new order every epoch
+
+
+@pytest.mark.parametrize("att", ["none", "dot"])
+def test_exact_match_from_teacher_forcing_equals_greedy_decoding(data, att):
+    """evaluate() reads exact match off the teacher-forced pass; it must equal decoding every example greedily."""
+    from seq2seq.decoding import greedy_batch
+
+    mc, tc = cfgs(data, cell="gru", hidden=32, attention=att, epochs=None, max_seconds=600, eval_every=10_000)
+    run = Run(data, mc, tc)
+    seen = set()
+    for steps in (0, 100, 200, 400):
+        while run.step_count < steps and not run.done:
+            run.step()
+        got = run.evaluate("valid")
+        enc = run.valid_split
+        src, src_len, _, tgt_out = enc.batch(torch.arange(enc.n))
+        ids = _as_ids(greedy_batch(run.model, src, src_len, tgt_out.shape[1] - 1), tgt_out.shape[1])
+        assert got["exact_match"] == pytest.approx((ids == tgt_out).all(1).float().mean().item())
+        seen.add(round(got["exact_match"], 3))
+    assert len(seen) > 1  # the check ran on models that got different fractions right
