@@ -220,6 +220,36 @@ def test_lr_halving_schedule(data):
     assert run.last["lr"] == run.optimizer.param_groups[0]["lr"] == 0.01
 
 
+def test_lr_plateau_counts_a_new_best_exact_match_as_progress_and_has_a_floor(data):
+    from seq2seq.training import PLATEAU_FLOOR
+
+    mc, tc = cfgs(data, lr=0.01, lr_schedule="plateau", lr_patience=1)
+    run = Run(data, mc, tc)
+    run._plateau(1.0, 0.5)
+    run._plateau(1.1, 0.6)  # the loss got worse but the exact match is a new best: no halving
+    assert run.lr_now == 0.01
+    run._plateau(1.1, 0.6)  # neither: halve
+    assert run.lr_now == 0.005
+    for _ in range(40):
+        run._plateau(2.0, 0.0)
+    assert run.lr_now == pytest.approx(0.01 * PLATEAU_FLOOR) == run.optimizer.param_groups[0]["lr"]
+
+
+def test_lr_plateau_halves_at_most_once_per_doubling_of_the_step_count(data):
+    mc, tc = cfgs(data, lr=0.01, lr_schedule="plateau", lr_patience=1)
+    run = Run(data, mc, tc)
+    run._plateau(1.0)
+    run.step_count = 100
+    run._plateau(1.0)  # no progress: halve (step 100)
+    assert run.lr_now == 0.005
+    run.step_count = 150
+    run._plateau(1.0)  # no progress again, but before step 200: wait
+    assert run.lr_now == 0.005
+    run.step_count = 200
+    run._plateau(1.0)
+    assert run.lr_now == 0.0025
+
+
 def test_lr_plateau_schedule_halves_only_after_patience(data):
     mc, tc = cfgs(data, lr=0.01, lr_schedule="plateau", lr_patience=2)
     run = Run(data, mc, tc)
