@@ -16,7 +16,7 @@ from seq2seq.config import LR_SCHEDULES, OPTIMIZERS, ModelConfig, TrainConfig
 from seq2seq.data import fit_to_vocab
 from seq2seq.limits import LimitError, get_limits
 from seq2seq.model import Seq2Seq, count_parameters
-from seq2seq.training import PLATEAU_FLOOR
+from seq2seq.training import PLATEAU_FLOOR, PLATEAU_SPACING
 from ui import figures, state, text
 
 state.ensure_app()
@@ -69,10 +69,10 @@ with st.container(border=True):
     lr_schedule = a.selectbox(
         "Learning-rate schedule", LR_SCHEDULES, index=LR_SCHEDULES.index(DEF["sched"]), key="sched", **Q,
         help="plateau: halve the rate when an evaluation brings neither a lower validation loss nor a higher exact "
-             f"match{'' if TrainConfig.lr_patience == 1 else f' ({TrainConfig.lr_patience} evaluations in a row)'}, "
-             f"at most once each time the step count doubles, and never below 1/{round(1 / PLATEAU_FLOOR)} of the "
-             "starting rate: the fast start lasts while progress lasts, and the weights can settle at the end. "
-             "constant: never change it. "
+             f"match{'' if TrainConfig.lr_patience == 1 else f' ({TrainConfig.lr_patience} evaluations in a row)'}; "
+             f"after a halving at step k, not again before step {PLATEAU_SPACING:g} k, and never below "
+             f"1/{round(1 / PLATEAU_FLOOR)} of the starting rate. The fast start lasts while progress lasts, and "
+             "the weights can settle at the end. constant: never change it. "
              f"halving: halve it every {TrainConfig.lr_half_life:,} steps, whatever happens.")
     batch = b.select_slider("Batch size", state.BATCH_SIZES, DEF["batch"], key="batch", **Q)
     budget = b.segmented_control("Train for", ["epochs", "seconds"], default=DEF["budget"], key="budget", required=True,

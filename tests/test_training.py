@@ -235,17 +235,19 @@ def test_lr_plateau_counts_a_new_best_exact_match_as_progress_and_has_a_floor(da
     assert run.lr_now == pytest.approx(0.01 * PLATEAU_FLOOR) == run.optimizer.param_groups[0]["lr"]
 
 
-def test_lr_plateau_halves_at_most_once_per_doubling_of_the_step_count(data):
+def test_lr_plateau_spaces_its_halvings(data):
+    from seq2seq.training import PLATEAU_SPACING
+
     mc, tc = cfgs(data, lr=0.01, lr_schedule="plateau", lr_patience=1)
     run = Run(data, mc, tc)
     run._plateau(1.0)
     run.step_count = 100
     run._plateau(1.0)  # no progress: halve (step 100)
     assert run.lr_now == 0.005
-    run.step_count = 150
-    run._plateau(1.0)  # no progress again, but before step 200: wait
+    run.step_count = int(100 * PLATEAU_SPACING) - 1
+    run._plateau(1.0)  # no progress again, but too soon after the last halving: wait
     assert run.lr_now == 0.005
-    run.step_count = 200
+    run.step_count = int(100 * PLATEAU_SPACING)
     run._plateau(1.0)
     assert run.lr_now == 0.0025
 
