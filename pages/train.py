@@ -68,8 +68,8 @@ with st.container(border=True):
     lr = a.select_slider("Learning rate", state.LEARNING_RATES, DEF["lr"], key="lr", **Q, format_func=state.fmt_lr)
     lr_schedule = a.selectbox(
         "Learning-rate schedule", LR_SCHEDULES, index=LR_SCHEDULES.index(DEF["sched"]), key="sched", **Q,
-        help="plateau: halve the rate when an evaluation brings neither a lower validation loss nor a higher exact "
-             f"match{'' if TrainConfig.lr_patience == 1 else f' ({TrainConfig.lr_patience} evaluations in a row)'}; "
+        help="plateau: halve the rate when an evaluation brings no new lowest validation loss"
+             f"{'' if TrainConfig.lr_patience == 1 else f' ({TrainConfig.lr_patience} evaluations in a row)'}; "
              f"after a halving at step k, not again before step {PLATEAU_SPACING:g} k, and never below "
              f"1/{round(1 / PLATEAU_FLOOR)} of the starting rate. The fast start lasts while progress lasts, and "
              "the weights can settle at the end. constant: never change it. "

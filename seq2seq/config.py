@@ -91,7 +91,7 @@ class TrainConfig:
     lr_schedule: str = "plateau"  # "plateau": halve lr when the validation loss stops improving (lr_patience evals)
     #                                "constant" | "halving": lr_k = lr * 0.5 ** (k / lr_half_life) at optimizer step k
     lr_half_life: int = 1000  # optimizer steps over which the "halving" schedule halves the learning rate
-    lr_patience: int = 1  # "plateau": evaluations without a new best validation loss or exact match before it halves
+    lr_patience: int = 1  # "plateau": evaluations without a new best validation loss before the rate halves
     batch_size: int = 64
     bucket_by_length: bool = True  # batch examples of about the same length together (less padding: faster steps)
     epochs: float | None = 20  # stop after this many epochs (None = no epoch limit)

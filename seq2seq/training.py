@@ -269,7 +269,7 @@ class Run:
         self.last_eval: dict = {}
         self.best_exact_match: float | None = None
         self.lr_now = train_cfg.lr  # the learning rate in use (the schedules below change it)
-        self._best_valid_loss, self._evals_since_best, self._best_plateau_em = math.inf, 0, -1.0
+        self._best_valid_loss, self._evals_since_best = math.inf, 0
         self._last_halving = 0  # step of the plateau schedule's latest halving
         self.samples: list[tuple[str, str, str]] = []
         self.timestep_grads: list[float] = []
@@ -475,25 +475,21 @@ class Run:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
 
-    def _plateau(self, valid_loss: float, exact_match: float | None = None) -> None:
-        """"plateau" schedule: halve the rate after `lr_patience` evaluations in a row that brought neither a new best
-        validation loss nor a new best exact match, at most once per PLATEAU_SPACING x more steps (after a halving at
-        step k, none before step 1.5 k), and never below lr * PLATEAU_FLOOR.
+    def _plateau(self, valid_loss: float) -> None:
+        """"plateau" schedule: halve the rate after `lr_patience` evaluations in a row without a new best validation
+        loss, at most once per PLATEAU_SPACING x more steps (after a halving at step k, none before step 1.5 k), and
+        never below lr * PLATEAU_FLOOR.
 
-        Why each rule (measured with `benchmarks/bench_training.py --part converge` and single runs of other seeds):
+        Why each rule (measured with `benchmarks/bench_training.py --part converge` and single runs of seeds 1, 2):
         reversal wants the first halving early, at the first evaluation that brings no progress (patience 1: GRU
-        400 and LSTM 450-500 steps to 99%, against 500-750 with patience 2), and often a second one soon after. A
-        long run needs the other rules: on 3-digit addition the validation loss stalls for a while as the exact
-        match still climbs, and with patience 1 alone a GRU run halved its rate 90 times, to 2e-30, and stopped
-        learning at 97.7%; with the floor alone it reached the floor by step 2,650 and needed 105 s; with the
-        spacing it takes 47 s, as with patience 2. Spacing by doubling (2 k) was as good on addition but held LSTM
-        reversal at 98% for 300 steps waiting for its second halving."""
-        improved = valid_loss < self._best_valid_loss
-        if exact_match is not None and exact_match > self._best_plateau_em:
-            self._best_plateau_em, improved = exact_match, True
-        self._best_valid_loss = min(self._best_valid_loss, valid_loss)
-        if improved:
-            self._evals_since_best = 0
+        400-450 and LSTM 450-750 steps to 99%, against 500-750 and 750 with patience 2), and sometimes a second one
+        soon after. A long run needs the other two: 3-digit addition has long stretches where the validation loss
+        wobbles, and with patience 1 alone a GRU run halved its rate 90 times, to 2e-30, and stopped learning at
+        97.7%; with the floor alone it reached the floor by step 2,650 and needed 105 s; with the spacing it takes
+        about 50 s (3,150 steps), as with patience 2. Spacing by doubling (2 k) was as good on addition but held
+        LSTM reversal at 98% for 300 steps waiting for its second halving."""
+        if valid_loss < self._best_valid_loss:
+            self._best_valid_loss, self._evals_since_best = valid_loss, 0
             return
         self._evals_since_best += 1
         spaced = self.step_count >= PLATEAU_SPACING * self._last_halving
@@ -563,7 +559,7 @@ class Run:
         r = self.evaluate("valid", limit)
         self.last_eval = dict(r, step=self.step_count, epoch=self.epoch, seconds=self.seconds)
         if self.train_cfg.lr_schedule == "plateau" and limit == EVAL_EXAMPLES:  # same examples every time
-            self._plateau(r["loss"], r["exact_match"])
+            self._plateau(r["loss"])
         if self.best_exact_match is None or r["exact_match"] > self.best_exact_match:
             self.best_exact_match = r["exact_match"]
         self.eval_curves.add({"step": self.step_count, "epoch": self.epoch, "seconds": self.seconds,
