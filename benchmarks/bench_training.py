@@ -145,7 +145,7 @@ def seconds_to(data, mc: ModelConfig, tc: TrainConfig, target: float, budget: fl
     return None, run.step_count, test or run.evaluate("test")
 
 
-def bench_converge(quick: bool, attention: str = "dot", only: str = "") -> None:
+def bench_converge(quick: bool, attention: str = "dot", only: str = "", seed: int = 0) -> None:
     print("\n== (2) seconds to 99% held-out exact match (library defaults; test split confirms) ==\n"
           "  judged on process CPU time with 1 torch thread (~ idle-machine wall time on one core); wall time in ()")
     reverse = task_data("reverse", min_len=5, max_len=15)
@@ -157,16 +157,16 @@ def bench_converge(quick: bool, attention: str = "dot", only: str = "") -> None:
     cases = [c for c in cases if only in f"{c[0]} {c[2]}"]
     for name, data, cell, att, target_s in cases:
         mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, attention=att)
-        tc = TrainConfig(epochs=None, max_seconds=10_000)
+        tc = TrainConfig(epochs=None, max_seconds=10_000, seed=seed)
         budget = target_s * (1.5 if quick else 2.5)
         secs, steps, test = seconds_to(data, mc, tc, 0.99, budget)
-        got = (f"CPU {secs[0]:5.1f} s (wall {secs[1]:5.1f} s)" if secs is not None
-               else f"not reached in {budget:.0f} CPU-s")
+        got = (f"CPU {secs[0]:5.1f} s (wall {secs[1]:5.1f} s, {secs[0] / steps * 1000:4.1f} ms/step)"
+               if secs is not None else f"not reached in {budget:.0f} CPU-s")
         verdict = "ok" if secs is not None and secs[0] < target_s else "MISSED"
         print(f"  {name:17s} {cell:4s} att={att:8s} {got} at step {steps}  (target < {target_s} s CPU: {verdict}; "
               f"test exact match "
               f"{test.get('exact_match', float('nan')):.3f} on n={test.get('n')}) "
-              f"[{describe(mc, tc)}; train n={len(data.train)}]")
+              f"[{describe(mc, tc)}; seed={tc.seed}; train n={len(data.train)}]")
 
 
 # ------------------------------------------------------------------------------------------------- (3) threads
@@ -196,6 +196,7 @@ def main() -> None:
     ap.add_argument("--attention", choices=["dot", "additive"], default="dot",
                     help="converge: the attention of the reversal runs (both count as 'with attention')")
     ap.add_argument("--only", default="", help="converge: only the cases whose 'task cell' contains this text")
+    ap.add_argument("--seed", type=int, default=0, help="converge: the runs' seed (TrainConfig.seed)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
@@ -203,7 +204,7 @@ def main() -> None:
     if args.part in ("all", "throughput"):
         bench_throughput(args.quick)
     if args.part in ("all", "converge"):
-        bench_converge(args.quick, args.attention, args.only)
+        bench_converge(args.quick, args.attention, args.only, args.seed)
     if args.part in ("all", "threads"):
         bench_threads(args.quick)
 
