@@ -88,7 +88,7 @@ class ModelConfig:
 class TrainConfig:
     optimizer: str = "adam"  # "adam" | "rmsprop" | "sgd"
     lr: float = 3e-3
-    lr_schedule: str = "plateau"  # "plateau": halve lr when the validation loss stops improving (lr_patience evals)
+    lr_schedule: str = "plateau"  # "plateau": halve lr when the validation loss stops improving (see Run._plateau)
     #                                "constant" | "halving": lr_k = lr * 0.5 ** (k / lr_half_life) at optimizer step k
     lr_half_life: int = 1000  # optimizer steps over which the "halving" schedule halves the learning rate
     lr_patience: int = 1  # "plateau": evaluations without a new best validation loss before the rate halves

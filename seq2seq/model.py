@@ -203,9 +203,8 @@ class Seq2Seq(nn.Module):
         """One decoder step through every layer of `dec_rnn`, with PyTorch's own cell kernels (torch.lstm_cell /
         gru_cell / rnn_tanh_cell, what nn.LSTMCell & co. run) on the fused module's own weights, so there is one
         set of weights. x (B, E+H); state: per-layer lists [s_l] (or ([s_l], [cell_l]) for an LSTM). Dropout
-        between layers as nn.LSTM applies it. Why not the fused module with a sequence of length 1: its oneDNN
-        kernel costs ~0.8 ms forward and ~1.4 ms backward per call here at H=128, batch 64, several times the
-        arithmetic; the cell kernels made a reversal training step with attention about 2x faster."""
+        between layers as nn.LSTM applies it. Why not the fused module on a length-1 sequence: see the top of
+        this file."""
         rnn, cell, L = self.dec_rnn, self.cfg.cell, self.cfg.layers
         hs, cs = state if cell == "lstm" else (state, None)
         new_h, new_c, inp = [], [], x
@@ -240,7 +239,7 @@ class Seq2Seq(nn.Module):
 
     @staticmethod
     def _top(state: State) -> Tensor:
-        """The top layer of a decoder state: s_t (B, H)."""
+        """The top layer of a decoder state, stacked (L, B, H) or per-layer lists: s_t (B, H)."""
         return state[0][-1] if isinstance(state, tuple) else state[-1]
 
     # ---- decoder -------------------------------------------------------------------------------------------------
@@ -254,9 +253,9 @@ class Seq2Seq(nn.Module):
             return DecoderOutput(self._logits(s, None), s, None, state)
         state, S, C, A = self._split(enc.state0), [], [], []
         for t in range(tgt_in.shape[1]):
-            a, c = self.attend((state[0] if isinstance(state, tuple) else state)[-1], enc)
+            a, c = self.attend(self._top(state), enc)
             state = self._dec_cell(torch.cat([e[:, t], c], dim=-1), state)
-            S.append((state[0] if isinstance(state, tuple) else state)[-1]), C.append(c), A.append(a)
+            S.append(self._top(state)), C.append(c), A.append(a)
         s = torch.stack(S, dim=1)
         return DecoderOutput(self._logits(s, torch.stack(C, dim=1)), s, torch.stack(A, dim=1), self._join(state))
 

@@ -515,7 +515,7 @@ class Run:
         argmax is right at every position (<eos> included). If every argmax is right, greedy decoding is fed the
         true previous tokens at every step, so it computes the very same distributions; if greedy decoding writes
         the target, it was fed the true tokens and its argmax was right at every step. Only the sample rows are
-        decoded greedily. This halves the cost of an evaluation (reversal, LSTM, 256 examples: 177 -> 95 ms), and
+        decoded greedily. This halves the cost of an evaluation (reversal, LSTM, 256 examples: 177 -> 103 ms), and
         `tests/test_training.py` checks it against greedy decoding."""
         from .decoding import greedy_batch
 
