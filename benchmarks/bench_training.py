@@ -32,7 +32,7 @@ from seq2seq.config import ModelConfig, TrainConfig  # noqa: E402
 from seq2seq.data import build_data  # noqa: E402
 from seq2seq.model import Seq2Seq  # noqa: E402
 from seq2seq.tasks import generate_splits  # noqa: E402
-from seq2seq.training import PAD_ID, Run, resolve_precision  # noqa: E402
+from seq2seq.training import PAD_ID, Run  # noqa: E402
 
 
 def task_data(task: str, **params):
@@ -43,23 +43,20 @@ def describe(mc: ModelConfig, tc: TrainConfig) -> str:
     return (f"cell={mc.cell} E={mc.embed} H={mc.hidden} layers={mc.layers} bi={mc.bidirectional} "
             f"attention={mc.attention} | {tc.optimizer} lr={tc.lr:g} {tc.lr_schedule}"
             f"{f'/{tc.lr_half_life}' if tc.lr_schedule == 'halving' else ''} batch={tc.batch_size} clip={tc.clip:g} "
-            f"tf={tc.teacher_forcing:g} eval_every={tc.eval_every} threads={torch.get_num_threads()} "
-            f"precision={tc.precision}->{resolve_precision(tc.precision)}")
+            f"tf={tc.teacher_forcing:g} eval_every={tc.eval_every} threads={torch.get_num_threads()}")
 
 
 # ---------------------------------------------------------------------------------------------- (1) throughput
 def plain_loop(mc: ModelConfig, tc: TrainConfig, batches, seconds: float) -> tuple[float, float]:
-    """The minimal loop: forward (in the run's precision), cross-entropy, backward, clip, Adam. Returns target
-    tokens per (CPU, wall) second; runs for `seconds` of CPU time."""
+    """The minimal loop: forward, cross-entropy, backward, clip, Adam. Returns target tokens per (CPU, wall) second;
+    runs for `seconds` of CPU time."""
     torch.manual_seed(tc.seed)
     model = Seq2Seq(mc).train()
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
     tokens, i, c0, t0 = 0, 0, time.process_time(), time.perf_counter()
     while time.process_time() - c0 < seconds:
         src, src_len, tgt_in, tgt_out = batches[i % len(batches)]
-        with torch.autocast("cpu", torch.bfloat16, enabled=resolve_precision(tc.precision) == "bf16"):
-            logits = model(src, src_len, tgt_in)
-        logits = logits.float()
+        logits = model(src, src_len, tgt_in)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=PAD_ID)
         opt.zero_grad()
         loss.backward()

@@ -28,17 +28,6 @@ What a learner wants to see is measured on the way, cheaply:
 Speed: the splits are encoded into padded tensors once; a step slices a batch out of them (trimmed to the longest
 sequence in the batch) and runs the fused model. The per-parameter gradient norms are computed once and reused
 for clipping, so the metrics cost almost nothing. Curves are thinned to at most `CURVE_POINTS` points.
-
-Precision (`TrainConfig.precision`, default "auto"). On a CPU that multiplies bfloat16 matrices in hardware (x86
-AVX512-BF16 or AMX-BF16: this machine's AMD EPYC has the first), the forward pass of a training step runs under
-`torch.autocast(bfloat16)`: the matrix products (and the fused encoder RNN) take bf16 inputs, 8 bits of mantissa
-instead of fp32's 24, at about twice the speed (64x160 @ 160x512: 127 -> 68 us). Everything that accumulates
-stays fp32: the weights, their gradients, the optimizer state, the loss (computed from fp32 logits), the gradient
-norms; so do evaluation, decoding and introspection, which always run fp32 on the same weights. Measured (reversal
-with dot attention, H=128, batch 64, one training step): LSTM 39 -> 30 ms, GRU 43 -> 34 ms, RNN unchanged; the
-steps to 99% held-out exact match stay where they were (LSTM 400/500/550, GRU 550/400/450 with seeds 0/1/2, against
-450/500/750 and 400/450/500 in fp32; 3-digit addition LSTM 1,950 vs 1,900 steps, GRU 2,700 vs 3,150). Where the
-CPU has no bf16 units, "auto" means fp32: emulated bf16 would be slower, not faster.
 """
 from __future__ import annotations
 
@@ -224,21 +213,6 @@ class EncodedSplit:
         return self.src[idx, :S], src_len, self.tgt_in[idx, :T], self.tgt_out[idx, :T]
 
 
-def native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (avx512_bf16 or amx_bf16 among the Linux CPU flags)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str) -> str:
-    """TrainConfig.precision -> the one a run uses: "fp32" or "bf16" ("auto": bf16 where native_bf16())."""
-    return ("bf16" if native_bf16() else "fp32") if precision == "auto" else precision
-
-
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     """adam / rmsprop / sgd (plain SGD, no momentum: the update is exactly -lr * gradient)."""
     if name == "adam":
@@ -275,7 +249,6 @@ class Run:
         self.groups = [g for g in GROUPS if GROUPS.index(g) in set(self._group_of.tolist())]
         self.optimizer = make_optimizer(train_cfg.optimizer, self.params, train_cfg.lr)
         self._exploded = EXPLODED * math.log(model_cfg.tgt_vocab_size)
-        self.precision = resolve_precision(train_cfg.precision)  # "fp32" | "bf16" (see the top of this file)
 
         self.train_split = EncodedSplit(data, data.train)
         self.valid_split = EncodedSplit(data, data.valid) if data.valid else self.train_split
@@ -449,9 +422,8 @@ class Run:
     def _step(self) -> dict:
         cfg = self.train_cfg
         src, src_len, tgt_in, tgt_out = self.train_split.batch(self._next_indices())
-        with self._own_rng(), torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bf16"):
+        with self._own_rng():
             logits = self.model(src, src_len, tgt_in, cfg.teacher_forcing)
-        logits = logits.float()  # the loss in fp32 (a no-op in fp32)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=PAD_ID)
         loss_v = loss.item()
         if not math.isfinite(loss_v):
@@ -623,7 +595,7 @@ class Run:
             "best_exact_match": self.best_exact_match, "timestep_grad_norms": list(self.timestep_grads),
             "samples": [list(s) for s in self.samples], "history": history,
             "tokens_per_second": self.tokens_seen / self.seconds if self.seconds > 0 else 0.0,
-            "model_cfg": self.model_cfg.to_dict(), "train_cfg": self.train_cfg.to_dict(), "precision": self.precision,
+            "model_cfg": self.model_cfg.to_dict(), "train_cfg": self.train_cfg.to_dict(),
             "queue_position": None,
         }
 

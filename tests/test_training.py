@@ -299,34 +299,3 @@ def test_exact_match_from_teacher_forcing_equals_greedy_decoding(data, att):
         assert got["exact_match"] == pytest.approx((ids == tgt_out).all(1).float().mean().item())
         seen.add(round(got["exact_match"], 3))
     assert len(seen) > 1  # the check ran on models that got different fractions right
-
-
-def test_precision_resolves_and_validates(monkeypatch):
-    import seq2seq.training as training
-
-    with pytest.raises(ValueError, match="precision"):
-        TrainConfig(precision="fp16").validate()
-    assert training.resolve_precision("fp32") == "fp32" and training.resolve_precision("bf16") == "bf16"
-    monkeypatch.setattr(training, "native_bf16", lambda: True)
-    assert training.resolve_precision("auto") == "bf16"
-    monkeypatch.setattr(training, "native_bf16", lambda: False)
-    assert training.resolve_precision("auto") == "fp32"
-
-
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_bf16_steps_keep_weights_gradients_and_optimizer_in_fp32(data, cell):
-    """bf16 mixed precision: the matrix products of the forward pass in bfloat16, everything that accumulates in
-    fp32. Same seed, same first batch: the first loss agrees with fp32's to bf16's precision, and the run learns."""
-    mc, tc = cfgs(data, cell=cell, attention="dot")
-    runs = {p: Run(data, mc, TrainConfig(**{**tc.to_dict(), "precision": p})) for p in ("fp32", "bf16")}
-    first = {p: r.step()["train_loss"] for p, r in runs.items()}
-    assert first["bf16"] != first["fp32"]  # it really ran in bf16 ...
-    assert abs(first["bf16"] - first["fp32"]) < 0.02 * first["fp32"]  # ... and computed the same loss
-    last = {p: train(r).curves.lists()["train_loss"][-1] for p, r in runs.items()}  # 2 epochs
-    assert last["bf16"] < 0.95 * first["bf16"] and abs(last["bf16"] - last["fp32"]) < 0.05 * last["fp32"], last
-    run = runs["bf16"]
-    assert run.snapshot()["precision"] == "bf16" and run.status == "finished"
-    assert all(p.dtype == torch.float32 for p in run.model.parameters())
-    assert all(p.grad.dtype == torch.float32 for p in run.model.parameters() if p.grad is not None)
-    assert all(v.dtype in (torch.float32, torch.int64) or v.numel() == 1
-               for s in run.optimizer.state.values() for v in s.values() if torch.is_tensor(v))
