@@ -66,6 +66,12 @@ def step(page, js: str = STEP_JS) -> int:
     return page.evaluate(js)
 
 
+def wait_all_step_past(pages, steps: list[int], timeout: float = 60_000) -> None:
+    """Wait until every page's sidebar run status shows a step past the one given for it."""
+    for p, a in zip(pages, steps):
+        p.wait_for_function(f"() => ({SIDEBAR_STEP_JS})() > {a}", timeout=timeout)
+
+
 def sample_rows(page) -> list[tuple[str, str, str]]:
     """(input, prediction, target) rows of the Train page's sample table, read from the grid's accessible table
     (the grid draws its cells only while on screen: scroll to it first)."""
@@ -159,8 +165,7 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
 
     # 3. every run advances while all train at once (the sidebar's run status line, redrawn every second)
     steps_a, t_a = [step(p, SIDEBAR_STEP_JS) for p in pages], time.time()
-    for p, a in zip(pages, steps_a):
-        p.wait_for_function(f"() => ({SIDEBAR_STEP_JS})() > {a}", timeout=60_000)
+    wait_all_step_past(pages, steps_a)
     time.sleep(max(0.0, 3 - (time.time() - t_a)))
     steps_b, t_b = [step(p, SIDEBAR_STEP_JS) for p in pages], time.time()
 
@@ -180,8 +185,7 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
     latencies = [measure_rerun(p) for _ in range(2) for p in pages]
     for p in pages:
         assert_no_exception(p, "Encoder under load")
-    for p, a in zip(pages, steps_lat):
-        p.wait_for_function(f"() => ({SIDEBAR_STEP_JS})() > {a}", timeout=60_000)
+    wait_all_step_past(pages, steps_lat)
     busy = (cpu_seconds(workers) - cpu_a) / (time.time() - t_lat)
     assert busy > IDLE_CORES, f"the training workers should be busy while the pages rerun ({busy:.2f} cores)"
 
