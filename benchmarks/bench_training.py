@@ -2,7 +2,7 @@
 
     python benchmarks/bench_training.py            # everything (~5 minutes on 2 cores)
     python benchmarks/bench_training.py --quick    # shorter timings, fewer configs (~2 minutes)
-    python benchmarks/bench_training.py --part throughput|converge|threads
+    python benchmarks/bench_training.py --part throughput|converge|threads|breakdown
 
 Numbers depend on what else the machine is doing (this one is shared): compare the ratios printed within one run,
 not absolute figures across runs. Parts (1) and (2) run with torch threads = 1 and time with BOTH the process CPU
@@ -15,6 +15,8 @@ what the targets are judged on) and the wall time (inflated when other processes
 (2) converge: seconds until the held-out exact match reaches 99%, with the library's default settings
     (TrainConfig(), ModelConfig() apart from the task's vocabularies and the attention named).
 (3) threads: Run throughput with 1 and 2 torch threads.
+(4) breakdown: where a reversal training step's time goes (encoder, attention decoder, optimizer), and how long the
+    decoder's matrix products take when run alone: the floor that no change of the Python around them can cross.
 """
 from __future__ import annotations
 
@@ -189,10 +191,80 @@ def bench_threads(quick: bool) -> None:
           "  with a busy second core, 2-thread training collapsed on this machine — see shared notes)")
 
 
+# ----------------------------------------------------------------------------------------------- (4) breakdown
+def _cpu_ms(fn, items, rounds: int = 3) -> float:
+    """Best of `rounds` passes over `items`: CPU milliseconds per item of fn(item)."""
+    fn(items[0])
+    best = float("inf")
+    for _ in range(rounds):
+        c0 = time.process_time()
+        for it in items:
+            fn(it)
+        best = min(best, (time.process_time() - c0) / len(items) * 1000)
+    return best
+
+
+def decoder_matmul_floor_ms(mc: ModelConfig, B: int, T: int) -> float:
+    """The attention decoder's per-timestep matrix products alone, T timesteps, forward and backward: gates
+    x_t W_ih^T and s_{t-1} W_hh^T (x_t = [embed(y_{t-1}); c_t]), their input gradients and weight gradients."""
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[mc.cell]
+    n_in, H = mc.embed + mc.hidden, mc.hidden
+    x, h, g = torch.randn(B, n_in), torch.randn(B, H), torch.randn(B, G * H)
+    W_ih, W_hh, b = torch.randn(G * H, n_in), torch.randn(G * H, H), torch.randn(G * H)
+
+    def one_pass(_):
+        for _t in range(T):
+            torch.addmm(b, x, W_ih.t()), torch.addmm(b, h, W_hh.t())  # forward
+            g.mm(W_ih), g.mm(W_hh), g.t().mm(x), g.t().mm(h)  # backward: d input, d state, d W_ih, d W_hh
+    return _cpu_ms(one_pass, [None] * 20)
+
+
+def bench_breakdown(quick: bool) -> None:
+    print("\n== (4) where a training step goes: reverse 5-15, dot attention, library defaults, 1 thread, CPU ms ==")
+    data = task_data("reverse", min_len=5, max_len=15)
+    for cell in ("rnn", "gru", "lstm"):
+        mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, attention="dot")
+        tc = TrainConfig(epochs=None, max_seconds=600)
+        run = Run(data, mc, tc)
+        model, opt = run.model, run.optimizer
+        pool = [run.train_split.batch(run._next_indices()) for _ in range(60 if quick else 120)]
+        one_len = [b for b in pool if bool((b[1] == b[1][0]).all())]
+        mixed = [b for b in pool if not bool((b[1] == b[1][0]).all())]
+
+        def enc(b):
+            e = model.encode(b[0], b[1])
+            s0 = e.state0[0] if isinstance(e.state0, tuple) else e.state0
+            (e.enc_out.sum() + s0.sum()).backward()
+
+        def dec(item):
+            b, e = item
+            lg = model.decode_teacher_forced(b[2], e).logits
+            F.cross_entropy(lg.reshape(-1, lg.shape[-1]), b[3].reshape(-1), ignore_index=PAD_ID).backward()
+
+        def step(b):
+            lg = model(b[0], b[1], b[2])
+            loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), b[3].reshape(-1), ignore_index=PAD_ID)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
+            opt.step()
+
+        with torch.no_grad():
+            encoded = [(b, model.encode(b[0], b[1])) for b in one_len]
+        T = sum(b[2].shape[1] for b in one_len) / len(one_len)
+        floor = decoder_matmul_floor_ms(mc, tc.batch_size, round(T))
+        step_one, step_mixed = _cpu_ms(step, one_len), _cpu_ms(step, mixed) if mixed else float("nan")
+        print(f"  {cell:4s}  whole step {step_one:5.1f} ms (one source length per batch; {step_mixed:5.1f} ms when "
+              f"lengths are mixed and packed, {len(mixed)}/{len(pool)} batches) = encoder fwd+bwd "
+              f"{_cpu_ms(enc, one_len):5.1f} ms ({_cpu_ms(enc, mixed) if mixed else float('nan'):5.1f} packed) + "
+              f"attention decoder fwd+bwd {_cpu_ms(dec, encoded):5.1f} ms (its matrix products alone: {floor:5.1f} ms "
+              f"for {round(T)} timesteps) + clipping and Adam [batch {tc.batch_size}, mean target length {T:.1f}]")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="shorter timings, fewer configurations")
-    ap.add_argument("--part", choices=["all", "throughput", "converge", "threads"], default="all")
+    ap.add_argument("--part", choices=["all", "throughput", "converge", "threads", "breakdown"], default="all")
     ap.add_argument("--attention", choices=["dot", "additive"], default="dot",
                     help="converge: the attention of the reversal runs (both count as 'with attention')")
     ap.add_argument("--only", default="", help="converge: only the cases whose 'task cell' contains this text")
@@ -207,6 +279,8 @@ def main() -> None:
         bench_converge(args.quick, args.attention, args.only, args.seed)
     if args.part in ("all", "threads"):
         bench_threads(args.quick)
+    if args.part in ("all", "breakdown"):
+        bench_breakdown(args.quick)
 
 
 if __name__ == "__main__":
