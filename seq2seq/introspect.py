@@ -17,6 +17,16 @@ A test checks that all of it equals the fused forward pass to within 1e-5, for e
 attention combination. The model is put in eval mode for the trace (no dropout) and restored afterwards.
 Both directions of a bidirectional layer run in the same Python loop iteration (forward at t, backward at T+1-t),
 so a trace costs one small batched matrix product per layer and timestep.
+
+The arithmetic runs in NumPy, on the parameters' own float32 values (`_np`: a view of each weight tensor, no copy).
+For ONE input every operation is a vector of a few hundred numbers, and what it costs is the call itself: about
+1 us in NumPy against about 4 us for a PyTorch operation. Measured here (`python benchmarks/bench_introspection.py`,
+a 50-token input, 256 hidden units, encoder + 50 teacher-forced decoder steps, the same machine and hour): one
+bidirectional LSTM layer 18.5-19.2 ms with the same loops in PyTorch, 8.8-9.3 ms in NumPy; with dot attention
+20.6-27.9 -> 9.3-12.2 ms; a unidirectional GRU 14.2 -> 3.6-4.5 ms. What is left is mostly reading the weights: at
+H = 256 an LSTM's W_hh is 1 MB, read once per timestep and direction, and this core's L2 cache holds 1 MB.
+Whole-sequence products (many rows at once) go through `_mm`. Only sampling a token goes back to PyTorch
+(`sampling_probs`, torch.multinomial with the seeded generator), so a seeded sample draws what `decoding.sample` draws.
 """
 from __future__ import annotations
 
@@ -24,7 +34,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from .data import tokenize
 from .decoding import _eval, sampling_probs
@@ -91,36 +100,67 @@ class DecoderTrace:
         return float(np.mean(ce)) if ce else None
 
 
-def _weights(rnn, layer: int, D: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Stacked over directions and TRANSPOSED (rows times matrix is the fast path for one timestep):
-    W_ih^T (D, n_in, GH), b_ih (D, GH), W_hh^T (D, H, GH), b_hh (D, GH)."""
+def _np(p: torch.Tensor) -> np.ndarray:
+    """A parameter's values as a NumPy array: a view of the same memory, no copy."""
+    return p.detach().numpy()
+
+
+def _weights(rnn, layer: int, D: int) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]:
+    """Per direction, as the fused module stores them (views, no copy): W_ih (GH, n_in) and W_hh (GH, H) as lists of
+    D matrices, b_ih and b_hh stacked (D, GH)."""
     sfx = ["", "_reverse"][:D]
-    get = lambda name: torch.stack([getattr(rnn, f"{name}_l{layer}{s}") for s in sfx])  # noqa: E731
-    T = lambda w: w.transpose(1, 2).contiguous()  # noqa: E731
-    return T(get("weight_ih")), get("bias_ih"), T(get("weight_hh")), get("bias_hh")
+    get = lambda name: [_np(getattr(rnn, f"{name}_l{layer}{s}")) for s in sfx]  # noqa: E731
+    return get("weight_ih"), np.stack(get("bias_ih")), get("weight_hh"), np.stack(get("bias_hh"))
 
 
-def cell_step(cell: str, xw: Tensor, h: Tensor, c: Tensor | None, W_hhT: Tensor, b_hh: Tensor):
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-a)), written as 0.5 tanh(a / 2) + 0.5: the same function, and it cannot overflow."""
+    out = np.multiply(a, 0.5)
+    np.tanh(out, out=out)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def cell_step(cell: str, xw: np.ndarray, h: np.ndarray, c: np.ndarray | None, W_hh: list[np.ndarray],
+              b_hh: np.ndarray):
     """One step of `cell` for a stack of independent rows (directions, or one layer).
 
-    xw = W_ih x_t + b_ih (N, G*H) already computed; h, c (N, H); W_hhT (N, H, G*H) = W_hh transposed.
+    xw = W_ih x_t + b_ih (N, G*H) already computed; h, c (N, H); W_hh: N matrices (G*H, H); b_hh (N, G*H).
     Returns (h_t, c_t, gates (N, G*H)), gates after their nonlinearity (for the RNN: the pre-activation)."""
     H = h.shape[-1]
-    hw = torch.baddbmm(b_hh.unsqueeze(1), h.unsqueeze(1), W_hhT).squeeze(1)  # W_hh h + b_hh
+    hw = np.empty_like(xw)
+    for k, W in enumerate(W_hh):
+        np.matmul(W, h[k], out=hw[k])  # W_hh h
+    hw += b_hh
     if cell == "rnn":
         pre = xw + hw
-        return torch.tanh(pre), None, pre
+        return np.tanh(pre), None, pre
     if cell == "gru":
-        rz = torch.sigmoid(xw[:, : 2 * H] + hw[:, : 2 * H])
+        rz = sigmoid(xw[:, : 2 * H] + hw[:, : 2 * H])
         r, z = rz[:, :H], rz[:, H:]
-        n = torch.tanh(xw[:, 2 * H :] + r * hw[:, 2 * H :])
-        return n + z * (h - n), None, torch.cat([rz, n], dim=1)  # (1 - z) n + z h
-    a = xw + hw  # lstm: i, f, g, o
-    act = torch.sigmoid(a)
-    act[:, 2 * H : 3 * H] = torch.tanh(a[:, 2 * H : 3 * H])
-    i, f, g, o = act.split(H, dim=1)
+        n = np.tanh(xw[:, 2 * H :] + r * hw[:, 2 * H :])
+        return n + z * (h - n), None, np.concatenate([rz, n], axis=1)  # (1 - z) n + z h
+    hw += xw  # lstm: the pre-activations of i, f, g, o
+    act = sigmoid(hw)
+    np.tanh(hw[:, 2 * H : 3 * H], out=act[:, 2 * H : 3 * H])
+    i, f, g, o = (act[:, k * H : (k + 1) * H] for k in range(4))
     c = f * c + i * g
-    return o * torch.tanh(c), c, act
+    return o * np.tanh(c), c, act
+
+
+def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for a whole sequence at once (many rows), by PyTorch, so it runs on PyTorch's thread setting: NumPy's
+    BLAS would start threads of its own for these sizes and keep them spinning (twice the CPU time on 2 cores).
+    One row (a free-running decoder step) stays in NumPy: a vector times a matrix runs on one thread."""
+    if a.ndim == 2 and a.shape[0] == 1:
+        return a @ b
+    return torch.matmul(torch.from_numpy(np.ascontiguousarray(a)), torch.from_numpy(b)).numpy()
 
 
 def _tokenize(text_or_tokens: str | list[str], mode: str) -> list[str]:
@@ -144,56 +184,57 @@ def _trace_encoder_ids(model: Seq2Seq, ids: list[int], tokens: list[str], tokens
     L, D, H, T, G = cfg.layers, 2 if cfg.bidirectional else 1, cfg.hidden, len(ids), N_GATES[cfg.cell]
     lstm = cfg.cell == "lstm"
     with _eval(model):
-        emb = model.src_embed.weight[torch.tensor(ids)]  # (T, E)
+        emb = _np(model.src_embed.weight)[ids]  # (T, E), a copy
         h_layers, c_layers, g_layers, finals_h, finals_c = [], [], [], [], []
         x = emb
         for l in range(L):
-            W_ihT, b_ih, W_hhT, b_hh = _weights(model.enc_rnn, l, D)
-            xw = torch.baddbmm(b_ih.unsqueeze(1), x.unsqueeze(0).expand(D, -1, -1), W_ihT)  # all t at once: (D,T,GH)
+            W_ih, b_ih, W_hh, b_hh = _weights(model.enc_rnn, l, D)
+            xw = np.stack([_mm(x, W.T) for W in W_ih]) + b_ih[:, None, :]  # W_ih x_t + b_ih, all t at once (D,T,GH)
             if D == 2:  # backward direction reads x_T .. x_1: align its inputs to the loop counter
-                xw = torch.stack([xw[0], xw[1].flip(0)])
-            h, c = torch.zeros(D, H), torch.zeros(D, H) if lstm else None
-            hs, cs, gs = [], [], []
+                xw = _unflip(xw)
+            h = np.zeros((D, H), np.float32)
+            c = np.zeros((D, H), np.float32) if lstm else None
+            hs, gs = np.empty((D, T, H), np.float32), np.empty((D, T, G * H), np.float32)
+            cs = np.empty((D, T, H), np.float32) if lstm else None
             for i in range(T):
-                h, c, g = cell_step(cfg.cell, xw[:, i], h, c, W_hhT, b_hh)
-                hs.append(h), cs.append(c), gs.append(g)
+                h, c, g = cell_step(cfg.cell, xw[:, i], h, c, W_hh, b_hh)
+                hs[:, i], gs[:, i] = h, g
+                if lstm:
+                    cs[:, i] = c
             finals_h.append(h)
             finals_c.append(c)
-            hs, gs = torch.stack(hs, 1), torch.stack(gs, 1)  # (D, T, .) in loop order
-            cs = torch.stack(cs, 1) if lstm else None
             if D == 2:  # put the backward direction back in source order
                 hs, gs = _unflip(hs), _unflip(gs)
                 cs = _unflip(cs) if lstm else None
             h_layers.append(hs), c_layers.append(cs), g_layers.append(gs)
-            x = hs.transpose(0, 1).reshape(T, D * H)  # next layer's input: [h_fwd_t; h_bwd_t]
+            x = hs.transpose(1, 0, 2).reshape(T, D * H)  # next layer's input: [h_fwd_t; h_bwd_t]
         outputs = x
-        h_all, g_all = torch.stack(h_layers), torch.stack(g_layers)
-        c_all = torch.stack(c_layers) if lstm else None
-        s0 = _bridge(model, torch.stack(finals_h), "bridge_h")
-        cell0 = _bridge(model, torch.stack(finals_c), "bridge_c") if lstm else None
+        h_all, g_all = np.stack(h_layers), np.stack(g_layers)
+        c_all = np.stack(c_layers) if lstm else None
+        s0 = _bridge(model, np.stack(finals_h), "bridge_h")
+        cell0 = _bridge(model, np.stack(finals_c), "bridge_c") if lstm else None
         keys = None
         if cfg.attention != "none":
-            keys = outputs @ model.mem_proj.weight.T + model.mem_proj.bias if cfg.bidirectional else outputs
-        gates = {name: g_all[..., k * H : (k + 1) * H].numpy() for k, name in enumerate(GATE_NAMES[cfg.cell])}
+            keys = _mm(outputs, _np(model.mem_proj.weight).T) + _np(model.mem_proj.bias) if cfg.bidirectional \
+                else outputs
+        gates = {name: g_all[..., k * H : (k + 1) * H] for k, name in enumerate(GATE_NAMES[cfg.cell])}
         return EncoderTrace(
-            tokens=list(tokens), ids=list(ids), embeddings=emb.numpy(), h=h_all.numpy(),
-            c=c_all.numpy() if lstm else None, gates=gates, outputs=outputs.numpy(), s0=s0.numpy(),
-            context=s0[-1].numpy(), cell0=None if cell0 is None else cell0.numpy(),
-            keys=None if keys is None else keys.numpy(), tokens_mode=tokens_mode, cell_type=cfg.cell,
+            tokens=list(tokens), ids=list(ids), embeddings=emb, h=h_all, c=c_all, gates=gates, outputs=outputs,
+            s0=s0, context=s0[-1].copy(), cell0=cell0, keys=keys, tokens_mode=tokens_mode, cell_type=cfg.cell,
         )
 
 
-def _unflip(x: Tensor) -> Tensor:
-    """(2, T, .) with the backward direction in reading order (x_T first) -> both in source order."""
-    return torch.stack([x[0], x[1].flip(0)])
+def _unflip(x: np.ndarray) -> np.ndarray:
+    """(2, T, .) with the backward direction in reading order (x_T first) -> both in source order (and back)."""
+    return np.stack([x[0], x[1, ::-1]])
 
 
-def _bridge(model: Seq2Seq, finals: Tensor, which: str) -> Tensor:
+def _bridge(model: Seq2Seq, finals: np.ndarray, which: str) -> np.ndarray:
     """finals (L, D, H) -> s_0 (L, H): identity, or tanh(W_b[l] [h_fwd; h_bwd] + b_b[l]) per layer."""
     if finals.shape[1] == 1:
         return finals[:, 0]
     bridge = getattr(model, which)
-    return torch.stack([torch.tanh(b.weight @ finals[l].reshape(-1) + b.bias) for l, b in enumerate(bridge)])
+    return np.stack([np.tanh(_np(b.weight) @ finals[l].reshape(-1) + _np(b.bias)) for l, b in enumerate(bridge)])
 
 
 def _token_id(tok: str | int, tgt_vocab) -> int:
@@ -266,48 +307,50 @@ def trace_decoder(
     with _eval(model):
         rnn, E = model.dec_rnn, cfg.embed
         W = [_weights(rnn, l, 1) for l in range(L)]
-        W_ihT, b_ih = [w[0][0] for w in W], [w[1][0] for w in W]
-        W_hhT, b_hh = torch.cat([w[2] for w in W]), torch.cat([w[3] for w in W])  # (L, H, GH), (L, GH)
-        context = torch.from_numpy(enc.context)
-        W_e, W_c = W_ihT[0][:E], W_ihT[0][E:]  # layer 0's input weights: the embedding's part and the context's part
-        cw = context @ W_c + b_ih[0]  # without attention the context's part is the same at every step
-        keys = None if enc.keys is None else torch.from_numpy(enc.keys)
-        keys_proj = None
+        W_ih, b_ih = [w[0][0] for w in W], [w[1][0] for w in W]  # per layer: W_ih (GH, n_in), b_ih (GH,)
+        W_l = [(w[2], w[3]) for w in W]  # per layer: [W_hh (GH, H)], b_hh (1, GH)
+        W_e, W_c = W_ih[0][:, :E], W_ih[0][:, E:]  # layer 0's input weights: the embedding's part, the context's part
+        cw = W_c @ enc.context + b_ih[0]  # without attention the context's part is the same at every step
+        emb = _np(model.tgt_embed.weight)
+        keys, keys_proj = enc.keys, None
         if cfg.attention == "additive":
-            keys_proj = keys @ model.att_Wk.weight.T + model.att_Wk.bias
+            keys_proj = _mm(keys, _np(model.att_Wk.weight).T) + _np(model.att_Wk.bias)
+            W_sT, v = _np(model.att_Ws.weight).T, _np(model.att_v.weight)[0]
+        if cfg.attention != "none":
+            W_oT, b_o = _np(model.att_out.weight).T, _np(model.att_out.bias)
+            # W_c c_t = W_c sum_j a_tj k_j = sum_j a_tj (W_c k_j): with the S products W_c k_j made once, a step
+            # reads an (S, GH) table instead of the (GH, H) matrix W_c (4x less memory to read at S = 50, H = 256)
+            W_ck = _mm(keys, W_c.T)
+        W_outT, b_out = _np(model.out.weight).T, _np(model.out.bias)
 
-        def attend(q: Tensor) -> tuple[Tensor, Tensor]:
+        def attend(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Query q (1, H) = s_{t-1} (top layer) -> a_t (1, S), c_t (1, H)."""
             if cfg.attention == "dot":
                 scores = q @ keys.T * cfg.hidden ** -0.5  # s_{t-1} . k_j / sqrt(H)
             else:  # v . tanh(W_s s_{t-1} + W_k k_j + b_k)
-                scores = torch.tanh((q @ model.att_Ws.weight.T).unsqueeze(1) + keys_proj) @ model.att_v.weight[0]
-            a = torch.softmax(scores, dim=-1)
+                scores = np.tanh((q @ W_sT)[:, None, :] + keys_proj) @ v
+            a = softmax(scores)
             return a, a @ keys
 
-        def output(s_top: Tensor, c: Tensor | None) -> Tensor:
+        def output(s_top: np.ndarray, c: np.ndarray | None) -> np.ndarray:
             """Top-layer states (N, H) and their c_t (N, H) -> logits (N, V): o_t = tanh(W_o [s_t; c_t] + b_o)."""
-            o = s_top
-            if c is not None:
-                o = torch.tanh(torch.cat([s_top, c], dim=-1) @ model.att_out.weight.T + model.att_out.bias)
-            return o @ model.out.weight.T + model.out.bias
+            o = s_top if c is None else np.tanh(_mm(np.concatenate([s_top, c], axis=-1), W_oT) + b_o)
+            return _mm(o, W_outT) + b_out
 
-        def choose(t: int, logits: Tensor) -> tuple[int, Tensor | None]:
+        def choose(t: int, logits: np.ndarray) -> tuple[int, torch.Tensor | None]:
             if t in forced:
                 return forced[t], None
             if strategy == "greedy":
                 return int(logits.argmax()), None
-            sp = sampling_probs(logits, temperature, top_k)
+            sp = sampling_probs(torch.from_numpy(logits), temperature, top_k)
             return int(torch.multinomial(sp, 1, generator=gen)), sp
 
-        W_l = [(W_hhT[l : l + 1], b_hh[l : l + 1]) for l in range(L)]  # per-layer views, sliced once
-        s_l = list(torch.from_numpy(enc.s0).clone().unsqueeze(1).unbind(0))  # L tensors (1, H): s_{t-1} per layer
-        c_l = list(torch.from_numpy(enc.cell0).clone().unsqueeze(1).unbind(0)) if lstm else [None] * L
+        s_l = list(enc.s0.copy()[:, None, :])  # L arrays (1, H): s_{t-1} per layer
+        c_l = list(enc.cell0.copy()[:, None, :]) if lstm else [None] * L
         S_hist, C_hist, G_hist = [[] for _ in range(L)], [[] for _ in range(L)], [[] for _ in range(L)]
         A_hist, CTX_hist = [], []
         if teacher_forced:  # the embedding's part of layer 0's input for all steps in one matrix product
-            X0 = torch.addmm(cw if cfg.attention == "none" else b_ih[0], model.tgt_embed.weight[y_in], W_e)
-            X0 = X0.unsqueeze(1).unbind(0)
+            X0 = _mm(emb[y_in], W_e.T) + (cw if cfg.attention == "none" else b_ih[0])
         inputs, chosen, sprobs, step_logits = [], [], [], []
         y_prev, n = SOS_ID, 0
         for t in range(1, max_steps + 1):
@@ -320,13 +363,13 @@ def trace_decoder(
                 A_hist.append(a), CTX_hist.append(ctx)
             # layer 0's input: W_e e(y_{t-1}) + W_c c_t + b_ih (c_t = c without attention, already in cw)
             if teacher_forced:
-                x = X0[t - 1]
+                x = X0[t - 1 : t]
             else:
-                x = torch.addmm(cw if ctx is None else b_ih[0], model.tgt_embed.weight[y_prev : y_prev + 1], W_e)
+                x = (W_e @ emb[y_prev] + (cw if ctx is None else b_ih[0]))[None]
             if ctx is not None:
-                x = x + ctx @ W_c
+                x = x + a @ W_ck  # W_c c_t
             for l in range(L):
-                xw = x if l == 0 else torch.addmm(b_ih[l], x, W_ihT[l])  # W_ih x + b_ih
+                xw = x if l == 0 else (W_ih[l] @ x[0] + b_ih[l])[None]  # W_ih x + b_ih
                 x, c_l[l], g = cell_step(cfg.cell, xw, s_l[l], c_l[l], *W_l[l])
                 s_l[l] = x
                 S_hist[l].append(x), C_hist[l].append(c_l[l]), G_hist[l].append(g)
@@ -340,24 +383,22 @@ def trace_decoder(
                 if tok == EOS_ID:
                     break
                 y_prev = tok
-        S_all = torch.stack([torch.cat(S_hist[l]) for l in range(L)], 1)  # (n, L, H)
-        G_all = torch.stack([torch.cat(G_hist[l]) for l in range(L)], 1)
-        C_all = torch.stack([torch.cat(C_hist[l]) for l in range(L)], 1) if lstm else None
-        A = torch.cat(A_hist) if A_hist else None
-        CTX = torch.cat(CTX_hist) if CTX_hist else None
+        S = np.stack([np.concatenate(S_hist[l]) for l in range(L)], 1)  # (n, L, H)
+        Gt = np.stack([np.concatenate(G_hist[l]) for l in range(L)], 1)
+        C = np.stack([np.concatenate(C_hist[l]) for l in range(L)], 1) if lstm else None
+        A = np.concatenate(A_hist) if A_hist else None
+        CTX = np.concatenate(CTX_hist) if CTX_hist else None
         if teacher_forced:  # the output layer for all steps in one go
-            logits = output(S_all[:n, -1], CTX)
+            logits = output(S[:n, -1], CTX)
             for t in range(1, n + 1):
                 tok, sp = choose(t, logits[t - 1])
                 chosen.append(tok)
                 sprobs.append(sp)
         else:
-            logits = torch.cat(step_logits)
-        logp = torch.log_softmax(logits, dim=-1)
-        probs = logp.exp()
-    S, Gt, C = S_all.numpy(), G_all.numpy(), None if C_all is None else C_all.numpy()
-    logits, logp, probs = logits.numpy(), logp.numpy(), probs.numpy()
-    A, CTX = (None, None) if A is None else (A.numpy(), CTX.numpy())
+            logits = np.concatenate(step_logits)
+        z = logits - logits.max(axis=-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))  # log softmax
+        probs = np.exp(logp)
     names = GATE_NAMES[cfg.cell]
     steps = []
     for i in range(n):
