@@ -298,7 +298,7 @@ def trace_decoder(
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
 
     cfg = model.cfg
-    L, H, G, lstm = cfg.layers, cfg.hidden, N_GATES[cfg.cell], cfg.cell == "lstm"
+    L, H, lstm = cfg.layers, cfg.hidden, cfg.cell == "lstm"
     itos = tgt_vocab.itos
     gen = torch.Generator().manual_seed(seed)
     if teacher_forced:  # every input is known in advance: <sos>, then the target (or the forced token)
