@@ -32,7 +32,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from seq2seq.config import ModelConfig, TrainConfig  # noqa: E402
 from seq2seq.data import build_data  # noqa: E402
-from seq2seq.model import Seq2Seq  # noqa: E402
+from seq2seq.model import N_GATES, Seq2Seq  # noqa: E402
 from seq2seq.tasks import generate_splits  # noqa: E402
 from seq2seq.training import PAD_ID, Run  # noqa: E402
 
@@ -49,6 +49,21 @@ def describe(mc: ModelConfig, tc: TrainConfig) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- (1) throughput
+def loss_of(logits, tgt_out):
+    """Mean cross-entropy over the real target tokens (padding ignored)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=PAD_ID)
+
+
+def plain_step(model, opt, batch, clip: float) -> None:
+    """One step of the minimal loop: forward, cross-entropy, backward, clip, optimizer."""
+    src, src_len, tgt_in, tgt_out = batch
+    loss = loss_of(model(src, src_len, tgt_in), tgt_out)
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+
+
 def plain_loop(mc: ModelConfig, tc: TrainConfig, batches, seconds: float) -> tuple[float, float]:
     """The minimal loop: forward, cross-entropy, backward, clip, Adam. Returns target tokens per (CPU, wall) second;
     runs for `seconds` of CPU time."""
@@ -57,14 +72,9 @@ def plain_loop(mc: ModelConfig, tc: TrainConfig, batches, seconds: float) -> tup
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
     tokens, i, c0, t0 = 0, 0, time.process_time(), time.perf_counter()
     while time.process_time() - c0 < seconds:
-        src, src_len, tgt_in, tgt_out = batches[i % len(batches)]
-        logits = model(src, src_len, tgt_in)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=PAD_ID)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
-        opt.step()
-        tokens += int((tgt_out != PAD_ID).sum())
+        batch = batches[i % len(batches)]
+        plain_step(model, opt, batch, tc.clip)
+        tokens += int((batch[3] != PAD_ID).sum())
         i += 1
     return tokens / (time.process_time() - c0), tokens / (time.perf_counter() - t0)
 
@@ -193,7 +203,9 @@ def bench_threads(quick: bool) -> None:
 
 # ----------------------------------------------------------------------------------------------- (4) breakdown
 def _cpu_ms(fn, items, rounds: int = 3) -> float:
-    """Best of `rounds` passes over `items`: CPU milliseconds per item of fn(item)."""
+    """Best of `rounds` passes over `items`: CPU milliseconds per item of fn(item) (NaN when there are none)."""
+    if not items:
+        return float("nan")
     fn(items[0])
     best = float("inf")
     for _ in range(rounds):
@@ -207,7 +219,7 @@ def _cpu_ms(fn, items, rounds: int = 3) -> float:
 def decoder_matmul_floor_ms(mc: ModelConfig, B: int, T: int) -> float:
     """The attention decoder's per-timestep matrix products alone, T timesteps, forward and backward: gates
     x_t W_ih^T and s_{t-1} W_hh^T (x_t = [embed(y_{t-1}); c_t]), their input gradients and weight gradients."""
-    G = {"rnn": 1, "gru": 3, "lstm": 4}[mc.cell]
+    G = N_GATES[mc.cell]
     n_in, H = mc.embed + mc.hidden, mc.hidden
     x, h, g = torch.randn(B, n_in), torch.randn(B, H), torch.randn(B, G * H)
     W_ih, W_hh, b = torch.randn(G * H, n_in), torch.randn(G * H, H), torch.randn(G * H)
@@ -228,8 +240,9 @@ def bench_breakdown(quick: bool) -> None:
         run = Run(data, mc, tc)
         model, opt = run.model, run.optimizer
         pool = [run.train_split.batch(run._next_indices()) for _ in range(60 if quick else 120)]
-        one_len = [b for b in pool if bool((b[1] == b[1][0]).all())]
-        mixed = [b for b in pool if not bool((b[1] == b[1][0]).all())]
+        one_length = [bool((b[1] == b[1][0]).all()) for b in pool]  # every source in the batch has one length
+        one_len = [b for b, u in zip(pool, one_length) if u]
+        mixed = [b for b, u in zip(pool, one_length) if not u]
 
         def enc(b):
             e = model.encode(b[0], b[1])
@@ -238,25 +251,16 @@ def bench_breakdown(quick: bool) -> None:
 
         def dec(item):
             b, e = item
-            lg = model.decode_teacher_forced(b[2], e).logits
-            F.cross_entropy(lg.reshape(-1, lg.shape[-1]), b[3].reshape(-1), ignore_index=PAD_ID).backward()
-
-        def step(b):
-            lg = model(b[0], b[1], b[2])
-            loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), b[3].reshape(-1), ignore_index=PAD_ID)
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
-            opt.step()
+            loss_of(model.decode_teacher_forced(b[2], e).logits, b[3]).backward()
 
         with torch.no_grad():
             encoded = [(b, model.encode(b[0], b[1])) for b in one_len]
         T = sum(b[2].shape[1] for b in one_len) / len(one_len)
         floor = decoder_matmul_floor_ms(mc, tc.batch_size, round(T))
-        step_one, step_mixed = _cpu_ms(step, one_len), _cpu_ms(step, mixed) if mixed else float("nan")
-        print(f"  {cell:4s}  whole step {step_one:5.1f} ms (one source length per batch; {step_mixed:5.1f} ms when "
-              f"lengths are mixed and packed, {len(mixed)}/{len(pool)} batches) = encoder fwd+bwd "
-              f"{_cpu_ms(enc, one_len):5.1f} ms ({_cpu_ms(enc, mixed) if mixed else float('nan'):5.1f} packed) + "
+        step = lambda b: plain_step(model, opt, b, tc.clip)  # noqa: E731
+        print(f"  {cell:4s}  whole step {_cpu_ms(step, one_len):5.1f} ms (one source length per batch; "
+              f"{_cpu_ms(step, mixed):5.1f} ms when lengths are mixed and packed, {len(mixed)}/{len(pool)} batches) = "
+              f"encoder fwd+bwd {_cpu_ms(enc, one_len):5.1f} ms ({_cpu_ms(enc, mixed):5.1f} packed) + "
               f"attention decoder fwd+bwd {_cpu_ms(dec, encoded):5.1f} ms (its matrix products alone: {floor:5.1f} ms "
               f"for {round(T)} timesteps) + clipping and Adam [batch {tc.batch_size}, mean target length {T:.1f}]")
 
