@@ -70,6 +70,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from . import attention_decoder
 from .config import ModelConfig
 from .data import EOS_ID, PAD_ID, SOS_ID  # noqa: F401  (specials: <pad> 0, <sos> 1, <eos> 2, <unk> 3)
 
@@ -103,6 +104,8 @@ def _make_rnn(cell: str, n_in: int, cfg: ModelConfig, bidirectional: bool) -> nn
 
 
 class Seq2Seq(nn.Module):
+    fast_decoder = True  # teacher-forced dot attention, one layer: attention_decoder.decode (same math, faster)
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         cfg.validate()
@@ -251,6 +254,13 @@ class Seq2Seq(nn.Module):
             c = enc.context.unsqueeze(1).expand(-1, tgt_in.shape[1], -1)
             s, state = self.dec_rnn(torch.cat([e, c], dim=-1), enc.state0)
             return DecoderOutput(self._logits(s, None), s, None, state)
+        if self.fast_decoder and self.cfg.attention == "dot" and self.cfg.layers == 1:
+            r, (s0, m0) = self.dec_rnn, enc.state0 if self.cfg.cell == "lstm" else (enc.state0, None)
+            s, c, a, s_T, m_T = attention_decoder.decode(self.cfg.cell, e, enc.keys, enc.mask, s0[0],
+                                                         None if m0 is None else m0[0], r.weight_ih_l0,
+                                                         r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0)
+            state = (s_T[None], m_T[None]) if m0 is not None else s_T[None]
+            return DecoderOutput(self._logits(s, c), s, a, state)
         state, S, C, A = self._split(enc.state0), [], [], []
         for t in range(tgt_in.shape[1]):
             a, c = self.attend(self._top(state), enc)

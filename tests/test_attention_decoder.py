@@ -1,0 +1,110 @@
+"""The hand-written backward of the teacher-forced dot-attention decoder (seq2seq/attention_decoder.py) against
+autograd: gradcheck of the Function itself, and values and every parameter's gradient against the model's autograd
+path (Seq2Seq.fast_decoder = False), which steps PyTorch's own cell kernels."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seq2seq import attention_decoder
+from seq2seq.config import ModelConfig
+from seq2seq.data import PAD_ID, SOS_ID
+from seq2seq.model import N_GATES, Seq2Seq
+
+torch.set_num_threads(1)
+CELLS = ["rnn", "gru", "lstm"]
+
+
+def inputs(cell, B=3, S=5, T=4, E=3, H=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)  # noqa: E731
+    G = N_GATES[cell]
+    mask = torch.arange(S)[None, :] < torch.tensor([S, 2, 1])[:, None]  # full, short, a single source token
+    m0 = r(B, H) if cell == "lstm" else None
+    return r(B, T, E), r(B, S, H), mask, r(B, H), m0, r(G * H, E + H), r(G * H, H), r(G * H), r(G * H)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradcheck_every_output(cell):
+    e, k, mask, s0, m0, W_ih, W_hh, b_ih, b_hh = inputs(cell)
+    diff = [e, k, s0] + ([m0] if m0 is not None else []) + [W_ih, W_hh, b_ih, b_hh]
+
+    def f(*args):
+        args = list(args)
+        e, k, s0 = args[:3]
+        m0 = args.pop(3) if cell == "lstm" else None
+        out = attention_decoder.decode(cell, e, k, mask, s0, m0, *args[3:])
+        return tuple(o for o in out if o is not None)  # s, c, a, s_T (and m_T)
+
+    assert torch.autograd.gradcheck(f, diff, atol=1e-7)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_only_some_outputs_used(cell):
+    """Unused outputs get no gradient (None): the backward must not need them."""
+    e, k, mask, s0, m0, *w = inputs(cell)
+    s, c, a, s_T, m_T = attention_decoder.decode(cell, e, k, mask, s0, m0, *w)
+    (g_e,) = torch.autograd.grad(s[:, :-1].sum(), [e])  # s_1 .. s_{T-1}
+    assert torch.isfinite(g_e).all() and g_e[:, -1].abs().sum() == 0  # e_T only reaches s_T
+    (g_k,) = torch.autograd.grad(attention_decoder.decode(cell, e, k, mask, s0, m0, *w)[2].square().sum(), [k])
+    assert g_k[~mask].abs().sum() == 0  # padding keys get no gradient
+
+
+def model(cell, dtype=torch.float64, E=5, H=6, V=9):
+    torch.manual_seed(0)
+    return Seq2Seq(ModelConfig(V, V, cell=cell, embed=E, hidden=H, attention="dot")).to(dtype)
+
+
+def batch(V=9, B=4, S=7, T=6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    src_len = torch.tensor([S, 3, 5, 1])
+    src = torch.randint(4, V, (B, S), generator=g).masked_fill(torch.arange(S)[None] >= src_len[:, None], PAD_ID)
+    tgt_in = torch.cat([torch.full((B, 1), SOS_ID), torch.randint(4, V, (B, T - 1), generator=g)], dim=1)
+    return src, src_len, tgt_in, torch.randint(4, V, (B, T), generator=g)
+
+
+def loss_and_grads(m, fast, src, src_len, tgt_in, tgt_out):
+    m.fast_decoder = fast
+    enc = m.encode(src, src_len)
+    out = m.decode_teacher_forced(tgt_in, enc)
+    s_T = out.state[0] if isinstance(out.state, tuple) else out.state
+    loss = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), tgt_out.reshape(-1)) \
+        + out.attn.square().sum() + s_T.sum()  # every output carries a gradient
+    m.zero_grad()
+    loss.backward()
+    return out, {n: p.grad.clone() for n, p in m.named_parameters()}
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_same_values_and_gradients_as_autograd(cell):
+    m, b = model(cell), batch()
+    fast, g_fast = loss_and_grads(m, True, *b)
+    ref, g_ref = loss_and_grads(m, False, *b)
+    for x, y in [(fast.logits, ref.logits), (fast.s, ref.s), (fast.attn, ref.attn)]:
+        assert torch.allclose(x, y, atol=1e-12)
+    assert set(g_fast) == set(g_ref)
+    for n in g_ref:
+        assert torch.allclose(g_fast[n], g_ref[n], atol=1e-10), n
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_float32_default_size_close_to_autograd(cell):
+    """At the library's default sizes in float32, within 1e-5 (tanh here is 2 sigmoid(2x) - 1)."""
+    m, b = model(cell, torch.float32, E=32, H=128, V=30), batch(V=30, S=15, T=16)
+    fast, g_fast = loss_and_grads(m, True, *b)
+    ref, g_ref = loss_and_grads(m, False, *b)
+    assert (fast.logits - ref.logits).abs().max() < 1e-5
+    for n in g_ref:
+        assert (g_fast[n] - g_ref[n]).abs().max() < 1e-5 * max(1.0, g_ref[n].abs().max()), n
+
+
+def test_taken_only_for_one_layer_dot_attention(monkeypatch):
+    calls = []
+    real = attention_decoder.decode
+    monkeypatch.setattr(attention_decoder, "decode", lambda *a: calls.append(1) or real(*a))
+    src, src_len, tgt_in, _ = batch()
+    for att, layers, expect in [("dot", 1, 1), ("dot", 2, 0), ("additive", 1, 0)]:
+        torch.manual_seed(0)
+        m = Seq2Seq(ModelConfig(9, 9, cell="gru", embed=5, hidden=6, layers=layers, attention=att))
+        calls.clear()
+        m(src, src_len, tgt_in)
+        assert len(calls) == expect, (att, layers)
