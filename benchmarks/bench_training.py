@@ -17,6 +17,8 @@ what the targets are judged on) and the wall time (inflated when other processes
 (3) threads: Run throughput with 1 and 2 torch threads.
 (4) breakdown: where a reversal training step's time goes (encoder, attention decoder, optimizer), and how long the
     decoder's matrix products take when run alone: the floor that no change of the Python around them can cross.
+    The decoder and the whole step are timed with the library's hand-written decoder backward
+    (seq2seq/attention_decoder.py) and with autograd's (Seq2Seq.fast_decoder = False), interleaved.
 """
 from __future__ import annotations
 
@@ -258,10 +260,19 @@ def bench_breakdown(quick: bool) -> None:
         T = sum(b[2].shape[1] for b in one_len) / len(one_len)
         floor = decoder_matmul_floor_ms(mc, tc.batch_size, round(T))
         step = lambda b: plain_step(model, opt, b, tc.clip)  # noqa: E731
-        print(f"  {cell:4s}  whole step {_cpu_ms(step, one_len):5.1f} ms (one source length per batch; "
+
+        def both(fn, items):  # the hand-written decoder backward (the library's) and autograd's, interleaved
+            ms = {True: [], False: []}
+            for _ in range(2):
+                for fast in (True, False):
+                    model.fast_decoder = fast
+                    ms[fast].append(_cpu_ms(fn, items, rounds=2))
+            model.fast_decoder = True
+            return f"{min(ms[True]):5.1f} ms (autograd's backward: {min(ms[False]):5.1f})"
+        print(f"  {cell:4s}  whole step {both(step, one_len)} (one source length per batch; "
               f"{_cpu_ms(step, mixed):5.1f} ms when lengths are mixed and packed, {len(mixed)}/{len(pool)} batches) = "
               f"encoder fwd+bwd {_cpu_ms(enc, one_len):5.1f} ms ({_cpu_ms(enc, mixed):5.1f} packed) + "
-              f"attention decoder fwd+bwd {_cpu_ms(dec, encoded):5.1f} ms (its matrix products alone: {floor:5.1f} ms "
+              f"attention decoder fwd+bwd {both(dec, encoded)} (its matrix products alone: {floor:5.1f} ms "
               f"for {round(T)} timesteps) + clipping and Adam [batch {tc.batch_size}, mean target length {T:.1f}]")
 
 
