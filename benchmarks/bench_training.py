@@ -233,11 +233,12 @@ def decoder_matmul_floor_ms(mc: ModelConfig, B: int, T: int) -> float:
     return _cpu_ms(one_pass, [None] * 20)
 
 
-def bench_breakdown(quick: bool) -> None:
-    print("\n== (4) where a training step goes: reverse 5-15, dot attention, library defaults, 1 thread, CPU ms ==")
+def bench_breakdown(quick: bool, attention: str = "dot") -> None:
+    print(f"\n== (4) where a training step goes: reverse 5-15, {attention} attention, library defaults, 1 thread, "
+          f"CPU ms ==")
     data = task_data("reverse", min_len=5, max_len=15)
     for cell in ("rnn", "gru", "lstm"):
-        mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, attention="dot")
+        mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, attention=attention)
         tc = TrainConfig(epochs=None, max_seconds=600)
         run = Run(data, mc, tc)
         model, opt = run.model, run.optimizer
@@ -295,7 +296,7 @@ def main() -> None:
     if args.part in ("all", "threads"):
         bench_threads(args.quick)
     if args.part in ("all", "breakdown"):
-        bench_breakdown(args.quick)
+        bench_breakdown(args.quick, args.attention)
 
 
 if __name__ == "__main__":

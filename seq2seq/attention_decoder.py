@@ -12,8 +12,9 @@ hand, reading top to bottom like the forward pass read backwards:
 tanh is computed as 2 sigmoid(2x) - 1: the same function, and on this CPU PyTorch's tanh of 64 x 512 numbers takes
 ~120 us against ~20 us for sigmoid.
 
-The math (one layer, dot attention; `Seq2Seq` in model.py explains why this decoder, and uses this path for it):
-    a_t = softmax_j(s_{t-1} . k_j / sqrt(H))  over real source positions     c_t = sum_j a_tj k_j
+The math (one layer; `Seq2Seq` in model.py explains why this decoder, and uses this path for it):
+    a_t = softmax_j(score(s_{t-1}, k_j))  over real source positions          c_t = sum_j a_tj k_j
+          dot: score = s_{t-1} . k_j / sqrt(H);   additive: score = v . tanh(W_s s_{t-1} + kp_j), kp_j = W_k k_j + b_k
     G_t = W_ih [e_t; c_t] + b_ih + W_hh s_{t-1} + b_hh                       (e_t = embed(y_{t-1}))
     LSTM  i, f, g, o = sigma, sigma, tanh, sigma of G_t's 4 blocks;  m_t = f m_{t-1} + i g;  s_t = o tanh(m_t)
     GRU   r, z = sigma(Gx + Gh) blocks 1-2;  n = tanh(Gx_n + r Gh_n);  s_t = (1 - z) n + z s_{t-1}
@@ -34,14 +35,18 @@ def _tanh(x: Tensor) -> Tensor:
 
 class _AttentionDecoder(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cell: str, e, k, neg, s0, m0, W_ih, W_hh, b_ih, b_hh):
+    def forward(ctx, cell: str, e, k, neg, s0, m0, W_ih, W_hh, b_ih, b_hh, kp, W_s, v):
         """e (B, T, E) embedded inputs; k (B, S, H) keys; neg (B, S) 0 at real source positions, -inf at padding;
-        s0, m0 (B, H) initial state (m0 only for an LSTM). Returns s (B, T, H), c (B, T, H), a (B, T, S) and the
+        s0, m0 (B, H) initial state (m0 only for an LSTM). Additive attention: kp (B, S, H) = W_k k_j + b_k, W_s
+        (H, H), v (1, H); all three None for dot attention. Returns s (B, T, H), c (B, T, H), a (B, T, S) and the
         final state s_T, m_T."""
         B, T, E = e.shape
         H = W_hh.shape[1]
         scale = H ** -0.5
-        ks = k * scale  # scores = s . k_j / sqrt(H) = s . ks_j
+        additive = kp is not None
+        ks = None if additive else k * scale  # dot: scores = s . k_j / sqrt(H) = s . ks_j
+        U = e.new_empty(T, B, k.shape[1], H) if additive else None  # additive: u_tj = tanh(W_s s_{t-1} + kp_j)
+        v_col = v.reshape(H, 1) if additive else None
         W_ie, W_ic = W_ih[:, :E], W_ih[:, E:]
         # the embeddings' share of G_t for every step at once, (T, B, G*H); RNN and LSTM fold b_hh in too
         bias = b_ih if cell == "gru" else b_ih + b_hh
@@ -56,7 +61,12 @@ class _AttentionDecoder(torch.autograd.Function):
             M[0] = m0
         s, m = S[0], m0
         for t in range(T):
-            a = torch._softmax((ks * s.unsqueeze(1)).sum(-1).add_(neg), -1, False, out=A[t])
+            if additive:  # scores_j = v . tanh(W_s s_{t-1} + kp_j)
+                u = torch.sigmoid(torch.add(kp, (s @ W_s.t()).unsqueeze(1)).mul_(2), out=U[t]).mul_(2).sub_(1)
+                scores = (u.view(-1, H) @ v_col).view(B, -1)
+            else:
+                scores = (ks * s.unsqueeze(1)).sum(-1)
+            a = torch._softmax(scores.add_(neg), -1, False, out=A[t])
             c = torch.bmm(a.unsqueeze(1), k, out=C[t].unsqueeze(1)).squeeze(1)
             if cell == "lstm":
                 G = xe[t].addmm_(c, W_ic.t()).addmm_(s, W_hh.t())
@@ -76,7 +86,7 @@ class _AttentionDecoder(torch.autograd.Function):
                 s = torch.sigmoid(xe[t].addmm_(c, W_ic.t()).addmm_(s, W_hh.t()).mul_(2), out=S[t + 1])
                 s.mul_(2).sub_(1)
         ctx.cell, ctx.scale = cell, scale
-        ctx.save_for_backward(e, k, ks, W_ih, W_hh, A, C, ACT, S, M)
+        ctx.save_for_backward(e, k, ks, W_ih, W_hh, A, C, ACT, S, M, U, W_s, v)
         ctx.set_materialize_grads(False)
         return S[1:].transpose(0, 1), C.transpose(0, 1), A.transpose(0, 1), s.clone(), \
             None if m is None else m.clone()
@@ -84,7 +94,8 @@ class _AttentionDecoder(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gS, gC, gA, gs_T, gm_T):
         cell, scale = ctx.cell, ctx.scale
-        e, k, ks, W_ih, W_hh, A, C, ACT, S, M = ctx.saved_tensors
+        e, k, ks, W_ih, W_hh, A, C, ACT, S, M, U, W_s, v = ctx.saved_tensors
+        additive = U is not None
         Q, S = S[:-1], S[1:]  # s_{t-1} and s_t, (T, B, H)
         T, B, H = Q.shape
         E = e.shape[2]
@@ -96,22 +107,33 @@ class _AttentionDecoder(torch.autograd.Function):
         gA = gA.transpose(0, 1) if gA is not None else None
         ds = gs_T if gs_T is not None else zeros
         dm = gm_T if gm_T is not None else zeros
-        # gate derivatives for every step at once
+        # gate derivatives for every step at once; x - x*x = sigma'(.) for x = sigma(.), 1 - x*x = tanh'(.) for x = tanh(.)
+        one = Q.new_ones(())
         if cell == "lstm":
             I, F, Gg, O = ACT[..., :H], ACT[..., H:2 * H], ACT[..., 2 * H:3 * H], ACT[..., 3 * H:]
             tm = _tanh(M[1:])
-            dO_ = O * (1 - tm * tm)  # d s_t / d m_t
+            dO_ = torch.addcmul(one, tm, tm, value=-1).mul_(O)  # d s_t / d m_t = o tanh'
             # dG_t = [dm g i', dm m_{t-1} f', dm i g', ds tanh(m_t) o'] with x' the activation's derivative
-            FACT = torch.cat([Gg * I * (1 - I), M[:-1] * F * (1 - F), I * (1 - Gg * Gg), tm * O * (1 - O)], dim=-1)
+            FACT = torch.empty_like(ACT)
+            torch.addcmul(I, I, I, value=-1, out=FACT[..., :H]).mul_(Gg)
+            torch.addcmul(F, F, F, value=-1, out=FACT[..., H:2 * H]).mul_(M[:-1])
+            torch.addcmul(one, Gg, Gg, value=-1, out=FACT[..., 2 * H:3 * H]).mul_(I)
+            torch.addcmul(O, O, O, value=-1, out=FACT[..., 3 * H:]).mul_(tm)
         elif cell == "gru":
             R, Z, N, Ghn = ACT[..., :H], ACT[..., H:2 * H], ACT[..., 2 * H:3 * H], ACT[..., 3 * H:]
-            dN_ = (1 - Z) * (1 - N * N)  # d s_t / d (pre-activation of n)
-            dZ_ = (Q - N) * Z * (1 - Z)  # d s_t / d (pre-activation of z)
-            dR_ = Ghn * R * (1 - R)  # d (pre-activation of n) / d (pre-activation of r)
+            dN_ = torch.addcmul(one, N, N, value=-1)
+            dN_ = torch.addcmul(dN_, Z, dN_, value=-1)  # d s_t / d (pre-activation of n) = (1 - z) tanh'
+            dZ_ = torch.addcmul(Z, Z, Z, value=-1).mul_(Q - N)  # d s_t / d (pre-activation of z)
+            dR_ = torch.addcmul(R, R, R, value=-1).mul_(Ghn)  # d (pre-activation of n) / d (pre-activation of r)
             DGh = Q.new_empty(T, B, 3 * H)
         else:
-            dA_ = 1 - S * S
+            dA_ = torch.addcmul(one, S, S, value=-1)
         DGx, DC, DSC = Q.new_empty(T, B, W_ih.shape[0]), Q.new_empty(T, B, H), Q.new_empty(A.shape)
+        if additive:
+            dU_ = torch.addcmul(one, U, U, value=-1).mul_(v.view(H))  # d scores_tj / d (W_s s + kp_j) = v tanh'
+
+            dkp = torch.zeros_like(U[0])  # sum over t of d loss / d kp
+            DQ = Q.new_empty(T, B, H)  # d loss / d (W_s s_{t-1}), for W_s's gradient
         for t in range(T - 1, -1, -1):
             if gS is not None:
                 ds = ds + gS[t]
@@ -139,7 +161,12 @@ class _AttentionDecoder(torch.autograd.Function):
             if gA is not None:
                 da = da + gA[t]
             dsc = torch._softmax_backward_data(da, A[t], -1, da.dtype, grad_input=DSC[t])
-            ds = ds + torch.bmm(dsc.unsqueeze(1), ks).squeeze(1)  # scores = s_{t-1} . ks_j
+            if additive:
+                dpre = dsc.unsqueeze(2) * dU_[t]  # (B, S, H)
+                dkp += dpre
+                ds = torch.addmm(ds, torch.sum(dpre, 1, out=DQ[t]), W_s)
+            else:
+                ds = ds + torch.bmm(dsc.unsqueeze(1), ks).squeeze(1)  # scores = s_{t-1} . ks_j
         if cell != "gru":
             DGh = DGx
         X = torch.cat([e.transpose(0, 1), C], dim=-1).reshape(T * B, -1)  # x_t = [e_t; c_t]
@@ -147,16 +174,21 @@ class _AttentionDecoder(torch.autograd.Function):
         dW_hh = DGh.reshape(T * B, -1).t() @ Q.reshape(T * B, H)
         db_ih, db_hh = DGx.sum((0, 1)), DGh.sum((0, 1))
         de = (DGx.reshape(T * B, -1) @ W_ih[:, :E]).view(T, B, E).transpose(0, 1)
-        # k_j enters through the scores (times scale) and the context
-        dk = torch.bmm(DSC.permute(1, 2, 0), Q.transpose(0, 1)).mul_(scale) \
-            + torch.bmm(A.permute(1, 2, 0), DC.transpose(0, 1))
+        dk = torch.bmm(A.permute(1, 2, 0), DC.transpose(0, 1))  # k_j enters through the context c_t ...
         dm0 = dm if cell == "lstm" else None
-        return None, de, dk, None, ds, dm0, dW_ih, dW_hh, db_ih, db_hh
+        if not additive:  # ... and, with dot attention, through the scores (times scale)
+            dk += torch.bmm(DSC.permute(1, 2, 0), Q.transpose(0, 1)).mul_(scale)
+            return None, de, dk, None, ds, dm0, dW_ih, dW_hh, db_ih, db_hh, None, None, None
+        dW_s = DQ.reshape(T * B, H).t() @ Q.reshape(T * B, H)
+        dv = (DSC.reshape(1, -1) @ U.reshape(-1, H)).view_as(v)
+        return None, de, dk, None, ds, dm0, dW_ih, dW_hh, db_ih, db_hh, dkp, dW_s, dv
 
 
 def decode(cell: str, e: Tensor, k: Tensor, mask: Tensor, s0: Tensor, m0: Tensor | None,
-           W_ih: Tensor, W_hh: Tensor, b_ih: Tensor, b_hh: Tensor):
-    """Teacher-forced one-layer decoder with dot attention. e (B, T, E), k (B, S, H), mask (B, S) True at real
-    source positions, s0 (and m0 for an LSTM) (B, H). Returns s (B, T, H), c (B, T, H), a (B, T, S), s_T, m_T."""
+           W_ih: Tensor, W_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
+           kp: Tensor | None = None, W_s: Tensor | None = None, v: Tensor | None = None):
+    """Teacher-forced one-layer decoder with attention: dot, or additive when kp (B, S, H) = W_k k_j + b_k, W_s
+    (H, H) and v (1, H) are given. e (B, T, E), k (B, S, H), mask (B, S) True at real source positions, s0 (and m0
+    for an LSTM) (B, H). Returns s (B, T, H), c (B, T, H), a (B, T, S), s_T, m_T."""
     neg = torch.zeros(mask.shape, dtype=k.dtype, device=k.device).masked_fill_(~mask, float("-inf"))
-    return _AttentionDecoder.apply(cell, e, k, neg, s0, m0, W_ih, W_hh, b_ih, b_hh)
+    return _AttentionDecoder.apply(cell, e, k, neg, s0, m0, W_ih, W_hh, b_ih, b_hh, kp, W_s, v)

@@ -109,6 +109,11 @@ for every model.
 
 def main(argv: list[str] | None = None) -> int:
     names = (argv if argv is not None else sys.argv[1:]) or list(MODELS)
+    if {"-h", "--help"} & set(names):
+        print(f"usage: python -m seq2seq.make_pretrained [NAME ...]   (default: all of {', '.join(MODELS)})\n"
+              f"Trains each named shipped model with its recorded command into pretrained/NAME and rewrites "
+              f"pretrained/README.md.")
+        return 0
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         print(f"error: unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}", file=sys.stderr)

@@ -42,8 +42,7 @@ steps the decoder one timestep at a time. It does so with PyTorch's cell kernels
 rnn_tanh_cell) on `dec_rnn`'s own weights (`_dec_cell`), because the fused module's oneDNN kernel called on a
 sequence of length 1 costs several times its arithmetic (reversal, H=128, batch 64, one training step: LSTM 48 -> 41
 ms, GRU 46 -> 33 ms, RNN 30 -> 21 ms with the cell kernels and the elementwise dot products in `attend`).
-For one layer with dot attention (the common case) a teacher-forced pass goes through `attention_decoder.decode`
-instead: the same math with autograd off inside the loop and the backward pass written out (the weight gradients
+For one layer (dot or additive attention) a teacher-forced pass goes through `attention_decoder.decode` instead: the same math with autograd off inside the loop and the backward pass written out (the weight gradients
 as one product over all steps); its values and gradients are tested against this loop's. Reversal, batch 64, one
 training step: LSTM 40.8 -> 37.3 ms, GRU 40.6 -> 36.2, RNN 24.1 -> 20.6 (`bench_training.py --part breakdown`).
 Why the dot score is divided by sqrt(H): s and k_j have H entries in [-1, 1], so an unscaled dot product is a sum of
@@ -108,7 +107,7 @@ def _make_rnn(cell: str, n_in: int, cfg: ModelConfig, bidirectional: bool) -> nn
 
 
 class Seq2Seq(nn.Module):
-    fast_decoder = True  # teacher-forced dot attention, one layer: attention_decoder.decode (same math, faster)
+    fast_decoder = True  # teacher-forced with attention, one layer: attention_decoder.decode (same math, faster)
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -258,11 +257,12 @@ class Seq2Seq(nn.Module):
             c = enc.context.unsqueeze(1).expand(-1, tgt_in.shape[1], -1)
             s, state = self.dec_rnn(torch.cat([e, c], dim=-1), enc.state0)
             return DecoderOutput(self._logits(s, None), s, None, state)
-        if self.fast_decoder and self.cfg.attention == "dot" and self.cfg.layers == 1:
+        if self.fast_decoder and self.cfg.layers == 1:
             r, (s0, m0) = self.dec_rnn, enc.state0 if self.cfg.cell == "lstm" else (enc.state0, None)
+            additive = () if self.cfg.attention == "dot" else (enc.keys_proj, self.att_Ws.weight, self.att_v.weight)
             s, c, a, s_T, m_T = attention_decoder.decode(self.cfg.cell, e, enc.keys, enc.mask, s0[0],
                                                          None if m0 is None else m0[0], r.weight_ih_l0,
-                                                         r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0)
+                                                         r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0, *additive)
             state = (s_T[None], m_T[None]) if m0 is not None else s_T[None]
             return DecoderOutput(self._logits(s, c), s, a, state)
         state, S, C, A = self._split(enc.state0), [], [], []

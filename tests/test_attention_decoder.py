@@ -1,4 +1,4 @@
-"""The hand-written backward of the teacher-forced dot-attention decoder (seq2seq/attention_decoder.py) against
+"""The hand-written backward of the teacher-forced attention decoder (dot and additive) (seq2seq/attention_decoder.py) against
 autograd: gradcheck of the Function itself, and values and every parameter's gradient against the model's autograd
 path (Seq2Seq.fast_decoder = False), which steps PyTorch's own cell kernels."""
 import pytest
@@ -14,19 +14,24 @@ torch.set_num_threads(1)
 CELLS = ["rnn", "gru", "lstm"]
 
 
-def inputs(cell, B=3, S=5, T=4, E=3, H=4, seed=0):
+ATTENTIONS = ["dot", "additive"]
+
+
+def inputs(cell, att="dot", B=3, S=5, T=4, E=3, H=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     r = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)  # noqa: E731
     G = N_GATES[cell]
     mask = torch.arange(S)[None, :] < torch.tensor([S, 2, 1])[:, None]  # full, short, a single source token
     m0 = r(B, H) if cell == "lstm" else None
-    return r(B, T, E), r(B, S, H), mask, r(B, H), m0, r(G * H, E + H), r(G * H, H), r(G * H), r(G * H)
+    additive = [r(B, S, H), r(H, H), r(1, H)] if att == "additive" else []  # kp, W_s, v
+    return [r(B, T, E), r(B, S, H), mask, r(B, H), m0, r(G * H, E + H), r(G * H, H), r(G * H), r(G * H)] + additive
 
 
+@pytest.mark.parametrize("att", ATTENTIONS)
 @pytest.mark.parametrize("cell", CELLS)
-def test_gradcheck_every_output(cell):
-    e, k, mask, s0, m0, W_ih, W_hh, b_ih, b_hh = inputs(cell)
-    diff = [e, k, s0] + ([m0] if m0 is not None else []) + [W_ih, W_hh, b_ih, b_hh]
+def test_gradcheck_every_output(cell, att):
+    e, k, mask, s0, m0, *rest = inputs(cell, att)
+    diff = [e, k, s0] + ([m0] if m0 is not None else []) + rest
 
     def f(*args):
         args = list(args)
@@ -38,10 +43,11 @@ def test_gradcheck_every_output(cell):
     assert torch.autograd.gradcheck(f, diff, atol=1e-7)
 
 
+@pytest.mark.parametrize("att", ATTENTIONS)
 @pytest.mark.parametrize("cell", CELLS)
-def test_only_some_outputs_used(cell):
+def test_only_some_outputs_used(cell, att):
     """Unused outputs get no gradient (None): the backward must not need them."""
-    e, k, mask, s0, m0, *w = inputs(cell)
+    e, k, mask, s0, m0, *w = inputs(cell, att)
     s, c, a, s_T, m_T = attention_decoder.decode(cell, e, k, mask, s0, m0, *w)
     (g_e,) = torch.autograd.grad(s[:, :-1].sum(), [e])  # s_1 .. s_{T-1}
     assert torch.isfinite(g_e).all() and g_e[:, -1].abs().sum() == 0  # e_T only reaches s_T
@@ -49,9 +55,9 @@ def test_only_some_outputs_used(cell):
     assert g_k[~mask].abs().sum() == 0  # padding keys get no gradient
 
 
-def model(cell, dtype=torch.float64, E=5, H=6, V=9):
+def model(cell, att="dot", dtype=torch.float64, E=5, H=6, V=9):
     torch.manual_seed(0)
-    return Seq2Seq(ModelConfig(V, V, cell=cell, embed=E, hidden=H, attention="dot")).to(dtype)
+    return Seq2Seq(ModelConfig(V, V, cell=cell, embed=E, hidden=H, attention=att)).to(dtype)
 
 
 def batch(V=9, B=4, S=7, T=6, seed=1):
@@ -74,9 +80,10 @@ def loss_and_grads(m, fast, src, src_len, tgt_in, tgt_out):
     return out, {n: p.grad.clone() for n, p in m.named_parameters()}
 
 
+@pytest.mark.parametrize("att", ATTENTIONS)
 @pytest.mark.parametrize("cell", CELLS)
-def test_same_values_and_gradients_as_autograd(cell):
-    m, b = model(cell), batch()
+def test_same_values_and_gradients_as_autograd(cell, att):
+    m, b = model(cell, att), batch()
     fast, g_fast = loss_and_grads(m, True, *b)
     ref, g_ref = loss_and_grads(m, False, *b)
     for x, y in [(fast.logits, ref.logits), (fast.s, ref.s), (fast.attn, ref.attn)]:
@@ -86,10 +93,11 @@ def test_same_values_and_gradients_as_autograd(cell):
         assert torch.allclose(g_fast[n], g_ref[n], atol=1e-10), n
 
 
+@pytest.mark.parametrize("att", ATTENTIONS)
 @pytest.mark.parametrize("cell", CELLS)
-def test_float32_default_size_close_to_autograd(cell):
+def test_float32_default_size_close_to_autograd(cell, att):
     """At the library's default sizes in float32, within 1e-5 (tanh here is 2 sigmoid(2x) - 1)."""
-    m, b = model(cell, torch.float32, E=32, H=128, V=30), batch(V=30, S=15, T=16)
+    m, b = model(cell, att, torch.float32, E=32, H=128, V=30), batch(V=30, S=15, T=16)
     fast, g_fast = loss_and_grads(m, True, *b)
     ref, g_ref = loss_and_grads(m, False, *b)
     assert (fast.logits - ref.logits).abs().max() < 1e-5
@@ -97,12 +105,12 @@ def test_float32_default_size_close_to_autograd(cell):
         assert (g_fast[n] - g_ref[n]).abs().max() < 1e-5 * max(1.0, g_ref[n].abs().max()), n
 
 
-def test_taken_only_for_one_layer_dot_attention(monkeypatch):
+def test_taken_only_for_one_layer_with_attention(monkeypatch):
     calls = []
     real = attention_decoder.decode
     monkeypatch.setattr(attention_decoder, "decode", lambda *a: calls.append(1) or real(*a))
     src, src_len, tgt_in, _ = batch()
-    for att, layers, expect in [("dot", 1, 1), ("dot", 2, 0), ("additive", 1, 0)]:
+    for att, layers, expect in [("dot", 1, 1), ("additive", 1, 1), ("dot", 2, 0), ("additive", 3, 0), ("none", 1, 0)]:
         torch.manual_seed(0)
         m = Seq2Seq(ModelConfig(9, 9, cell="gru", embed=5, hidden=6, layers=layers, attention=att))
         calls.clear()

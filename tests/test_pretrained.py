@@ -59,3 +59,9 @@ def test_readme_lists_every_model_and_the_command(models):
     assert "python -m seq2seq.make_pretrained" in text
     for name in models:
         assert f"`{name}`" in text and " ".join(command(name)) in text
+
+
+def test_make_pretrained_help_and_unknown_names(capsys):
+    from seq2seq.make_pretrained import main
+    assert main(["--help"]) == 0 and "usage: python -m seq2seq.make_pretrained" in capsys.readouterr().out
+    assert main(["nope"]) == 2 and "unknown model(s) nope" in capsys.readouterr().err
