@@ -107,7 +107,7 @@ class _AttentionDecoder(torch.autograd.Function):
         gA = gA.transpose(0, 1) if gA is not None else None
         ds = gs_T if gs_T is not None else zeros
         dm = gm_T if gm_T is not None else zeros
-        # gate derivatives for every step at once; x - x*x = sigma'(.) for x = sigma(.), 1 - x*x = tanh'(.) for x = tanh(.)
+        # gate derivatives for every step at once: sigma' = x - x*x for x = sigma(.), tanh' = 1 - x*x for x = tanh(.)
         one = Q.new_ones(())
         if cell == "lstm":
             I, F, Gg, O = ACT[..., :H], ACT[..., H:2 * H], ACT[..., 2 * H:3 * H], ACT[..., 3 * H:]
@@ -131,7 +131,6 @@ class _AttentionDecoder(torch.autograd.Function):
         DGx, DC, DSC = Q.new_empty(T, B, W_ih.shape[0]), Q.new_empty(T, B, H), Q.new_empty(A.shape)
         if additive:
             dU_ = torch.addcmul(one, U, U, value=-1).mul_(v.view(H))  # d scores_tj / d (W_s s + kp_j) = v tanh'
-
             dkp = torch.zeros_like(U[0])  # sum over t of d loss / d kp
             DQ = Q.new_empty(T, B, H)  # d loss / d (W_s s_{t-1}), for W_s's gradient
         for t in range(T - 1, -1, -1):

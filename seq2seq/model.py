@@ -42,9 +42,11 @@ steps the decoder one timestep at a time. It does so with PyTorch's cell kernels
 rnn_tanh_cell) on `dec_rnn`'s own weights (`_dec_cell`), because the fused module's oneDNN kernel called on a
 sequence of length 1 costs several times its arithmetic (reversal, H=128, batch 64, one training step: LSTM 48 -> 41
 ms, GRU 46 -> 33 ms, RNN 30 -> 21 ms with the cell kernels and the elementwise dot products in `attend`).
-For one layer (dot or additive attention) a teacher-forced pass goes through `attention_decoder.decode` instead: the same math with autograd off inside the loop and the backward pass written out (the weight gradients
-as one product over all steps); its values and gradients are tested against this loop's. Reversal, batch 64, one
-training step: LSTM 40.8 -> 37.3 ms, GRU 40.6 -> 36.2, RNN 24.1 -> 20.6 (`bench_training.py --part breakdown`).
+For one layer (dot or additive attention) a teacher-forced pass goes through `attention_decoder.decode` instead: the
+same math with autograd off inside the loop and the backward pass written out (the weight gradients as one product
+over all steps); its values and gradients are tested against this loop's. Reversal, batch 64, one training step: dot
+attention LSTM 42.9 -> 34.8 ms, GRU 43.9 -> 37.3, RNN 21.1 -> 18.0; additive LSTM 55.2 -> 44.7, GRU 51.4 -> 44.5
+(`bench_training.py --part breakdown`).
 Why the dot score is divided by sqrt(H): s and k_j have H entries in [-1, 1], so an unscaled dot product is a sum of
 H terms whose size grows with sqrt(H); at H=128 the softmax starts out nearly one-hot, its gradient almost zero, and
 the model is slow to learn where to look. The same scaling as a Transformer's "scaled dot-product attention".

@@ -1,6 +1,6 @@
-"""The hand-written backward of the teacher-forced attention decoder (dot and additive) (seq2seq/attention_decoder.py) against
-autograd: gradcheck of the Function itself, and values and every parameter's gradient against the model's autograd
-path (Seq2Seq.fast_decoder = False), which steps PyTorch's own cell kernels."""
+"""The hand-written backward of the teacher-forced attention decoder, dot and additive (seq2seq/attention_decoder.py),
+against autograd: gradcheck of the Function itself, and values and every parameter's gradient against the model's
+autograd path (Seq2Seq.fast_decoder = False), which steps PyTorch's own cell kernels."""
 import pytest
 import torch
 import torch.nn.functional as F
