@@ -12,7 +12,9 @@ f and g are the same kind of cell (vanilla RNN with tanh, GRU or LSTM), stacked 
 
 Encoder. x_t is embedded (nn.Embedding, <pad> = id 0 maps to a zero vector) and run through `enc_rnn`. Padded
 timesteps are skipped with `pack_padded_sequence`, so h_T of every sequence is the state after its own last real
-token, and the backward direction of a bidirectional encoder starts at that token, not at the padding.
+token, and the backward direction of a bidirectional encoder starts at that token, not at the padding. A batch of
+only a few source lengths (as length-bucketed training batches are) runs the fused module once per length instead,
+unpadded (`_encode_by_length`): the same results, and oneDNN's kernel, which takes no packed sequences.
 
 Bridge (q). Unidirectional: s_0 = (h_T of every layer), unchanged. Bidirectional: the decoder runs one direction
 only, so each layer l gets  s_0[l] = tanh(W_b[l] [h_fwd_T[l]; h_bwd_1[l]] + b_b[l])  (one nn.Linear(2H, H) per layer,
@@ -80,6 +82,7 @@ from .config import ModelConfig
 from .data import EOS_ID, PAD_ID, SOS_ID  # noqa: F401  (specials: <pad> 0, <sos> 1, <eos> 2, <unk> 3)
 
 RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+SPLIT_MAX_LENGTHS = 4  # a batch with at most this many source lengths runs the encoder once per length (not packed)
 N_GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per layer: RNN 1; GRU r,z,n; LSTM i,f,g,o
 
 State = Tensor | tuple[Tensor, Tensor]  # (L, B, H), or (s, cell) for an LSTM
@@ -164,8 +167,11 @@ class Seq2Seq(nn.Module):
         cfg, (B, S) = self.cfg, src.shape
         lengths = src_len.detach().to("cpu", torch.int64).clamp(1, S)
         x = self.drop(self.src_embed(src))
-        if bool((lengths == S).all()):  # no padding in this batch: skip packing (about 20% faster encoder)
+        n_lengths = len(lengths.unique())
+        if n_lengths == 1 and int(lengths[0]) == S:  # no padding in this batch: skip packing (fastest kernel)
             enc_out, h_n = self.enc_rnn(x)
+        elif n_lengths <= SPLIT_MAX_LENGTHS:
+            enc_out, h_n = self._encode_by_length(x, lengths)
         else:
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             out, h_n = self.enc_rnn(packed)
@@ -184,6 +190,27 @@ class Seq2Seq(nn.Module):
             if cfg.attention == "additive":
                 keys_proj = self.att_Wk(keys)
         return EncoderOutput(enc_out, keys, mask, state0, context, keys_proj)
+
+    def _encode_by_length(self, x: Tensor, lengths: Tensor):
+        """The fused encoder once per source length, on the unpadded sub-batch of that length, put back in batch
+        order: the same outputs and final states as packing, through PyTorch's fastest (oneDNN) kernel, which does
+        not take packed sequences. A length-bucketed batch that straddles two lengths (a quarter of reversal's
+        batches): LSTM encoder forward + backward 12-14 ms instead of 20-25 ms packed."""
+        B, S = x.shape[:2]
+        order = torch.argsort(lengths, stable=True)
+        sizes = torch.bincount(lengths)
+        outs, finals, start = [], [], 0
+        for L in lengths.unique().tolist():
+            rows = order[start:start + int(sizes[L])]
+            start += len(rows)
+            out, h_n = self.enc_rnn(x[rows, :L])
+            outs.append(F.pad(out, (0, 0, 0, S - L)))
+            finals.append(h_n)
+        back = torch.argsort(order)  # sorted position of each original row
+        enc_out = torch.cat(outs)[back]
+        if isinstance(finals[0], tuple):  # LSTM: (h_n, c_n)
+            return enc_out, tuple(torch.cat([f[i] for f in finals], dim=1)[:, back] for i in range(2))
+        return enc_out, torch.cat(finals, dim=1)[:, back]
 
     def _bridge(self, final: Tensor, which: str) -> Tensor:
         """final (L*D, B, H) from the fused RNN (layer-major, forward then backward) -> decoder s_0 (L, B, H)."""

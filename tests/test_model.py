@@ -161,3 +161,28 @@ def test_learns_to_reverse_a_few_sequences():
     assert loss.item() < 0.05
     with torch.no_grad():
         assert torch.equal(m.eval()(src, src_len, tgt_in).argmax(-1), tgt_out)
+
+
+@pytest.mark.parametrize("cell,bidir", list(itertools.product(["rnn", "gru", "lstm"], [False, True])))
+def test_encoder_by_length_equals_packing(cell, bidir, monkeypatch):
+    """A batch of a few source lengths runs the fused encoder once per length (model._encode_by_length): the same
+    outputs, final states and gradients as packing the whole batch."""
+    import seq2seq.model as M
+    m = make(cell, 2, bidir, "dot")
+    src, src_len, tgt_in = batch()  # lengths 6, 2, 4
+
+    def run(split_max):
+        monkeypatch.setattr(M, "SPLIT_MAX_LENGTHS", split_max)
+        m.zero_grad()
+        enc = m.encode(src, src_len)
+        s0 = enc.state0[0] if isinstance(enc.state0, tuple) else enc.state0
+        (enc.enc_out.square().sum() + s0.square().sum() + m.decode_teacher_forced(tgt_in, enc).logits.sum()).backward()
+        return enc, {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+
+    (split, g_split), (packed, g_packed) = run(4), run(0)
+    assert torch.allclose(split.enc_out, packed.enc_out, atol=1e-6)
+    assert torch.allclose(split.context, packed.context, atol=1e-6)
+    assert split.enc_out[1, 2:].abs().sum() == 0  # zeros at padding, as pad_packed_sequence gives
+    assert g_split.keys() == g_packed.keys()
+    for n in g_split:
+        assert torch.allclose(g_split[n], g_packed[n], atol=1e-5), n
