@@ -170,7 +170,7 @@ class Seq2Seq(nn.Module):
         n_lengths = len(lengths.unique())
         if n_lengths == 1 and int(lengths[0]) == S:  # no padding in this batch: skip packing (fastest kernel)
             enc_out, h_n = self.enc_rnn(x)
-        elif n_lengths <= SPLIT_MAX_LENGTHS:
+        elif n_lengths <= SPLIT_MAX_LENGTHS and isinstance(self.enc_rnn, nn.RNNBase):  # (UnrolledRNN: whole)
             enc_out, h_n = self._encode_by_length(x, lengths)
         else:
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
