@@ -271,8 +271,8 @@ def bench_breakdown(quick: bool, attention: str = "dot") -> None:
             model.fast_decoder = True
             return f"{min(ms[True]):5.1f} ms (autograd's backward: {min(ms[False]):5.1f})"
         print(f"  {cell:4s}  whole step {both(step, one_len)} (one source length per batch; "
-              f"{_cpu_ms(step, mixed):5.1f} ms when lengths are mixed and packed, {len(mixed)}/{len(pool)} batches) = "
-              f"encoder fwd+bwd {_cpu_ms(enc, one_len):5.1f} ms ({_cpu_ms(enc, mixed):5.1f} packed) + "
+              f"{_cpu_ms(step, mixed):5.1f} ms when a batch mixes source lengths, {len(mixed)}/{len(pool)} batches) "
+              f"= encoder fwd+bwd {_cpu_ms(enc, one_len):5.1f} ms ({_cpu_ms(enc, mixed):5.1f} mixed) + "
               f"attention decoder fwd+bwd {both(dec, encoded)} (its matrix products alone: {floor:5.1f} ms "
               f"for {round(T)} timesteps) + clipping and Adam [batch {tc.batch_size}, mean target length {T:.1f}]")
 

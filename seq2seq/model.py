@@ -170,7 +170,8 @@ class Seq2Seq(nn.Module):
         n_lengths = len(lengths.unique())
         if n_lengths == 1 and int(lengths[0]) == S:  # no padding in this batch: skip packing (fastest kernel)
             enc_out, h_n = self.enc_rnn(x)
-        elif n_lengths <= SPLIT_MAX_LENGTHS and isinstance(self.enc_rnn, nn.RNNBase):  # (UnrolledRNN: whole)
+        # per length only through the fused module (training's gradient probe swaps in an UnrolledRNN: whole batches)
+        elif n_lengths <= SPLIT_MAX_LENGTHS and isinstance(self.enc_rnn, nn.RNNBase):
             enc_out, h_n = self._encode_by_length(x, lengths)
         else:
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
@@ -196,7 +197,7 @@ class Seq2Seq(nn.Module):
         order: the same outputs and final states as packing, through PyTorch's fastest (oneDNN) kernel, which does
         not take packed sequences. A length-bucketed batch that straddles two lengths (a quarter of reversal's
         batches): LSTM encoder forward + backward 12-14 ms instead of 20-25 ms packed."""
-        B, S = x.shape[:2]
+        S = x.shape[1]
         order = torch.argsort(lengths, stable=True)
         sizes = torch.bincount(lengths)
         outs, finals, start = [], [], 0
@@ -287,7 +288,8 @@ class Seq2Seq(nn.Module):
             s, state = self.dec_rnn(torch.cat([e, c], dim=-1), enc.state0)
             return DecoderOutput(self._logits(s, None), s, None, state)
         if self.fast_decoder and self.cfg.layers == 1:
-            r, (s0, m0) = self.dec_rnn, enc.state0 if self.cfg.cell == "lstm" else (enc.state0, None)
+            r = self.dec_rnn
+            s0, m0 = enc.state0 if self.cfg.cell == "lstm" else (enc.state0, None)
             additive = () if self.cfg.attention == "dot" else (enc.keys_proj, self.att_Ws.weight, self.att_v.weight)
             s, c, a, s_T, m_T = attention_decoder.decode(self.cfg.cell, e, enc.keys, enc.mask, s0[0],
                                                          None if m0 is None else m0[0], r.weight_ih_l0,
