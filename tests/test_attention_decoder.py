@@ -116,3 +116,39 @@ def test_taken_only_for_one_layer_with_attention(monkeypatch):
         calls.clear()
         m(src, src_len, tgt_in)
         assert len(calls) == expect, (att, layers)
+
+
+@pytest.mark.parametrize("att", ATTENTIONS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradcheck_smallest_shapes(cell, att):
+    """One example, one source token, one decoder step."""
+    g = torch.Generator().manual_seed(3)
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)  # noqa: E731
+    G, H = N_GATES[cell], 2
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    extra = [r(1, 1, H), r(H, H), r(1, H)] if att == "additive" else []
+    m0 = [r(1, H)] if cell == "lstm" else []
+
+    def f(e, k, s0, *rest):
+        m0, w = (rest[0], rest[1:]) if cell == "lstm" else (None, rest)
+        return tuple(o for o in attention_decoder.decode(cell, e, k, mask, s0, m0, *w) if o is not None)
+
+    assert torch.autograd.gradcheck(f, [r(1, 1, 3), r(1, 1, H), r(1, H), *m0, r(G * H, 3 + H), r(G * H, H), r(G * H),
+                                        r(G * H), *extra], atol=1e-7)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_training_mode_with_dropout_same_as_autograd(cell):
+    """Dropout (on the embeddings and on o_t) happens outside the decoder loop, so with the same seed both paths
+    drop the same units and agree."""
+    torch.manual_seed(0)
+    m = Seq2Seq(ModelConfig(9, 9, cell=cell, embed=5, hidden=6, attention="dot", dropout=0.3)).double().train()
+    b = batch()
+    results = []
+    for fast in (True, False):
+        torch.manual_seed(5)
+        results.append(loss_and_grads(m, fast, *b))
+    (fast, g_fast), (ref, g_ref) = results
+    assert torch.allclose(fast.logits, ref.logits, atol=1e-12)
+    for n in g_ref:
+        assert torch.allclose(g_fast[n], g_ref[n], atol=1e-10), n
