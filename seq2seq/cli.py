@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt_io
-from .config import ATTENTIONS, CELLS, LR_SCHEDULES, OPTIMIZERS, ModelConfig, TrainConfig
+from .config import ATTENTIONS, CELLS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, ModelConfig, TrainConfig
 from .data import Seq2SeqData, build_data, check_input_text
 from .limits import get_limits
 from .data import DataError
@@ -156,7 +156,7 @@ def train(args: argparse.Namespace, log=sys.stderr) -> ckpt_io.Checkpoint:
                                 batch_size=args.batch_size, bucket_by_length=args.bucket_by_length,
                                 epochs=args.epochs or None, max_seconds=args.max_seconds or None, clip=args.clip,
                                 teacher_forcing=args.teacher_forcing, seed=args.seed, eval_every=args.eval_every,
-                                threads=args.threads).validate()
+                                threads=args.threads, precision=args.precision).validate()
     except ValueError as e:
         raise UsageError(str(e)) from None
     limits = get_limits()
@@ -189,7 +189,7 @@ def train(args: argparse.Namespace, log=sys.stderr) -> ckpt_io.Checkpoint:
     metrics = {k: test[k] for k in ("exact_match", "token_accuracy", "loss", "n")}
     metrics.update(split="test", valid_exact_match=run.last_eval.get("exact_match"), steps=run.step_count,
                    epochs=round(run.epoch, 3), seconds=round(run.seconds, 2), n_params=n_params, data=source,
-                   message=run.message)
+                   precision=run.precision, message=run.message)
     ckpt = ckpt_io.Checkpoint(model=run.model.eval(), model_cfg=model_cfg, train_cfg=train_cfg, tokens=data.tokens,
                               src_vocab=data.src_vocab, tgt_vocab=data.tgt_vocab, metrics=metrics,
                               history=run.snapshot()["history"], task=args.task)
@@ -295,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-every", type=int, default=d_train.eval_every)
     t.add_argument("--seed", type=int, default=d_train.seed)
     t.add_argument("--threads", type=int, default=d_train.threads)
+    t.add_argument("--precision", choices=PRECISIONS, default=d_train.precision,
+                   help="matrix products of the training steps: fp32, or bf16 (mixed precision: weights, gradients "
+                        "and every evaluation stay fp32); auto (default): bf16 where the CPU has it natively")
     t.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint; prints one JSON object")

@@ -11,6 +11,7 @@ CELLS = ("rnn", "gru", "lstm")
 ATTENTIONS = ("none", "additive", "dot")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 LR_SCHEDULES = ("plateau", "constant", "halving")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def _from_dict(cls, d: dict):
@@ -101,6 +102,9 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 50  # optimizer steps between validation evaluations
     threads: int = 1  # torch threads in the training process
+    precision: str = "auto"  # matrix products of a training step: "fp32", or "bf16" (mixed precision: weights,
+    #                          gradients, optimizer state, loss and every evaluation stay fp32); "auto" = bf16 where
+    #                          the CPU multiplies bfloat16 natively, else fp32 (see training.resolve_precision)
 
     def validate(self) -> "TrainConfig":
         if self.optimizer not in OPTIMIZERS:
@@ -125,6 +129,8 @@ class TrainConfig:
             raise ValueError(f"clip must be >= 0 (0 turns clipping off), got {self.clip}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ValueError(f"teacher forcing ratio must be in [0, 1], got {self.teacher_forcing}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.eval_every < 1 or self.threads < 1:
             raise ValueError("eval_every and threads must be at least 1")
         return self

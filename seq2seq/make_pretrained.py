@@ -19,7 +19,8 @@ from .cli import build_parser, train
 
 ROOT = Path(__file__).resolve().parent.parent / "pretrained"
 MAX_MB = 2.0  # each shipped checkpoint stays under this size
-COMMON = ["--seed", "0", "--threads", "1", "--eval-every", "100"]
+# fp32 products: "auto" would train in bf16 on CPUs that have it and in fp32 elsewhere, so not the same bytes
+COMMON = ["--seed", "0", "--threads", "1", "--eval-every", "100", "--precision", "fp32"]
 # Three were made before the library's defaults moved on (plateau schedule, length buckets): pinned.
 FIRST = ["--lr-schedule", "constant", "--no-bucket-by-length"]
 

@@ -108,7 +108,7 @@ def test_float32_default_size_close_to_autograd(cell, att):
 def test_taken_only_for_one_layer_with_attention(monkeypatch):
     calls = []
     real = attention_decoder.decode
-    monkeypatch.setattr(attention_decoder, "decode", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(attention_decoder, "decode", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     src, src_len, tgt_in, _ = batch()
     for att, layers, expect in [("dot", 1, 1), ("additive", 1, 1), ("dot", 2, 0), ("additive", 3, 0), ("none", 1, 0)]:
         torch.manual_seed(0)
@@ -152,3 +152,51 @@ def test_training_mode_with_dropout_same_as_autograd(cell):
     assert torch.allclose(fast.logits, ref.logits, atol=1e-12)
     for n in g_ref:
         assert torch.allclose(g_fast[n], g_ref[n], atol=1e-10), n
+
+
+def _rel(x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((x - y).detach().norm() / y.detach().norm().clamp(min=1e-12))
+
+
+@pytest.mark.parametrize("att", ATTENTIONS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_bf16_products_close_to_fp32(cell, att):
+    """Mixed precision (lowp=bf16: the matrix products in bfloat16, everything else fp32): values and every input's
+    gradient within bf16's rounding of the fp32 ones (8 bits of mantissa: ~0.4% per product), all in fp32."""
+    args = [a.detach().float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+            for a in inputs(cell, att, B=8, S=7, T=6, E=8, H=16, seed=5)]
+    for i, fan_in in [(5, 8 + 16), (6, 16)] + ([(10, 16)] if att == "additive" else []):
+        args[i] = args[i] / fan_in ** 0.5  # weights of a trained model's size, not N(0, 1): no chaotic recurrence
+    args = [a.requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
+    args[2] = torch.arange(7)[None, :] < torch.tensor([7, 2, 1, 5, 7, 3, 6, 4])[:, None]
+    diff = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+    g = torch.Generator().manual_seed(6)
+    outs, grads = {}, {}
+    for lowp in (None, torch.bfloat16):
+        out = attention_decoder.decode(cell, *args, lowp=lowp)
+        out = [o for o in out if o is not None]
+        w = [torch.randn(o.shape, generator=g.manual_seed(6 + i)) for i, o in enumerate(out)]
+        loss = sum((o * wi).sum() for o, wi in zip(out, w))
+        outs[lowp], grads[lowp] = out, torch.autograd.grad(loss, diff)
+    for x, y in zip(outs[torch.bfloat16], outs[None]):
+        assert x.dtype == torch.float32 and _rel(x, y) < 1.5e-2
+    for x, y in zip(grads[torch.bfloat16], grads[None]):
+        assert x.dtype == torch.float32 and _rel(x, y) < 1.5e-2
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_model_lowp_only_in_training_mode(cell):
+    """Seq2Seq.lowp changes the training-mode products only: eval mode (evaluation, decoding, introspection) is
+    fp32, bit for bit; training mode is within bf16's rounding. Covers the encoder (oneDNN's bf16 LSTM for an
+    LSTM), the keys' projection, the attention decoder and the output layer."""
+    m, b = model(cell, "dot", torch.float32, E=16, H=32, V=30), batch(V=30, S=9, T=8)
+    m.eval()
+    with torch.no_grad():
+        ref = m(*b[:3])
+        m.lowp = torch.bfloat16
+        assert torch.equal(m(*b[:3]), ref)
+        m.train()
+        low = m(*b[:3])
+        m.lowp = None
+        full = m(*b[:3])
+    assert low.dtype == torch.float32 and 0 < _rel(low, full) < 1.5e-2

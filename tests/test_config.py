@@ -39,3 +39,11 @@ def test_lr_schedule_round_trips_and_validates():
         TrainConfig(lr_half_life=0).validate()
     with pytest.raises(ValueError, match="whole number"):
         TrainConfig.from_dict({"lr_half_life": 2.5})
+
+
+def test_precision_round_trips_and_validates():
+    assert TrainConfig().precision == "auto"
+    assert TrainConfig.from_dict({"lr": 0.01}).precision == "auto"  # configs saved before the field: the default
+    assert TrainConfig.from_dict(TrainConfig(precision="bf16").to_dict()).precision == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16").validate()

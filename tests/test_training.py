@@ -299,3 +299,25 @@ def test_exact_match_from_teacher_forcing_equals_greedy_decoding(data, att):
         assert got["exact_match"] == pytest.approx((ids == tgt_out).all(1).float().mean().item())
         seen.add(round(got["exact_match"], 3))
     assert len(seen) > 1  # the check ran on models that got different fractions right
+
+
+def test_precision_auto_follows_the_cpu_and_bf16_trains_in_fp32_weights(data, monkeypatch):
+    """"auto" is bf16 exactly where the CPU has native bf16; a bf16 run keeps fp32 weights and gradients, learns,
+    evaluates in fp32 (the same numbers as evaluating its weights in an fp32 run), and reports its precision."""
+    from seq2seq import training
+
+    for native in (True, False):
+        monkeypatch.setattr(training, "native_bf16", lambda native=native: native)
+        assert training.resolve_precision("auto") == ("bf16" if native else "fp32")
+    assert training.resolve_precision("fp32") == "fp32" and training.resolve_precision("bf16") == "bf16"
+    for cell in ("gru", "lstm"):
+        mc, tc = cfgs(data, cell=cell, attention="dot", bidirectional=True, precision="bf16", epochs=2)
+        run = train(Run(data, mc, tc))
+        assert run.precision == "bf16" and run.model.lowp == torch.bfloat16
+        assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in run.model.parameters())
+        h = run.snapshot()["history"]["train_loss"]
+        ref = train(Run(data, mc, TrainConfig(**{**tc.to_dict(), "precision": "fp32"})))
+        h_ref = ref.snapshot()["history"]["train_loss"]
+        assert h[-1] < h[0] and h[-1] == pytest.approx(h_ref[-1], rel=0.05)  # the same learning, up to rounding
+        fp32 = Run(data, mc, TrainConfig(**{**tc.to_dict(), "precision": "fp32"}), state_dict=run.state_dict())
+        assert fp32.model.lowp is None and fp32.evaluate() == run.evaluate()
