@@ -620,7 +620,7 @@ class Run:
             "best_exact_match": self.best_exact_match, "timestep_grad_norms": list(self.timestep_grads),
             "samples": [list(s) for s in self.samples], "history": history,
             "tokens_per_second": self.tokens_seen / self.seconds if self.seconds > 0 else 0.0,
-            "model_cfg": self.model_cfg.to_dict(), "train_cfg": self.train_cfg.to_dict(),
+            "model_cfg": self.model_cfg.to_dict(), "train_cfg": self.train_cfg.to_dict(), "precision": self.precision,
             "queue_position": None,
         }
 

@@ -313,7 +313,7 @@ def test_precision_auto_follows_the_cpu_and_bf16_trains_in_fp32_weights(data, mo
     for cell in ("gru", "lstm"):
         mc, tc = cfgs(data, cell=cell, attention="dot", bidirectional=True, precision="bf16", epochs=2)
         run = train(Run(data, mc, tc))
-        assert run.precision == "bf16" and run.model.lowp == torch.bfloat16
+        assert run.precision == run.snapshot()["precision"] == "bf16" and run.model.lowp == torch.bfloat16
         assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in run.model.parameters())
         h = run.snapshot()["history"]["train_loss"]
         ref = train(Run(data, mc, TrainConfig(**{**tc.to_dict(), "precision": "fp32"})))
