@@ -36,7 +36,7 @@ from seq2seq.config import ModelConfig, TrainConfig  # noqa: E402
 from seq2seq.data import build_data  # noqa: E402
 from seq2seq.model import N_GATES, Seq2Seq  # noqa: E402
 from seq2seq.tasks import generate_splits  # noqa: E402
-from seq2seq.training import PAD_ID, Run  # noqa: E402
+from seq2seq.training import PAD_ID, Run, resolve_precision  # noqa: E402
 
 
 def task_data(task: str, **params):
@@ -47,7 +47,8 @@ def describe(mc: ModelConfig, tc: TrainConfig) -> str:
     return (f"cell={mc.cell} E={mc.embed} H={mc.hidden} layers={mc.layers} bi={mc.bidirectional} "
             f"attention={mc.attention} | {tc.optimizer} lr={tc.lr:g} {tc.lr_schedule}"
             f"{f'/{tc.lr_half_life}' if tc.lr_schedule == 'halving' else ''} batch={tc.batch_size} clip={tc.clip:g} "
-            f"tf={tc.teacher_forcing:g} eval_every={tc.eval_every} threads={torch.get_num_threads()}")
+            f"tf={tc.teacher_forcing:g} eval_every={tc.eval_every} threads={torch.get_num_threads()} "
+            f"precision={resolve_precision(tc.precision)}")
 
 
 # ---------------------------------------------------------------------------------------------- (1) throughput
@@ -67,10 +68,11 @@ def plain_step(model, opt, batch, clip: float) -> None:
 
 
 def plain_loop(mc: ModelConfig, tc: TrainConfig, batches, seconds: float) -> tuple[float, float]:
-    """The minimal loop: forward, cross-entropy, backward, clip, Adam. Returns target tokens per (CPU, wall) second;
-    runs for `seconds` of CPU time."""
+    """The minimal loop: forward, cross-entropy, backward, clip, Adam, in the precision a Run would use (bf16 products
+    where the CPU has them). Returns target tokens per (CPU, wall) second; runs for `seconds` of CPU time."""
     torch.manual_seed(tc.seed)
     model = Seq2Seq(mc).train()
+    model.lowp = torch.bfloat16 if resolve_precision(tc.precision) == "bf16" else None  # the Run's precision
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
     tokens, i, c0, t0 = 0, 0, time.process_time(), time.perf_counter()
     while time.process_time() - c0 < seconds:

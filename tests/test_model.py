@@ -127,9 +127,9 @@ def test_initialization():
         for block in W_hh:  # orthogonal per gate
             assert torch.allclose(block @ block.T, torch.eye(H), atol=1e-5)
         b = m.dec_rnn.bias_ih_l0.detach().view(G, H)
-        if cell == "gru":  # the reset gate r starts open; every other bias (the update gate z's too) at 0
-            assert torch.all(b[0] == 1) and torch.all(b[1:] == 0)
-        else:  # every bias, the LSTM's forget gate included
+        if cell in ("gru", "lstm"):  # the GRU's reset gate r and the LSTM's input gate i start open (gate 0), every
+            assert torch.all(b[0] == 2) and torch.all(b[1:] == 0)  # other bias at 0 (forget and update gates too)
+        else:
             assert torch.all(b == 0)
         assert torch.all(m.enc_rnn.bias_hh_l0 == 0)
         assert torch.all(m.src_embed.weight[PAD_ID] == 0)
