@@ -236,6 +236,18 @@ def resolve_precision(precision: str) -> str:
     return ("bf16" if native_bf16() else "fp32") if precision == "auto" else precision
 
 
+@contextmanager
+def _flush_denormals():
+    """Inside a training step, denormal floats (magnitudes below 1.2e-38) count as zero. Gradients through saturated
+    gates reach them, and x86 CPUs compute on them ~100x slower: an LSTM reversal step took 7% longer without this
+    (26-34 against 25-29 ms, interleaved; GRU unchanged). No result that shows can change."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     """adam / rmsprop / sgd (plain SGD, no momentum: the update is exactly -lr * gradient)."""
     if name == "adam":
@@ -425,7 +437,8 @@ class Run:
         if self._t_last is None:
             self._t_last = time.perf_counter()
         try:
-            out = self._step()
+            with _flush_denormals():
+                out = self._step()
         except Exception as e:  # noqa: BLE001 - a run must never take its host down
             self.status, self.message = "error", f"Training failed at step {self.step_count + 1}: " \
                                                  f"{type(e).__name__}: {e}"

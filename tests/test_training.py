@@ -321,3 +321,15 @@ def test_precision_auto_follows_the_cpu_and_bf16_trains_in_fp32_weights(data, mo
         assert h[-1] < h[0] and h[-1] == pytest.approx(h_ref[-1], rel=0.05)  # the same learning, up to rounding
         fp32 = Run(data, mc, TrainConfig(**{**tc.to_dict(), "precision": "fp32"}), state_dict=run.state_dict())
         assert fp32.model.lowp is None and fp32.evaluate() == run.evaluate()
+
+
+def test_training_steps_flush_denormals_and_restore(data, monkeypatch):
+    """Denormal floats count as zero inside a step (x86 computes on them ~100x slower), and only there."""
+    mc, tc = cfgs(data)
+    run = Run(data, mc, tc)
+    seen, real = [], run._step
+    monkeypatch.setattr(run, "_step", lambda: seen.append((torch.tensor([1e-39]) * 1.0).item()) or real())
+    run.step()
+    if torch.set_flush_denormal(False):  # the CPU supports flushing (x86 with SSE3)
+        assert seen == [0.0]
+    assert (torch.tensor([1e-39]) * 1.0).item() != 0.0
