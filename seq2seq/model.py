@@ -305,8 +305,8 @@ class Seq2Seq(nn.Module):
         return self.lowp if self.training else None
 
     def _lowp_lstm(self):
-        """A context in which the fused LSTM runs in bf16 (oneDNN's kernel, 1.5-2.5x faster here) when training in
-        mixed precision. Only the LSTM: PyTorch's GRU and RNN on the CPU are a loop over timesteps, which autocast
+        """A context in which the fused LSTM runs in bf16 (oneDNN's kernel; a bidirectional forward + backward 1.3-1.7x
+        faster here on training batches, 2.6x at one fixed shape) when training in mixed precision. Only the LSTM: PyTorch's GRU and RNN on the CPU are a loop over timesteps, which autocast
         would make slower, casting the weights again at every step."""
         lowp = self._lowp() if self.cfg.cell == "lstm" else None
         return torch.autocast("cpu", lowp or torch.bfloat16, enabled=lowp is not None)
