@@ -39,6 +39,7 @@ mode, which is always fp32 on the same weights. Where the CPU has no bf16 units,
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from contextlib import contextmanager
@@ -221,8 +222,10 @@ class EncodedSplit:
         return self.src[idx, :S], src_len, self.tgt_in[idx, :T], self.tgt_out[idx, :T]
 
 
+@functools.cache
 def native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (avx512_bf16 or amx_bf16 among the Linux CPU flags)."""
+    """Whether this CPU multiplies bfloat16 in hardware (avx512_bf16 or amx_bf16 among the Linux CPU flags); read
+    once per process."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
