@@ -201,8 +201,7 @@ class Seq2Seq(nn.Module):
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             out, h_n = self.enc_rnn(packed)
             enc_out, _ = pad_packed_sequence(out, batch_first=True, total_length=S)
-        if enc_out.dtype != x.dtype:  # a bf16 LSTM's outputs, back to fp32
-            enc_out, h_n = enc_out.to(x.dtype), tuple(h.to(x.dtype) for h in h_n)
+        enc_out, h_n = self._to_dtype(enc_out, h_n, x.dtype)
         mask = torch.arange(S, device=src.device)[None, :] < lengths.to(src.device)[:, None]
         if cfg.cell == "lstm":
             h_n, c_n = h_n
@@ -311,6 +310,13 @@ class Seq2Seq(nn.Module):
         lowp = self._lowp() if self.cfg.cell == "lstm" else None
         return torch.autocast("cpu", lowp or torch.bfloat16, enabled=lowp is not None)
 
+    @staticmethod
+    def _to_dtype(out: Tensor, state: State, dtype: torch.dtype) -> tuple[Tensor, State]:
+        """A fused RNN's outputs and final state in `dtype`: a bf16 LSTM's (see _lowp_lstm) back to fp32."""
+        if out.dtype == dtype:
+            return out, state
+        return out.to(dtype), (tuple(h.to(dtype) for h in state) if isinstance(state, tuple) else state.to(dtype))
+
     def _lp_linear(self, lin: nn.Linear, x: Tensor) -> Tensor:
         """lin(x), its product in `lowp` when training in mixed precision; the result in x's dtype (fp32)."""
         lowp = self._lowp()
@@ -332,8 +338,7 @@ class Seq2Seq(nn.Module):
             c = enc.context.unsqueeze(1).expand(-1, tgt_in.shape[1], -1)
             with self._lowp_lstm():
                 s, state = self.dec_rnn(torch.cat([e, c], dim=-1), enc.state0)
-            if s.dtype != e.dtype:  # a bf16 LSTM's outputs, back to fp32
-                s, state = s.to(e.dtype), tuple(h.to(e.dtype) for h in state)
+            s, state = self._to_dtype(s, state, e.dtype)
             return DecoderOutput(self._logits(s, None), s, None, state)
         if self.fast_decoder and self.cfg.layers == 1:
             r = self.dec_rnn
