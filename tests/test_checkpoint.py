@@ -48,7 +48,9 @@ def ckpt() -> C.Checkpoint:
 
 @pytest.fixture(scope="module")
 def files(ckpt) -> dict[str, bytes]:
-    return C.to_files(ckpt)
+    """The five files without the manifest, as checkpoints written before it had one: the hostile-file tests below
+    edit one file at a time and must reach the checks behind the manifest's (tested on its own further down)."""
+    return {k: v for k, v in C.to_files(ckpt).items() if k != C.MANIFEST}
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +255,7 @@ def test_format_version_1_loads_only_without_attention(files):
     cfg = json.loads(files[C.CONFIG])
     assert cfg["format_version"] == C.FORMAT_VERSION == 2 and cfg["model"]["attention"] != "none"
     _raises({**files, C.CONFIG: json.dumps({**cfg, "format_version": 1}).encode()}, "older version.*Train it again")
-    plain = C.to_files(make_ckpt("lstm", "none", True))
+    plain = {k: v for k, v in C.to_files(make_ckpt("lstm", "none", True)).items() if k != C.MANIFEST}  # v1: none
     old = json.loads(plain[C.CONFIG])
     ck = C.from_files({**plain, C.CONFIG: json.dumps({**old, "format_version": 1}).encode()})
     assert ck.model_cfg.attention == "none"
@@ -317,7 +319,7 @@ def test_fuzz_truncated_and_bit_flipped_zip(zip_bytes, data):
 @FUZZ
 @given(data=st.data())
 def test_fuzz_truncated_and_bit_flipped_files(ckpt, files, data):
-    name = data.draw(st.sampled_from(C.FILES), label="file")
+    name = data.draw(st.sampled_from(C.MODEL_FILES), label="file")
     b = bytearray(files[name])
     if data.draw(st.booleans(), label="truncate"):
         b = b[: data.draw(st.integers(0, max(len(b) - 1, 0)), label="cut at")]
