@@ -328,7 +328,7 @@ def _recover(target: Path) -> None:
             _fsync_dir(target.parent)
     for kind in _siblings(target).values():
         for p in kind.values():
-            FS.rmtree(p, ignore_errors=True)
+            _remove(p)
 
 
 def describe_target(path: str | os.PathLike) -> str:
@@ -406,6 +406,7 @@ def save(ckpt: Checkpoint | dict, path: str | os.PathLike) -> Path:
     target = Path(path)
     if str(path).strip() == "":
         raise CheckpointError("the checkpoint folder's name is empty")
+    _check_replaceable(target)  # before the lock file is made beside it (and again under the lock)
     files = to_files(ckpt)
     with _SAVE_LOCK:
         held = _HELD.get(_key(target)) if target.parent.exists() else None
@@ -420,7 +421,7 @@ def save(ckpt: Checkpoint | dict, path: str | os.PathLike) -> Path:
 def _save_locked(files: dict[str, bytes], target: Path) -> Path:
     parent, token = target.parent, f"{os.getpid()}-{secrets.token_hex(4)}"
     new, old = parent / f".{target.name}.new-{token}", parent / f".{target.name}.old-{token}"
-    try:
+    try:  # 1. the complete new checkpoint in a fresh folder, flushed to disk
         _recover(target)
         _check_replaceable(target)
         FS.mkdir(new)
@@ -428,26 +429,40 @@ def _save_locked(files: dict[str, bytes], target: Path) -> Path:
             _write_file(new / name, files[name])
         _fsync_dir(new)
     except OSError as e:
-        FS.rmtree(new, ignore_errors=True)
+        _remove(new)
         raise CheckpointError(_os_message(e, target)) from None
-    try:
+    try:  # 2. swapped in: at every instant `target` is the old checkpoint or the new one
         if not os.path.lexists(target) or describe_target(target) == "empty":
             FS.rename(new, target)  # rename() replaces an empty folder atomically
         elif FS.exchange(new, target):  # one atomic step: `new` now names the old checkpoint
             old = new
         else:
-            FS.rename(target, old)
+            FS.rename(target, old)  # target missing until the next rename: load reads `new` (see the top)
             try:
                 FS.rename(new, target)
-            except OSError:
-                FS.rename(old, target)  # put the old one back
+            except OSError as e:
+                try:
+                    FS.rename(old, target)  # put the old one back
+                except OSError:  # both folders are complete: load reads the new one, the next save finishes
+                    raise CheckpointError(f"cannot finish saving {target} ({e.strerror or e}); the new checkpoint "
+                                          f"is complete in {new.name} and the next save or load uses it") from None
                 raise
-        _fsync_dir(parent)
     except OSError as e:
-        FS.rmtree(new, ignore_errors=True)
+        _remove(new)
         raise CheckpointError(_os_message(e, target)) from None
-    FS.rmtree(old, ignore_errors=True)
+    try:  # 3. the swap is done (an error now cannot undo it): make it durable, remove the old checkpoint
+        _fsync_dir(parent)
+    except OSError:
+        pass  # the rename itself succeeded; only its flush to disk could not be confirmed
+    _remove(old)  # a leftover is removed by the next save
     return target
+
+
+def _remove(path: Path) -> None:
+    try:
+        FS.rmtree(path, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def to_zip_bytes(ckpt: Checkpoint) -> bytes:
