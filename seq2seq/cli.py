@@ -273,12 +273,10 @@ class _Interrupt:
             self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
-    def _handle(self, signum, frame):
+    def _handle(self, signum, frame):  # only a flag: printing here could re-enter a print in progress
         self.count += 1
         if self.count > 1:
             raise KeyboardInterrupt
-        print("\ninterrupted: stopping after this step to save the run (Ctrl-C again quits without saving)",
-              file=self.log, flush=True)
 
     def __exit__(self, *exc):
         if self._old is not None:
@@ -324,6 +322,8 @@ def _train_locked(args, log, given: set[str], training_state: bool) -> ckpt_io.C
     with _Interrupt(log) as interrupt:
         while not run.done:
             if interrupt.count:
+                print("\ninterrupted: stopping to save the run (Ctrl-C again quits without saving)", file=log,
+                      flush=True)
                 run.stop()
                 break
             m = run.step()
