@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -140,11 +143,89 @@ def _bar(frac: float, width: int = 24) -> str:
     return "[" + "#" * n + "." * (width - n) + "]"
 
 
-def train(args: argparse.Namespace, log=sys.stderr) -> ckpt_io.Checkpoint:
-    """Train in this process from parsed `train` arguments, save the checkpoint to args.out and return it."""
-    from .model import count_parameters
+RESUME_FLAGS = {"resume", "out", "overwrite", "epochs", "max_seconds", "threads", "data", "valid"}
+DATA_ARGS = ("task", "data", "valid", "param", "n_train", "n_valid", "n_test", "data_seed", "tokens", "max_len",
+             "max_vocab", "seed")
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """--out before any work: a name, not a file, not a folder of other files, and not a checkpoint unless
+    --overwrite (or it is the run being resumed)."""
+    out = args.out
+    if out is None:
+        raise UsageError("train needs --out DIR, the checkpoint folder to write (or --resume DIR)")
+    if out.strip() == "":
+        raise UsageError("--out is empty; give the checkpoint folder to write")
+    kind = ckpt_io.describe_target(out)
+    if kind == "file":
+        raise UsageError(f"--out {out} is a file; give a folder (new, empty, or holding a checkpoint)")
+    if kind == "link":
+        raise UsageError(f"--out {out} is a symbolic link; give the folder itself")
+    if kind == "other":
+        raise UsageError(f"--out {out} is a folder holding other files; give a new or empty folder (a checkpoint "
+                         "folder is replaced whole)")
+    same_run = args.resume is not None and os.path.realpath(args.resume) == os.path.realpath(out)
+    if kind == "checkpoint" and not args.overwrite and not same_run:
+        raise UsageError(f"--out {out} already holds a checkpoint; add --overwrite to replace it, or --resume {out} "
+                         "to continue it")
+
+
+def _resume(args: argparse.Namespace, given: set[str]):
+    """The run saved in args.resume, ready to continue: (run, data, source, model_cfg, train_cfg, data args)."""
     from .training import Run
 
+    changed = sorted(given - RESUME_FLAGS)
+    if changed:
+        flags = ", ".join("--" + f.replace("_", "-") for f in changed)
+        raise UsageError(f"{flags}: a resumed run keeps its configuration (see {args.resume}/config.json); only "
+                         "--out, --overwrite, --epochs, --max-seconds, --threads, --data and --valid may be given")
+    ck = _load(args.resume, training=True)
+    if ck.training is None or not isinstance(ck.training["state"].get("cli"), dict):
+        raise UsageError(f"{args.resume} holds no training state to resume (saved by an older version or not by "
+                         "train); train a new run with --out")
+    saved = ck.training["state"]["cli"]
+    data_args = argparse.Namespace(**{k: saved.get(k) for k in DATA_ARGS})
+    for k in ("data", "valid"):
+        if k in given:
+            setattr(data_args, k, getattr(args, k))
+        elif getattr(data_args, k) and not Path(getattr(data_args, k)).is_file():
+            raise UsageError(f"the run's {k} file {getattr(data_args, k)} is not there any more; give it with "
+                             f"--{k} FILE")
+    data, source = make_data(data_args)
+    if data.src_vocab.itos != ck.src_vocab.itos or data.tgt_vocab.itos != ck.tgt_vocab.itos:
+        raise UsageError("the data differ from those the run was trained on (other vocabularies)")
+    train_cfg = ck.train_cfg
+    if "threads" in given:
+        train_cfg = TrainConfig(**{**train_cfg.to_dict(), "threads": args.threads})
+    torch.set_num_threads(train_cfg.threads)
+    run = Run(data, ck.model_cfg, train_cfg)
+    try:
+        run.load_training_state(ck.training, ck.model.state_dict())
+    except ValueError as e:
+        raise UsageError(f"cannot resume {args.resume}: {e}") from None
+    if run.status in ("diverged", "error"):
+        raise UsageError(f"{args.resume}: the run {run.status}; it cannot continue")
+    epochs = args.epochs if "epochs" in given else None
+    seconds = args.max_seconds if "max_seconds" in given else None
+    if epochs is None and seconds is None:
+        if run.status == "finished":
+            raise UsageError(f"{args.resume} finished its run ({run.step_count} steps); give --epochs N or "
+                             "--max-seconds S to train it longer")
+        epochs = None if run.max_epochs is None else run.max_epochs - run.epoch  # the rest of its budget
+        seconds = None if run.max_seconds is None else run.max_seconds - run.seconds
+    try:
+        run.extend(epochs=epochs or None, seconds=seconds or None)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    run.resume()
+    return run, data, source, ck.model_cfg, train_cfg, data_args
+
+
+def _new_run(args: argparse.Namespace):
+    from .training import Run
+
+    if not args.task and not args.data:
+        raise UsageError("train needs --task NAME or --data FILE (or --resume DIR)")
     torch.set_num_threads(args.threads)
     data, source = make_data(args)
     try:
@@ -159,50 +240,137 @@ def train(args: argparse.Namespace, log=sys.stderr) -> ckpt_io.Checkpoint:
                                 threads=args.threads, precision=args.precision).validate()
     except ValueError as e:
         raise UsageError(str(e)) from None
+    _check_size(model_cfg)
+    return Run(data, model_cfg, train_cfg), data, source, model_cfg, train_cfg, args
+
+
+def _check_size(model_cfg: ModelConfig) -> int:
+    from .model import count_parameters
+
     limits = get_limits()
     n_params = count_parameters(model_cfg)["total"]
     if n_params > limits.max_params:
         raise UsageError(f"the model has {n_params:,} parameters, over the limit of {limits.max_params:,} "
                          "(SEQ2SEQ_MAX_PARAMS): use fewer hidden units, layers or a smaller embedding")
+    return n_params
+
+
+def checkpoint_bytes(n_params: int) -> int:
+    """Disk space a checkpoint of `train` needs, at most: the best weights, the latest weights and two optimizer
+    tensors per weight (Adam), 4 bytes each, plus the JSON files (curves: well under 8 MB)."""
+    return 16 * n_params + 8 * 2**20
+
+
+class _Interrupt:
+    """SIGINT (Ctrl-C) during training: the first stops the run at the end of the current step, so that it is
+    saved whole; a second one quits at once (KeyboardInterrupt), leaving any previous checkpoint untouched."""
+
+    def __init__(self, log):
+        self.count, self.log, self._old = 0, log, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):  # only a flag: printing here could re-enter a print in progress
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def train(args: argparse.Namespace, log=sys.stderr, given: set[str] | None = None,
+          training_state: bool = True) -> ckpt_io.Checkpoint:
+    """Train in this process from parsed `train` arguments, save the checkpoint to args.out and return it.
+
+    The checkpoint holds the weights of the run's best evaluation (training.Run.best_state_dict) and, with
+    `training_state`, what `--resume` needs. `given`: the flags given on the command line (with --resume). Ctrl-C
+    stops the run after the current step and saves it (metrics["interrupted"] is then True)."""
+    args.resume = getattr(args, "resume", None)
+    args.overwrite = getattr(args, "overwrite", False)
+    if args.resume is not None and args.out is None:
+        args.out = args.resume
+    _check_out(args)
+    try:
+        lock = ckpt_io.CheckpointLock(args.out).acquire()  # one writer at a time, from now until it is saved
+    except ckpt_io.CheckpointError as e:
+        raise UsageError(str(e)) from None
+    try:
+        return _train_locked(args, log, given or set(), training_state)
+    finally:
+        lock.release()
+
+
+def _train_locked(args, log, given: set[str], training_state: bool) -> ckpt_io.Checkpoint:
+    run, data, source, model_cfg, train_cfg, data_args = (_resume(args, given) if args.resume is not None
+                                                          else _new_run(args))
+    n_params = _check_size(model_cfg)
+    try:
+        ckpt_io.check_target(args.out, checkpoint_bytes(n_params))
+    except ckpt_io.CheckpointError as e:
+        raise UsageError(f"--out {e}") from None
 
     print(f"data: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test pairs, "
           f"vocab {len(data.src_vocab)} -> {len(data.tgt_vocab)}, {data.tokens} tokens; model: {n_params:,} "
-          f"parameters", file=log)
-    run = Run(data, model_cfg, train_cfg)
+          f"parameters" + (f"; resuming at step {run.step_count}" if args.resume else ""), file=log)
     tty = hasattr(log, "isatty") and log.isatty()
     last_print, last_decile = 0.0, -1
-    while not run.done:
-        m = run.step()
-        now, frac = time.perf_counter(), run.progress()
-        if run.done or (tty and now - last_print > 0.1) or (not tty and int(frac * 10) > last_decile):
-            em = run.last_eval.get("exact_match", float("nan"))
-            line = (f"{_bar(frac)} {frac:4.0%} step {run.step_count} epoch {run.epoch:.2f} "
-                    f"loss {m.get('train_loss', float('nan')):.4f} valid exact match {em:.3f} {run.seconds:.1f}s")
-            print(("\r" + line) if tty else line, end="" if tty else "\n", file=log, flush=True)
-            last_print, last_decile = now, int(frac * 10)
-    if tty:
-        print(file=log)
-    if run.status in ("diverged", "error"):
-        raise UsageError(f"training {run.status}: {run.message}")
+    with _Interrupt(log) as interrupt:
+        while not run.done:
+            if interrupt.count:
+                print("\ninterrupted: stopping to save the run (Ctrl-C again quits without saving)", file=log,
+                      flush=True)
+                run.stop()
+                break
+            m = run.step()
+            now, frac = time.perf_counter(), run.progress()
+            if run.done or (tty and now - last_print > 0.1) or (not tty and int(frac * 10) > last_decile):
+                em = run.last_eval.get("exact_match", float("nan"))
+                line = (f"{_bar(frac)} {frac:4.0%} step {run.step_count} epoch {run.epoch:.2f} "
+                        f"loss {m.get('train_loss', float('nan')):.4f} valid exact match {em:.3f} {run.seconds:.1f}s")
+                print(("\r" + line) if tty else line, end="" if tty else "\n", file=log, flush=True)
+                last_print, last_decile = now, int(frac * 10)
+        if tty:
+            print(file=log)
+        if run.status in ("diverged", "error"):
+            raise UsageError(f"training {run.status}: {run.message}")
 
-    test = run.evaluate("test")
-    metrics = {k: test[k] for k in ("exact_match", "token_accuracy", "loss", "n")}
-    metrics.update(split="test", valid_exact_match=run.last_eval.get("exact_match"), steps=run.step_count,
-                   epochs=round(run.epoch, 3), seconds=round(run.seconds, 2), n_params=n_params, data=source,
-                   precision=run.precision, message=run.message)
-    ckpt = ckpt_io.Checkpoint(model=run.model.eval(), model_cfg=model_cfg, train_cfg=train_cfg, tokens=data.tokens,
-                              src_vocab=data.src_vocab, tgt_vocab=data.tgt_vocab, metrics=metrics,
-                              history=run.snapshot()["history"], task=args.task)
-    ckpt_io.save(ckpt, args.out)
+        state = run.training_state() if training_state else None
+        if state is not None:
+            state["state"]["cli"] = {k: getattr(data_args, k, None) for k in DATA_ARGS}
+            for k in ("data", "valid"):
+                if state["state"]["cli"][k]:
+                    state["state"]["cli"][k] = os.path.abspath(state["state"]["cli"][k])
+        run.model.load_state_dict(run.best_state_dict())  # what is saved and measured: the best evaluation
+        test = run.evaluate("test")
+        best, worse = run.best or {}, run.worse_than_best()
+        metrics = {k: test[k] for k in ("exact_match", "token_accuracy", "loss", "n")}
+        metrics.update(split="test", valid_exact_match=best.get("exact_match"), steps=run.step_count,
+                       best_step=best.get("step"), epochs=round(run.epoch, 3), seconds=round(run.seconds, 2),
+                       n_params=n_params, data=source, precision=run.precision, message=run.message,
+                       worse=None if worse is None else {k: v for k, v in worse.items() if k != "message"},
+                       interrupted=interrupt.count > 0)
+        ckpt = ckpt_io.Checkpoint(model=run.model.eval(), model_cfg=model_cfg, train_cfg=train_cfg,
+                                  tokens=data.tokens, src_vocab=data.src_vocab, tgt_vocab=data.tgt_vocab,
+                                  metrics=metrics, history=run.snapshot()["history"], task=data_args.task,
+                                  training=state)
+        try:
+            ckpt_io.save(ckpt, args.out)
+        except ckpt_io.CheckpointError as e:
+            raise UsageError(str(e)) from None
     return ckpt
 
 
 # ----------------------------------------------------------------------------------------------------- eval, predict
 
 
-def _load(path: str) -> ckpt_io.Checkpoint:
+def _load(path: str, training: bool = False) -> ckpt_io.Checkpoint:
     try:
-        return ckpt_io.load(path)
+        return ckpt_io.load(path, training=training)
     except ckpt_io.CheckpointError as e:
         raise UsageError(str(e)) from None
 
@@ -260,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     d_model, d_train = ModelConfig(5, 5), TrainConfig()
 
     t = sub.add_parser("train", help="train a model and save a checkpoint folder")
-    src = t.add_mutually_exclusive_group(required=True)
+    src = t.add_mutually_exclusive_group()
     src.add_argument("--task", help=f"built-in task: {', '.join(TASKS)}")
     src.add_argument("--data", metavar="FILE", help="TSV (source<TAB>target) or CSV (header source,target)")
     t.add_argument("--valid", metavar="FILE", help="validation pairs (with --data); without it 10%% of the data is "
@@ -298,7 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=PRECISIONS, default=d_train.precision,
                    help="matrix products of the training steps: fp32, or bf16 (mixed precision: weights, gradients "
                         "and every evaluation stay fp32); auto (default): bf16 where the CPU has it natively")
-    t.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
+    t.add_argument("--out", metavar="DIR", help="checkpoint folder to write (replaced whole; default with --resume: "
+                   "the resumed folder)")
+    t.add_argument("--overwrite", action="store_true", help="replace the checkpoint that --out already holds")
+    t.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (after Ctrl-C, or with --epochs N "
+                   "/ --max-seconds S more after it finished); its model, data and settings are kept")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint; prints one JSON object")
     e.add_argument("checkpoint", metavar="DIR")
@@ -315,14 +487,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def given_flags(argv: list[str]) -> set[str]:
+    """The `train` options given on the command line (dest names), whatever their values."""
+    p = build_parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    for a in sub._actions:
+        a.default = argparse.SUPPRESS
+    return set(vars(p.parse_args(argv))) - {"command"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
         if args.command == "train":
-            ckpt = train(args)
+            ckpt = train(args, given=given_flags(argv))
             m = ckpt.metrics
-            print(f"test exact_match {m['exact_match']:.4f} token_accuracy {m['token_accuracy']:.4f} "
-                  f"loss {m['loss']:.4f} n {m['n']} steps {m['steps']} seconds {m['seconds']} -> {args.out}")
+            line = (f"test exact_match {m['exact_match']:.4f} token_accuracy {m['token_accuracy']:.4f} "
+                    f"loss {m['loss']:.4f} n {m['n']} steps {m['steps']} seconds {m['seconds']} -> {args.out}")
+            if m["worse"] is not None:
+                line += (f" (it got worse: validation loss {m['worse']['loss']:.3f}, lowest "
+                         f"{m['worse']['lowest_loss']:.3f}; saved the best evaluation, step {m['best_step']})")
+            print(line)
+            if m["worse"] is not None:
+                print(f"warning: {m['message'].split('It got worse: ', 1)[-1]}", file=sys.stderr)
+            if m["interrupted"]:
+                print(f"error: interrupted at step {m['steps']}: saved the best evaluation (step {m['best_step']}) "
+                      f"to {args.out}; continue with: python -m seq2seq train --resume {args.out}", file=sys.stderr)
+                return 130
         elif args.command == "eval":
             print(json.dumps(eval_command(args)))
         else:

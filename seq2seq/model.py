@@ -167,17 +167,17 @@ class Seq2Seq(nn.Module):
         self.reset_parameters()
 
     @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """Initialization documented at the top of this file."""
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Initialization documented at the top of this file (random draws from `generator`, default: torch's)."""
         H, G = self.cfg.hidden, N_GATES[self.cfg.cell]
         for rnn in (self.enc_rnn, self.dec_rnn):
             for name, p in rnn.named_parameters():
                 blocks = p.view(G, H, *p.shape[1:])  # one block per gate
                 for b in blocks:
                     if name.startswith("weight_hh"):
-                        nn.init.orthogonal_(b)
+                        nn.init.orthogonal_(b, generator=generator)
                     elif name.startswith("weight_ih"):
-                        nn.init.xavier_uniform_(b)
+                        nn.init.xavier_uniform_(b, generator=generator)
                     else:
                         b.zero_()  # the gates' biases too (see the top of this file) ...
                 if name.startswith("bias_ih") and self.cfg.cell in OPEN_GATE:
@@ -380,6 +380,33 @@ class Seq2Seq(nn.Module):
             logits, state, _ = self.decode_step(y, state, enc)
             all_logits.append(logits)
         return torch.stack(all_logits, dim=1)
+
+
+@torch.no_grad()
+def build(cfg: ModelConfig, generator: torch.Generator) -> Seq2Seq:
+    """Seq2Seq(cfg) with every initial weight drawn from `generator`, not from torch's process-wide generator: runs
+    built at once in several threads get their own weights. The draws replay, in the same order, what the modules'
+    constructors and `reset_parameters` draw, so build(cfg, torch.Generator().manual_seed(s)) equals
+    `torch.manual_seed(s); Seq2Seq(cfg)` bit for bit (tests/test_training.py)."""
+    with torch.device("meta"):  # shapes only: nothing drawn, nothing allocated
+        model = Seq2Seq(cfg)
+    model = model.to_empty(device="cpu")
+    for m in model.modules():  # registration order = construction order
+        if isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, generator=generator)
+            if m.padding_idx is not None:
+                m.weight[m.padding_idx].fill_(0)
+        elif isinstance(m, nn.RNNBase):
+            stdv = 1.0 / m.hidden_size ** 0.5
+            for w in m.parameters():
+                nn.init.uniform_(w, -stdv, stdv, generator=generator)
+        elif isinstance(m, nn.Linear):
+            nn.init.kaiming_uniform_(m.weight, a=5 ** 0.5, generator=generator)
+            if m.bias is not None:
+                bound = 1 / m.weight.shape[1] ** 0.5 if m.weight.shape[1] > 0 else 0
+                nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+    model.reset_parameters(generator)
+    return model
 
 
 def count_parameters(cfg: ModelConfig) -> dict[str, int]:

@@ -40,7 +40,10 @@ mode, which is always fp32 on the same weights. Where the CPU has no bf16 units,
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
+import threading
 import time
 from contextlib import contextmanager
 
@@ -50,7 +53,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .config import ModelConfig, TrainConfig
-from .model import Seq2Seq, component_of
+from .model import Seq2Seq, build, component_of
 
 PAD_ID, EOS_ID = 0, 2
 GROUPS = ("encoder embedding", "encoder RNN", "bridge", "attention", "decoder embedding", "decoder RNN",
@@ -64,6 +67,11 @@ PLATEAU_FLOOR = 1 / 32  # the "plateau" schedule never takes the rate below lr /
 PLATEAU_SPACING = 1.5  # ... and after halving it at step k, waits until step 1.5 k before it halves again
 TERMINAL = ("finished", "stopped", "diverged", "error")
 EXPLODED = 20.0  # a training loss above EXPLODED x ln(target vocabulary) (20x a uniform guess) counts as diverged
+# A run "got worse" when its last validation loss is far above its lowest: by more than WORSE_REL x the lowest and
+# more than WORSE_ABS nats per token (both: a loss of 0.004 that ends at 0.012 is noise, not a failure; one of 1.2
+# that ends at 1.5 is over-fitting or a rate too high). SGD at lr 50 on reversal ends ~3x above its best.
+WORSE_REL, WORSE_ABS = 0.5, 0.1
+_GLOBAL_RNG = threading.Lock()  # held while a run borrows torch's process-wide generator (see Run._own_rng)
 
 
 # ---------------------------------------------------------------------------------------------------------- curves
@@ -274,12 +282,15 @@ class Run:
                  time_cap: float | None = None):
         self.model_cfg, self.train_cfg = model_cfg.validate(), train_cfg.validate()
         self.data, self.time_cap = data, time_cap
-        torch.manual_seed(train_cfg.seed)  # the seed fixes the initial weights, the batch order and any sampling
-        self.model = Seq2Seq(model_cfg)
+        # The seed fixes the initial weights, the batch order and any sampling, each drawn from this run's own
+        # generators, never from torch's process-wide one: runs created at once in threads equal runs created one
+        # by one (tests/test_training.py).
+        init = torch.Generator().manual_seed(train_cfg.seed)
+        self.model = build(model_cfg, init)
         if state_dict is not None:
             self.model.load_state_dict({k: torch.as_tensor(v) for k, v in state_dict.items()})
         self.model.train()
-        self._rng = torch.get_rng_state()  # this run's own random stream (dropout, teacher forcing)
+        self._rng = init.get_state()  # this run's own random stream (dropout, teacher forcing), see _own_rng
         self._needs_rng = model_cfg.dropout > 0 or train_cfg.teacher_forcing < 1.0
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         names = [n for n, p in self.model.named_parameters() if p.requires_grad]
@@ -308,6 +319,11 @@ class Run:
         self.last: dict = {}  # metrics of the latest step
         self.last_eval: dict = {}
         self.best_exact_match: float | None = None
+        # The best evaluation (highest exact match, then lowest loss) and a copy of its weights: what a checkpoint
+        # saves (best_state_dict), rather than the last step's weights. `lowest` is the lowest validation loss.
+        self.best: dict | None = None  # {"step", "epoch", "exact_match", "loss"}
+        self._best_weights: dict[str, Tensor] | None = None
+        self.lowest: dict | None = None  # {"step", "loss"}
         self.lr_now = train_cfg.lr  # the learning rate in use (the schedules below change it)
         self._best_valid_loss, self._evals_since_best = math.inf, 0
         self._last_halving = 0  # step of the plateau schedule's latest halving
@@ -395,17 +411,21 @@ class Run:
 
     @contextmanager
     def _own_rng(self):
-        """Steps of several runs interleave in one worker: give each run its own global random stream."""
+        """Dropout (PyTorch's fused RNNs draw their masks inside the kernel, from the process-wide generator) and
+        teacher forcing draw from this run's own stream: it is put into torch's generator for the forward pass and
+        taken back after, under a process-wide lock, so runs stepped in turn in one worker, or at once in threads,
+        never draw from each other's streams."""
         if not self._needs_rng:
             yield
             return
-        outer = torch.get_rng_state()
-        torch.set_rng_state(self._rng)
-        try:
-            yield
-        finally:
-            self._rng = torch.get_rng_state()
-            torch.set_rng_state(outer)
+        with _GLOBAL_RNG:
+            outer = torch.get_rng_state()
+            torch.set_rng_state(self._rng)
+            try:
+                yield
+            finally:
+                self._rng = torch.get_rng_state()
+                torch.set_rng_state(outer)
 
     # --------------------------------------------------------------------------------------------------- a step
     def _next_indices(self) -> Tensor:
@@ -437,6 +457,8 @@ class Run:
         status "diverged" (NaN, infinite or exploded loss) or "error", with a message."""
         if self.status != "running":
             return {}
+        if self.best is None and self.step_count == 0:
+            self._evaluate_untrained()
         if self._t_last is None:
             self._t_last = time.perf_counter()
         try:
@@ -544,7 +566,44 @@ class Run:
         em = self.last_eval.get("exact_match", float("nan"))
         self.message = (f"Finished after {reason}: {self.step_count} steps, {self.epoch:.2f} epochs in "
                         f"{self.seconds:.1f} s; validation exact match {em:.1%}.")
+        worse = self.worse_than_best()
+        if worse is not None:
+            self.message += " " + worse["message"]
         self.version += 1
+
+    def _evaluate_untrained(self) -> None:
+        """Before the first step: the untrained model is the first candidate for the best evaluation (step 0), so
+        a run that only ever gets worse than where it started (SGD at lr 50) keeps its initial weights and says so.
+        Not a point of the curves; not counted in the run's seconds."""
+        try:
+            r = self.evaluate("valid", EVAL_EXAMPLES)
+        except Exception:  # noqa: BLE001 - step() reports the failure, if it repeats
+            return
+        self.best = {"step": 0, "epoch": 0.0, "exact_match": r["exact_match"], "loss": r["loss"]}
+        self._best_weights = self.state_dict()
+        self.lowest = {"step": 0, "loss": r["loss"]}
+        self.samples = []
+
+    def worse_than_best(self) -> dict | None:
+        """When the latest validation loss is far above the lowest (see WORSE_REL, WORSE_ABS): {"loss",
+        "lowest_loss", "lowest_step", "best_step", "message"}; else None."""
+        if not self.last_eval or self.lowest is None:
+            return None
+        loss, low = self.last_eval["loss"], self.lowest["loss"]
+        if not (math.isfinite(loss) and loss - low > max(WORSE_REL * low, WORSE_ABS)):
+            return None
+        best = self.best or self.lowest
+        at = lambda step: "before training (step 0)" if step == 0 else f"at step {step}"  # noqa: E731
+        hint = (f"the learning rate {self.train_cfg.lr:g} is probably too high" if self.train_cfg.lr_schedule ==
+                "constant" or self.train_cfg.optimizer == "sgd" else "over-fitting or a learning rate too high")
+        return {"loss": loss, "lowest_loss": low, "lowest_step": self.lowest["step"], "best_step": best["step"],
+                "message": (f"It got worse: the validation loss ended at {loss:.3f}, far above its lowest {low:.3f} "
+                            f"{at(self.lowest['step'])} ({hint}). The weights kept are those of its best "
+                            f"evaluation, {at(best['step'])}.")}
+
+    def best_state_dict(self) -> dict[str, Tensor]:
+        """The weights of the best evaluation so far (the current weights before the first evaluation)."""
+        return {k: v.clone() for k, v in (self._best_weights or self.state_dict()).items()}
 
     # --------------------------------------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -603,6 +662,12 @@ class Run:
             self._plateau(r["loss"])
         if self.best_exact_match is None or r["exact_match"] > self.best_exact_match:
             self.best_exact_match = r["exact_match"]
+        if self.best is None or (r["exact_match"], -r["loss"]) > (self.best["exact_match"], -self.best["loss"]):
+            self.best = {"step": self.step_count, "epoch": self.epoch, "exact_match": r["exact_match"],
+                         "loss": r["loss"]}
+            self._best_weights = self.state_dict()
+        if self.lowest is None or r["loss"] < self.lowest["loss"]:
+            self.lowest = {"step": self.step_count, "loss": r["loss"]}
         self.eval_curves.add({"step": self.step_count, "epoch": self.epoch, "seconds": self.seconds,
                               "valid_loss": r["loss"], "token_accuracy": r["token_accuracy"],
                               "exact_match": r["exact_match"]})
@@ -634,6 +699,7 @@ class Run:
             "train_loss": self.last.get("train_loss"), "grad_norm": self.last.get("grad_norm"),
             "grad_norms": dict(self.last.get("grad_norms", {})), "last_eval": dict(self.last_eval),
             "best_exact_match": self.best_exact_match, "timestep_grad_norms": list(self.timestep_grads),
+            "best": None if self.best is None else dict(self.best), "worse": self.worse_than_best(),
             "samples": [list(s) for s in self.samples], "history": history,
             "tokens_per_second": self.tokens_seen / self.seconds if self.seconds > 0 else 0.0,
             "model_cfg": self.model_cfg.to_dict(), "train_cfg": self.train_cfg.to_dict(), "precision": self.precision,
@@ -642,6 +708,115 @@ class Run:
 
     def state_dict(self) -> dict[str, Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    # ------------------------------------------------------------------------------------------ save and resume
+    def data_fingerprint(self) -> str:
+        """sha256 of the training and validation pairs: a resumed run must train on the very same data."""
+        h = hashlib.sha256()
+        for split in (self.train_split.pairs, self.valid_split.pairs):
+            h.update(json.dumps(split, ensure_ascii=False).encode())
+            h.update(b"\x00")
+        return h.hexdigest()
+
+    def training_state(self) -> dict:
+        """What continues this run exactly (checkpoint.py saves it as training.safetensors + training.json):
+        {"state": JSON-able counters, schedule, curves; "tensors": the current weights ("weights.NAME"), the
+        optimizer state ("optim.I.KEY", I = the parameter's position), both random streams, this epoch's batches}.
+        The best evaluation's weights are the checkpoint's model.safetensors (see load_training_state)."""
+        tensors = {f"weights.{k}": v for k, v in self.state_dict().items()}
+        opt = self.optimizer.state_dict()
+        for i, st_ in opt["state"].items():
+            for k, v in st_.items():
+                if isinstance(v, Tensor):
+                    tensors[f"optim.{i}.{k}"] = v.detach().clone().reshape(v.shape)
+        tensors["rng.dropout"] = self._rng.clone()
+        tensors["rng.batches"] = self._gen.get_state()
+        tensors["batches.order"] = torch.cat(self._batches) if self._batches else torch.zeros(0, dtype=torch.long)
+        tensors["batches.sizes"] = torch.tensor([len(b) for b in self._batches], dtype=torch.long)
+
+        def curves(c: Curves) -> dict:
+            return {"data": c.lists(), "stride": c.stride, "sum": dict(c._sum), "n": c._n}
+
+        state = {
+            "format": 1, "data_sha256": self.data_fingerprint(), "status": self.status, "message": self.message,
+            "step_count": self.step_count, "seconds": self.seconds, "tokens_seen": self.tokens_seen,
+            "lr_now": self.lr_now, "group_lr": [g["lr"] for g in self.optimizer.param_groups],
+            "max_epochs": self.max_epochs, "max_seconds": self.max_seconds, "segment_start": self._segment_start,
+            "segment_epoch": self._segment_epoch, "pos": self._pos, "best_valid_loss": self._best_valid_loss,
+            "evals_since_best": self._evals_since_best, "last_halving": self._last_halving, "last": self.last,
+            "last_eval": self.last_eval, "best_exact_match": self.best_exact_match, "best": self.best,
+            "lowest": self.lowest, "samples": self.samples, "timestep_grads": self.timestep_grads,
+            "timestep_steps": self._timestep_steps, "timestep_rows": self._timestep_rows,
+            "curves": curves(self.curves), "eval_curves": curves(self.eval_curves),
+        }
+        return {"state": state, "tensors": tensors}
+
+    def load_training_state(self, training: dict, best_weights: dict[str, Tensor] | None = None) -> None:
+        """Continue where `training_state()` left off (on a Run built with the same data and configs). Raises
+        ValueError, saying what does not fit, for a state saved by another run or damaged."""
+        try:
+            self._load_training_state(training["state"], training["tensors"], best_weights)
+        except (KeyError, TypeError, IndexError, AttributeError, RuntimeError) as e:
+            raise ValueError(f"the training state is damaged or belongs to another run ({type(e).__name__}: "
+                             f"{str(e)[:200]})") from None
+
+    def _load_training_state(self, st_: dict, tensors: dict, best_weights) -> None:
+        if st_.get("format") != 1:
+            raise ValueError("the training state was written by another version")
+        if st_["data_sha256"] != self.data_fingerprint():
+            raise ValueError("the training data differ from those the run was trained on")
+        nan = lambda v: math.nan if v is None else float(v)  # noqa: E731  (JSON null = a non-finite float)
+        weights = {k[len("weights."):]: v for k, v in tensors.items() if k.startswith("weights.")}
+        own = self.model.state_dict()
+        if set(weights) != set(own) or any(weights[k].shape != own[k].shape for k in own):
+            raise ValueError("the training state's weights do not fit the model")
+        self.model.load_state_dict(weights)
+        opt = self.optimizer.state_dict()
+        state: dict[int, dict] = {}
+        for name, t in tensors.items():
+            if name.startswith("optim."):
+                _, i, key = name.split(".", 2)
+                i = int(i)
+                if not 0 <= i < len(self.params) or (t.dim() > 0 and t.shape != self.params[i].shape):
+                    raise ValueError(f"the optimizer state {name} does not fit the model")
+                state.setdefault(i, {})[key] = t.clone()
+        opt["state"] = state
+        if len(st_["group_lr"]) != len(opt["param_groups"]):
+            raise ValueError("the optimizer state does not fit the model")
+        for g, lr in zip(opt["param_groups"], st_["group_lr"]):
+            g["lr"] = float(lr)
+        self.optimizer.load_state_dict(opt)
+        self._rng = tensors["rng.dropout"].clone()
+        self._gen.set_state(tensors["rng.batches"].clone())
+        order, sizes = tensors["batches.order"], tensors["batches.sizes"].tolist()
+        if sum(sizes) != len(order) or (len(order) and int(order.max()) >= self.train_split.n):
+            raise ValueError("the training state's batches do not fit the data")
+        self._batches = list(order.split(sizes)) if sizes else []
+        self._pos = int(st_["pos"])
+        self.status, self.message = str(st_["status"]), str(st_["message"])
+        self.step_count, self.seconds, self.tokens_seen = int(st_["step_count"]), nan(st_["seconds"]), \
+            int(st_["tokens_seen"])
+        self.lr_now = nan(st_["lr_now"])
+        self.max_epochs = None if st_["max_epochs"] is None else float(st_["max_epochs"])
+        self.max_seconds = None if st_["max_seconds"] is None else float(st_["max_seconds"])
+        self._segment_start, self._segment_epoch = float(st_["segment_start"]), float(st_["segment_epoch"])
+        self._best_valid_loss = math.inf if st_["best_valid_loss"] is None else float(st_["best_valid_loss"])
+        self._evals_since_best, self._last_halving = int(st_["evals_since_best"]), int(st_["last_halving"])
+        self.last, self.last_eval = dict(st_["last"]), dict(st_["last_eval"])
+        self.best_exact_match, self.best, self.lowest = st_["best_exact_match"], st_["best"], st_["lowest"]
+        self._best_weights = None if best_weights is None or self.best is None else \
+            {k: v.detach().clone() for k, v in best_weights.items()}
+        self.samples = [tuple(r) for r in st_["samples"]]
+        self.timestep_grads = list(st_["timestep_grads"])
+        self._timestep_steps, self._timestep_rows = list(st_["timestep_steps"]), list(st_["timestep_rows"])
+        for c, saved in ((self.curves, st_["curves"]), (self.eval_curves, st_["eval_curves"])):
+            if set(saved["data"]) != set(c.keys):
+                raise ValueError("the training state's curves do not fit the model")
+            c.data = {k: [nan(v) for v in saved["data"][k]] for k in c.keys}
+            c.stride, c._n = int(saved["stride"]), int(saved["n"])
+            c._sum = {k: nan(saved["sum"][k]) for k in c.keys}
+        self._t_last = None
+        self.version += 1
 
 
 def _as_ids(out, T: int) -> Tensor:

@@ -3,11 +3,14 @@
 The fuzz tests print how many cases each loader saw (run with -s to read them)."""
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from seq2seq.decoding import beam_search, greedy, translate
 from seq2seq.model import Seq2Seq
 
 torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parent.parent
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 COUNTS: dict[str, int] = {}
 
@@ -48,7 +52,9 @@ def ckpt() -> C.Checkpoint:
 
 @pytest.fixture(scope="module")
 def files(ckpt) -> dict[str, bytes]:
-    return C.to_files(ckpt)
+    """The five files without the manifest, as checkpoints written before it had one: the hostile-file tests below
+    edit one file at a time and must reach the checks behind the manifest's (tested on its own further down)."""
+    return {k: v for k, v in C.to_files(ckpt).items() if k != C.MANIFEST}
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +259,7 @@ def test_format_version_1_loads_only_without_attention(files):
     cfg = json.loads(files[C.CONFIG])
     assert cfg["format_version"] == C.FORMAT_VERSION == 2 and cfg["model"]["attention"] != "none"
     _raises({**files, C.CONFIG: json.dumps({**cfg, "format_version": 1}).encode()}, "older version.*Train it again")
-    plain = C.to_files(make_ckpt("lstm", "none", True))
+    plain = {k: v for k, v in C.to_files(make_ckpt("lstm", "none", True)).items() if k != C.MANIFEST}  # v1: none
     old = json.loads(plain[C.CONFIG])
     ck = C.from_files({**plain, C.CONFIG: json.dumps({**old, "format_version": 1}).encode()})
     assert ck.model_cfg.attention == "none"
@@ -317,7 +323,7 @@ def test_fuzz_truncated_and_bit_flipped_zip(zip_bytes, data):
 @FUZZ
 @given(data=st.data())
 def test_fuzz_truncated_and_bit_flipped_files(ckpt, files, data):
-    name = data.draw(st.sampled_from(C.FILES), label="file")
+    name = data.draw(st.sampled_from(C.MODEL_FILES), label="file")
     b = bytearray(files[name])
     if data.draw(st.booleans(), label="truncate"):
         b = b[: data.draw(st.integers(0, max(len(b) - 1, 0)), label="cut at")]
@@ -397,3 +403,262 @@ def test_zz_print_fuzz_counts(capsys):
         for loader, n in sorted(COUNTS.items()):
             print(f"\ncheckpoint fuzz: {n} cases tried on {loader}", end="")
         print()
+
+
+# ------------------------------------------------------------------------- replaced whole: manifest, lock, faults
+def _other_ckpt() -> C.Checkpoint:
+    """Another model of the same shape, its vocabularies the same tokens in another order: a mix with make_ckpt()
+    (the old vocabulary, the new weights) would load and predict garbage."""
+    a = make_ckpt()
+    src, tgt = (Vocab(v.itos[:4] + v.itos[4:][::-1]) for v in (a.src_vocab, a.tgt_vocab))
+    torch.manual_seed(1)
+    model = Seq2Seq(a.model_cfg).eval()
+    return C.Checkpoint(model=model, model_cfg=a.model_cfg, train_cfg=a.train_cfg, tokens="char", src_vocab=src,
+                        tgt_vocab=tgt, metrics={"exact_match": 0.25}, history={}, task="reverse")
+
+
+INPUTS = ["hello", "abc", "two", "pqr", "zzz"]
+
+
+def _predictions(ck: C.Checkpoint) -> list[str]:
+    return [translate(ck.model, ck, s) for s in INPUTS]
+
+
+def _fingerprint(ck: C.Checkpoint):
+    return (_predictions(ck), ck.src_vocab.itos, ck.tgt_vocab.itos, ck.metrics,
+            {k: v.clone() for k, v in ck.model.state_dict().items()})
+
+
+def _which(folder, a_print, b_print) -> str:
+    """'old' or 'new': the folder loads and predicts exactly as one of the two checkpoints (weights included)."""
+    ck = C.load(folder)
+    got = _fingerprint(ck)
+    for name, ref in (("old", a_print), ("new", b_print)):
+        if got[:4] == ref[:4] and all(torch.equal(got[4][k], ref[4][k]) for k in ref[4]):
+            return name
+    raise AssertionError(f"{folder} loads but is neither the old nor the new checkpoint: {got[:2]}")
+
+
+def test_manifest_refuses_files_of_two_saves(tmp_path):
+    a, b = make_ckpt(), _other_ckpt()
+    fa, fb = C.to_files(a), C.to_files(b)
+    m = json.loads(fa[C.MANIFEST])
+    assert m["format"] == "seq2seq-checkpoint" and set(m["files"]) == set(C.MODEL_FILES) and len(m["set_id"]) == 32
+    differ = [n for n in C.MODEL_FILES if fa[n] != fb[n]]
+    assert differ == [C.WEIGHTS, C.VOCAB, C.METRICS, C.HISTORY]  # config.json: the same bytes, so it belongs
+    for name in differ:  # any one file from the other save: refused, saying so
+        with pytest.raises(C.CheckpointError, match=f"{name} does not belong with the other files"):
+            C.from_files({**fa, name: fb[name]})
+    # the mix that loaded silently before the manifest (old vocabulary, new weights) is refused in a folder too
+    folder = tmp_path / "mix"
+    C.save(a, folder)
+    (folder / C.VOCAB).write_bytes(fb[C.VOCAB])
+    with pytest.raises(C.CheckpointError, match="vocab.json does not belong"):
+        C.load(folder)
+    without = {k: v for k, v in fa.items() if k != C.MANIFEST}
+    assert _predictions(C.from_files({**without, C.VOCAB: fb[C.VOCAB]})) != _predictions(a)  # what it guards
+    # a damaged or hostile manifest, an unlisted or a missing training file
+    _raises({**fa, C.MANIFEST: fb[C.MANIFEST]}, "does not belong")
+    _raises({**fa, C.MANIFEST: b"[]"}, "manifest.json: expected a JSON object")
+    _raises({**fa, C.MANIFEST: json.dumps({**m, "set_id": "0" * 32}).encode()}, "set id")
+    _raises({**fa, C.MANIFEST: json.dumps({**m, "files": {**m["files"], "../x": {}}}).encode()}, "unknown file")
+    _raises({**fa, C.TRAIN_STATE: b"{}", C.TRAIN_TENSORS: C.st_save({})}, "training.*does not belong")
+    # the zip download carries the manifest and the upload checks it
+    z = C.to_zip_bytes(a)
+    assert C.MANIFEST in zipfile.ZipFile(io.BytesIO(z)).namelist()
+    _same(a, C.from_zip_bytes(z))
+    with pytest.raises(C.CheckpointError, match="does not belong"):
+        C.from_zip_bytes(_zip({**fa, C.WEIGHTS: fb[C.WEIGHTS]}))
+    _same(a, C.from_zip_bytes(_zip(without)))  # zips made before the manifest still load
+
+
+def test_training_files_round_trip_and_are_checked(tmp_path):
+    a = make_ckpt()
+    a.training = {"state": {"step": 7, "x": [1.5, None]}, "tensors": {"optim.0.exp_avg": torch.ones(3),
+                                                                      "rng": torch.arange(4, dtype=torch.uint8)}}
+    C.save(a, tmp_path / "t")
+    assert sorted(os.listdir(tmp_path / "t")) == sorted(C.ALL_FILES)
+    assert C.load(tmp_path / "t").training is None  # read only when asked for
+    t = C.load(tmp_path / "t", training=True).training
+    assert t["state"] == {"step": 7, "x": [1.5, None]} and torch.equal(t["tensors"]["optim.0.exp_avg"], torch.ones(3))
+    assert t["tensors"]["rng"].dtype == torch.uint8
+    (tmp_path / "t" / C.TRAIN_STATE).write_bytes(b'{"step": 8}')
+    with pytest.raises(C.CheckpointError, match="training.json does not belong"):
+        C.load(tmp_path / "t", training=True)
+    (tmp_path / "t" / C.TRAIN_STATE).unlink()
+    with pytest.raises(C.CheckpointError, match="training.json is missing"):
+        C.load(tmp_path / "t")
+
+
+def test_save_replaces_a_checkpoint_but_never_other_files(tmp_path):
+    a, b = make_ckpt(), _other_ckpt()
+    pa, pb = _fingerprint(a), _fingerprint(b)
+    C.save(a, tmp_path / "ck")
+    C.save(b, tmp_path / "ck")
+    assert _which(tmp_path / "ck", pa, pb) == "new"
+    assert sorted(os.listdir(tmp_path)) == [".ck.lock", "ck"]  # no temporary folder left
+    legacy = tmp_path / "legacy"  # a folder of an older version (no manifest) is a checkpoint too
+    legacy.mkdir()
+    for name, data in C.to_files(a).items():
+        if name != C.MANIFEST:
+            (legacy / name).write_bytes(data)
+    C.save(b, legacy)
+    assert _which(legacy, pa, pb) == "new"
+    (tmp_path / "empty").mkdir()
+    C.save(a, tmp_path / "empty")
+    assert _which(tmp_path / "empty", pa, pb) == "old"
+    home = tmp_path / "home"  # a folder of other files: refused, untouched
+    home.mkdir()
+    (home / "thesis.txt").write_text("years of work")
+    for bad, match in ((home, "other files"), (home / "thesis.txt", "is a file"), ("", "empty")):
+        with pytest.raises(C.CheckpointError, match=match):
+            C.save(a, bad)
+        with pytest.raises(C.CheckpointError, match=match):
+            C.check_target(bad, 1000)
+    assert os.listdir(home) == ["thesis.txt"] and (home / "thesis.txt").read_text() == "years of work"
+    with pytest.raises(C.CheckpointError, match="MB free"):
+        C.check_target(tmp_path / "big", 2**62)
+    C.check_target(tmp_path / "new" / "deeper", 1000)  # folders that save() would create: fine
+
+
+def test_a_second_writer_is_refused_and_told_who(tmp_path):
+    a = make_ckpt()
+    C.save(a, tmp_path / "ck")
+    code = ("import sys; from seq2seq import checkpoint as C\n"
+            "lock = C.CheckpointLock(sys.argv[1]).acquire(); print('locked', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "ck")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(C.CheckpointLocked, match=f"process {holder.pid}") as e:
+            C.save(_other_ckpt(), tmp_path / "ck")
+        assert e.value.pid == holder.pid
+        with pytest.raises(C.CheckpointLocked):
+            C.CheckpointLock(tmp_path / "ck").acquire()
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    _same(a, C.load(tmp_path / "ck"))  # untouched
+    with C.CheckpointLock(tmp_path / "ck"):  # free again once its holder ends; a holder's own saves go through
+        C.save(_other_ckpt(), tmp_path / "ck")
+
+
+def test_load_reads_the_new_folder_of_a_swap_killed_between_its_renames(tmp_path):
+    a, b = make_ckpt(), _other_ckpt()
+    pa, pb = _fingerprint(a), _fingerprint(b)
+    C.save(a, tmp_path / "scratch" / "old")
+    C.save(b, tmp_path / "scratch" / "new")
+    os.mkdir(tmp_path / "p")
+    os.rename(tmp_path / "scratch" / "old", tmp_path / "p" / ".ck.old-1-ab")  # the instant between the renames
+    os.rename(tmp_path / "scratch" / "new", tmp_path / "p" / ".ck.new-1-ab")
+    (tmp_path / "p" / ".ck.new-2-cd").mkdir()  # and an older writer's unfinished folder
+    assert _which(tmp_path / "p" / "ck", pa, pb) == "new"
+    assert C.describe_target(tmp_path / "p" / "ck") == "checkpoint"
+    C.save(a, tmp_path / "p" / "ck")  # the next save finishes the swap and removes the leftovers
+    assert _which(tmp_path / "p" / "ck", pa, pb) == "old"
+    assert sorted(os.listdir(tmp_path / "p")) == [".ck.lock", "ck"]
+
+
+STEPS = ("mkdir", "write", "fsync", "rename", "exchange", "rmtree")
+
+
+def _inject(monkeypatch, at: int, action) -> list[str]:
+    """Wrap every file-system step of a save; at step `at` (1-based) call action(kind, real, args) instead."""
+    seen: list[str] = []
+    for kind in STEPS:
+        real = getattr(C.FS, kind)
+
+        def step(*args, _kind=kind, _real=real, **kw):
+            seen.append(_kind)
+            if len(seen) == at:
+                return action(_kind, _real, args, kw)
+            return _real(*args, **kw)
+        monkeypatch.setattr(C.FS, kind, step)
+    return seen
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2-exchange", "two-renames"])
+def test_killed_at_every_step_of_a_save_the_folder_is_old_or_new(tmp_path, monkeypatch, exchange):
+    """Fault injection: a child process saves the new checkpoint over the old one and SIGKILLs itself at step k
+    (k = 1, 2, ... until a save completes): in the middle of a write (half the bytes written), or just before an
+    fsync, a rename, the exchange, or the removal of the old folder (after deleting one of its files). Each time,
+    the folder must load and predict exactly as the old checkpoint or exactly as the new one."""
+    import signal
+
+    a, b = make_ckpt(), _other_ckpt()
+    pa, pb = _fingerprint(a), _fingerprint(b)
+    if not exchange:
+        monkeypatch.setattr(C.FS, "exchange", lambda x, y: False)
+
+    def die(kind, real, args, kw):
+        if kind == "write":
+            os.write(args[0], bytes(args[1][: max(len(args[1]) // 2, 1)]))
+        if kind == "rmtree" and os.path.isdir(args[0]) and os.listdir(args[0]):
+            os.unlink(os.path.join(args[0], sorted(os.listdir(args[0]))[0]))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    outcomes, k = [], 0
+    while True:
+        k += 1
+        folder = tmp_path / f"k{k}" / "ck"
+        C.save(a, folder)
+        pid = os.fork()
+        if pid == 0:  # the writer
+            try:
+                _inject(monkeypatch, k, die)
+                C.save(b, folder)
+                os._exit(0)
+            except BaseException:
+                os._exit(3)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) or os.WTERMSIG(status) == signal.SIGKILL, status
+        finished = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        assert os.WIFSIGNALED(status) or finished, f"the writer failed at step {k}"
+        outcomes.append(_which(folder, pa, pb))
+        C.save(a if outcomes[-1] == "new" else b, folder)  # the next save recovers and cleans up
+        assert _which(folder, pa, pb) == ("old" if outcomes[-1] == "new" else "new")
+        assert sorted(os.listdir(folder.parent)) == [".ck.lock", "ck"]
+        if finished:
+            break
+    assert k > 15 and outcomes[-1] == "new" and "old" in outcomes, outcomes
+    swap = outcomes.index("new")  # before the swap: old; from the swap on: new
+    assert outcomes == ["old"] * swap + ["new"] * (k - swap), outcomes
+    COUNTS[f"killed save ({'exchange' if exchange else 'two renames'}), steps"] = k
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EIO])
+def test_a_failing_disk_at_any_step_leaves_the_old_checkpoint(tmp_path, monkeypatch, err):
+    """ENOSPC (a full disk) or EIO at each step of a save, in turn: one-line CheckpointError, no temporary folder
+    left, the old checkpoint's files byte for byte as they were; or, for a failure after the swap, the new one."""
+    a, b = make_ckpt(), _other_ckpt()
+    pa, pb = _fingerprint(a), _fingerprint(b)
+    monkeypatch.setattr(C.FS, "exchange", lambda x, y: False)  # the longer dance: more steps to fail
+
+    def fail(kind, real, args, kw):
+        raise OSError(err, os.strerror(err))
+
+    k = 0
+    while True:
+        k += 1
+        folder = tmp_path / f"k{k}" / "ck"
+        with monkeypatch.context() as m:
+            m.setattr(C.FS, "exchange", lambda x, y: False)
+            C.save(a, folder)
+            before = {p.name: p.read_bytes() for p in folder.iterdir()}
+            seen = _inject(m, k, fail)
+            try:
+                C.save(b, folder)
+                raised = None
+            except C.CheckpointError as e:
+                raised = str(e)
+        assert sorted(p for p in os.listdir(folder.parent) if ".old-" not in p) == [".ck.lock", "ck"]
+        if raised is not None:
+            assert "\n" not in raised and ("no space left" in raised if err == errno.ENOSPC else "cannot save" in
+                                           raised) and "nothing was replaced" in raised, raised
+            assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+            assert _which(folder, pa, pb) == "old"
+        else:
+            assert _which(folder, pa, pb) == "new"
+        if len(seen) < k:  # no step left to fail
+            break
+    assert k > 15

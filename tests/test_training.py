@@ -333,3 +333,107 @@ def test_training_steps_flush_denormals_and_restore(data, monkeypatch):
     if torch.set_flush_denormal(False):  # the CPU supports flushing (x86 with SSE3)
         assert seen == [0.0]
     assert (torch.tensor([1e-39]) * 1.0).item() != 0.0
+
+
+# ------------------------------------------------------------------------------------ own generators, best, resume
+RUN_KW = [dict(cell="gru", seed=1), dict(cell="lstm", layers=2, dropout=0.3, seed=2),
+          dict(cell="gru", dropout=0.2, teacher_forcing=0.5, seed=3), dict(cell="rnn", attention="dot", seed=4)]
+
+
+def test_runs_created_at_once_in_threads_equal_runs_created_one_by_one(data):
+    """Each run draws from its own generators: four runs created and stepped at the same time in four threads
+    give exactly the losses and weights of the same runs created and stepped one by one."""
+    import threading
+
+    def make_and_step(kw, out, barrier=None):
+        mc, tc = cfgs(data, epochs=1, **kw)
+        if barrier is not None:
+            barrier.wait()
+        run = Run(data, mc, tc)
+        out["losses"] = [run.step()["train_loss"] for _ in range(6)]
+        out["weights"] = run.state_dict()
+
+    alone = [{} for _ in RUN_KW]
+    for kw, out in zip(RUN_KW, alone):
+        make_and_step(kw, out)
+    together = [{} for _ in RUN_KW]
+    barrier = threading.Barrier(len(RUN_KW))
+    threads = [threading.Thread(target=make_and_step, args=(kw, out, barrier), name=f"run-{i}")
+               for i, (kw, out) in enumerate(zip(RUN_KW, together))]
+    torch.manual_seed(123)  # the process-wide generator's state plays no part
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for a, b in zip(alone, together):
+        assert a["losses"] == b["losses"]
+        assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
+    assert len({tuple(a["losses"]) for a in alone}) == len(RUN_KW)
+
+
+def test_initial_weights_equal_the_seeded_global_generator_ones(data):
+    """model.build replays the constructors' draws from the run's generator: the same weights as before it."""
+    from seq2seq.model import build
+
+    for kw in RUN_KW:
+        mc, _ = cfgs(data, **kw)
+        torch.manual_seed(kw["seed"])
+        ref = Seq2Seq(mc).state_dict()
+        got = build(mc, torch.Generator().manual_seed(kw["seed"])).state_dict()
+        assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
+def test_a_run_that_got_worse_says_so_and_keeps_its_best_weights(data):
+    """SGD at lr 50 (issue 19): the loss ends far above where it started, not exploded, so not "diverged"; the run
+    says it got worse, and its best weights are those of its best evaluation (here: the untrained model)."""
+    from seq2seq.training import EVAL_EXAMPLES
+
+    mc, tc = cfgs(data, cell="gru", optimizer="sgd", lr=50, epochs=4)
+    run = train(Run(data, mc, tc))
+    s = run.snapshot()
+    assert s["status"] == "finished" and "got worse" in s["message"] and "lr" not in s["message"]
+    worse = s["worse"]
+    assert worse["loss"] > 1.5 * worse["lowest_loss"] and s["last_eval"]["loss"] == worse["loss"]
+    assert s["best"]["step"] == worse["best_step"] == 0 and "before training" in s["message"]
+    best = Run(data, mc, tc, state_dict=run.best_state_dict()).evaluate("valid", EVAL_EXAMPLES)
+    assert best["loss"] == pytest.approx(s["best"]["loss"], rel=1e-6)  # the weights are the best evaluation's
+    assert run.evaluate("valid", EVAL_EXAMPLES)["loss"] > 1.5 * best["loss"]  # ... not the last step's
+    good = train(Run(data, *cfgs(data, cell="gru", attention="dot", epochs=3)))
+    g = good.snapshot()
+    assert g["worse"] is None and "got worse" not in g["message"] and g["best"]["step"] > 0
+    assert g["best"]["exact_match"] == g["best_exact_match"]
+
+
+def test_training_state_continues_the_run_exactly(data):
+    """A run saved mid-epoch (through the checkpoint files) and continued gives exactly the losses, curves and
+    weights of the same run trained without a stop; dropout and teacher forcing on."""
+    from seq2seq import checkpoint as C
+
+    mc, tc = cfgs(data, cell="lstm", layers=2, dropout=0.2, teacher_forcing=0.7, epochs=2, lr_schedule="plateau")
+    straight = Run(data, mc, tc)
+    ref = [m.get("train_loss") for m in iter(lambda: straight.step(), {})]
+    first = Run(data, mc, tc)
+    got = [first.step()["train_loss"] for _ in range(13)]  # mid-epoch, between evaluations
+    first.stop()
+    ck = C.Checkpoint(model=Seq2Seq(mc), model_cfg=mc, train_cfg=tc, tokens=data.tokens, src_vocab=data.src_vocab,
+                      tgt_vocab=data.tgt_vocab, training=first.training_state())
+    ck.model.load_state_dict(first.best_state_dict())
+    back = C.from_files(C.to_files(ck), training=True)
+    second = Run(data, mc, tc)
+    second.load_training_state(back.training, back.model.state_dict())
+    assert second.status == "stopped" and second.step_count == 13
+    second.extend(epochs=second.max_epochs - second.epoch)
+    second.resume()
+    got += [m.get("train_loss") for m in iter(lambda: second.step(), {})]
+    assert got == ref and second.status == straight.status == "finished"
+    a, b = straight.snapshot(), second.snapshot()
+    for k in ("step", "best", "best_exact_match", "samples", "timestep_grad_norms"):
+        assert a[k] == b[k], k
+    assert {**a["last_eval"], "seconds": 0} == {**b["last_eval"], "seconds": 0}  # wall-clock time differs
+    assert {k: v for k, v in a["history"].items() if k not in ("seconds", "eval_seconds")} == \
+        {k: v for k, v in b["history"].items() if k not in ("seconds", "eval_seconds")}
+    assert all(torch.equal(straight.state_dict()[k], second.state_dict()[k]) for k in straight.state_dict())
+    assert all(torch.equal(straight.best_state_dict()[k], second.best_state_dict()[k]) for k in ck.model.state_dict())
+    other = tiny_data(n_valid=50)  # other data: refused, saying so
+    with pytest.raises(ValueError, match="training data differ"):
+        Run(other, mc, tc).load_training_state(back.training)
