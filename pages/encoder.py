@@ -26,7 +26,7 @@ with st.expander("How the encoder works", expanded=True):
 tokens = input_picker(cur)
 if tokens is None:
     st.stop()
-trace = cached(cur, "encoder", tuple(tokens), lambda: trace_encoder(cur.model, cur.src_vocab, tokens, cur.tokens))
+trace = cached(cur, "encoder", tuple(tokens), lambda: trace_encoder(cur.model, cur.src_vocab, tokens, cur.tokenizer))
 L, D, T, H = trace.h.shape
 
 # ---- controls: layer, step slider, back / forward buttons, play ------------------------------------------------

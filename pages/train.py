@@ -43,7 +43,7 @@ init = st.radio("Start from", state.INIT_CHOICES, horizontal=True, key="init", *
 warm = init == state.INIT_CHOICES[1]
 mismatch = None
 if warm:  # the data must be expressed in the current model's own vocabularies (its embedding rows, output units)
-    fitted, mismatch = fit_to_vocab(data, cur.tokens, cur.src_vocab, cur.tgt_vocab)
+    fitted, mismatch = fit_to_vocab(data, cur.tokenizer, cur.src_vocab, cur.tgt_vocab)
 if warm and not mismatch:
     data, model_cfg = fitted, cur.model_cfg
 else:
@@ -150,7 +150,7 @@ def use_trained() -> None:
     metrics["best_exact_match"] = snap.get("best_exact_match")
     task = desc[len("task: "):].split(" ")[0] if desc.startswith("task: ") else None
     name = f"trained in this session #{len(state.trained_models()) + 1}: {task or 'custom data'} ({state.describe(m_cfg)})"
-    ckpt = Checkpoint(model=model, model_cfg=m_cfg, train_cfg=t_cfg, tokens=run_data.tokens,
+    ckpt = Checkpoint(model=model, model_cfg=m_cfg, train_cfg=t_cfg, tokens=run_data.tokens, tokenizer=run_data.tokenizer,
                       src_vocab=run_data.src_vocab, tgt_vocab=run_data.tgt_vocab, metrics=metrics,
                       history=snap.get("history") or {}, task=task)
     state.trained_models()[name] = ckpt

@@ -552,3 +552,34 @@ def fit_to_vocab(data: Seq2SeqData, tokens: "str | Tokenizer", src_vocab: Vocab,
                           f"{len(missing):,} token(s) in the data are unknown to the model ({shown}). Train a new "
                           f"model from random weights, or load data like the data the model was trained on.")
     return replace(data, src_vocab=src_vocab, tgt_vocab=tgt_vocab, tokenizer=tok), None
+
+
+def compare_tokenizations(data: Seq2SeqData, example: str, vocab_size: int = DEFAULT_VOCAB_SIZE,
+                          lowercase: bool = False) -> list[dict]:
+    """How each tokenization cuts `example` and what it gives on this data, for the Data page: one row per mode
+    ("char", "word", "subword" with `vocab_size` pieces learned on the training split), each with the example's
+    tokens, the source and target vocabulary sizes built from the training split, the coverage (share of the held-out
+    tokens, valid and test, both sides, found in those vocabularies: the rest become <unk>) and the mean number of
+    tokens per sentence (the timesteps the RNNs run)."""
+    held = data.valid + data.test or data.train
+    rows = []
+    for mode in TOKEN_MODES:
+        if mode == "subword":
+            tok = (data.tokenizer if data.tokens == "subword" and data.tokenizer.vocab_size == vocab_size
+                   and data.tokenizer.lowercase == lowercase
+                   else Tokenizer.train_subword([x for p in data.train for x in p], vocab_size, lowercase))
+        else:
+            tok = Tokenizer(mode, lowercase)
+        src_v = Vocab.build(tok.tokenize(s) for s, _ in data.train)
+        tgt_v = Vocab.build(tok.tokenize(t) for _, t in data.train)
+        known = total = 0
+        for s, t in held:
+            for v, text in ((src_v, s), (tgt_v, t)):
+                toks = tok.tokenize(text)
+                known += sum(x in v.stoi for x in toks)
+                total += len(toks)
+        lengths = [len(tok.tokenize(x)) for p in data.train for x in p]
+        rows.append({"tokens": mode, "example": tok.tokenize(example), "source vocab": len(src_v),
+                     "target vocab": len(tgt_v), "coverage": known / max(total, 1),
+                     "tokens per sentence": sum(lengths) / max(len(lengths), 1), "tokenizer": tok})
+    return rows

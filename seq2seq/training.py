@@ -567,10 +567,10 @@ class Run:
 
     # --------------------------------------------------------------------------------------------- evaluation
     @torch.no_grad()
-    def evaluate(self, split: str = "valid", limit: int | None = None, bleu_limit: int | None = BLEU_SOURCES) -> dict:
+    def evaluate(self, split: str = "valid", limit: int | None = None, bleu_limit: int | None = None) -> dict:
         """Teacher-forced loss and token accuracy, greedy exact match, on the first `limit` examples of a split
         (rounded up to whole sources); for word/subword data also BLEU and chrF (0..100) on the first `bleu_limit`
-        sources (None: all; `limit=None` scores all).
+        of those sources (None: all; 0: no BLEU).
 
         Exact match: the greedy output up to <eos> equals a target exactly; with several targets for one source, the
         source counts as right if the output equals any of them (exact_match is over sources, n counts pairs). It is
@@ -604,20 +604,22 @@ class Run:
                 correct += (right & real).sum().item()
                 tokens += real.sum().item()
                 exact.index_add_(0, enc.group[idx], right.all(1).float())  # any target of the source
-            n_dec = n_groups if (limit is None or bleu_limit is None) else min(bleu_limit, n_groups)
-            n_dec = n_dec if self.scored else min(N_SAMPLES, n_groups)
+            n_dec = n_groups if bleu_limit is None else min(bleu_limit, n_groups)
+            n_dec = n_dec if self.scored else 0
+            n_dec = max(n_dec, min(N_SAMPLES, n_groups))  # the sample rows are always decoded
             outputs = self._decode_groups(enc, n_dec)
         finally:
             self.model.train(was_training)
         result = {"loss": loss_sum / max(tokens, 1), "token_accuracy": correct / max(tokens, 1),
                   "exact_match": (exact[:n_groups] > 0).float().mean().item() if n_groups else 0.0, "n": n,
                   "n_sources": n_groups}
-        if self.scored and outputs:
+        n_scored = n_groups if bleu_limit is None else min(bleu_limit, n_groups)
+        if self.scored and n_scored:
             from .scores import corpus_scores
 
             tok = self.data.tokenizer
-            refs = [[tok.detokenize(tok.tokenize(t)) for t in enc.refs[g]] for g in range(len(outputs))]
-            result.update(corpus_scores(outputs, refs), n_scored=len(outputs))
+            refs = [[tok.detokenize(tok.tokenize(t)) for t in enc.refs[g]] for g in range(n_scored)]
+            result.update(corpus_scores(outputs[:n_scored], refs), n_scored=n_scored)
         if split == "valid":
             self.samples = [(enc.pairs[enc.first[g]][0], outputs[g], " | ".join(enc.refs[g][:3])
                              + (f" | (+{len(enc.refs[g]) - 3} more)" if len(enc.refs[g]) > 3 else ""))
@@ -645,7 +647,7 @@ class Run:
         return detokenize(self.data.tgt_vocab.decode(ids, strip_special=True), self.data.tokenizer)
 
     def evaluate_and_record(self, limit: int | None = EVAL_EXAMPLES) -> dict:
-        r = self.evaluate("valid", limit)
+        r = self.evaluate("valid", limit, None if limit is None else BLEU_SOURCES)
         self.last_eval = dict(r, step=self.step_count, epoch=self.epoch, seconds=self.seconds)
         if self.train_cfg.lr_schedule == "plateau" and limit == EVAL_EXAMPLES:  # same examples every time
             self._plateau(r["loss"])
