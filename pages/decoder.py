@@ -32,7 +32,7 @@ tokens = input_picker(cur)
 if tokens is None:
     st.stop()
 src_text = st.session_state.get(K_TEXT, "")
-enc = cached(cur, "encoder", tuple(tokens), lambda: trace_encoder(cur.model, cur.src_vocab, tokens, cur.tokens))
+enc = cached(cur, "encoder", tuple(tokens), lambda: trace_encoder(cur.model, cur.src_vocab, tokens, cur.tokenizer))
 
 # ---- strategy and mode ---------------------------------------------------------------------------------------
 c1, c2 = st.columns(2)
@@ -61,7 +61,7 @@ if mode == FORCED:
         st.session_state[K_TARGET_FOR] = (cur.uid, src_text)
         st.session_state[K_TARGET] = reference_target(cur, src_text) or ""
     target_text = st.text_input("Target y (the correct output)", key=K_TARGET)
-    target_tokens = tokenize(target_text, cur.tokens)
+    target_tokens = tokenize(target_text, cur.tokenizer)
     if not target_tokens:
         st.error("Type a target to score the model against (the correct output for this input).")
         st.stop()
@@ -100,7 +100,7 @@ else:
 # ---- the output ------------------------------------------------------------------------------------------------
 out_tokens = trace.output_tokens if strategy != BEAM else best
 st.subheader("Output y")
-st.code(detokenize(out_tokens, cur.tokens) or "(empty: the first token was <eos>)", language=None)
+st.code(detokenize(out_tokens, cur.tokenizer) or "(empty: the first token was <eos>)", language=None)
 if mode == FORCED:
     m1, m2 = st.columns(2)
     m1.metric("loss: mean cross-entropy", f"{trace.loss:.3g}")  # 3 significant digits: a confident model is near 0
@@ -112,7 +112,7 @@ if strategy == BEAM:
                             max_pruned_per_step=width))
     st.caption(f"Showing every kept node and at most {width} pruned candidates per step. Scores are total "
                "log-probabilities (higher is better); the final ranking divides by the length.")
-    st.dataframe({"hypothesis": [detokenize([itos[i] for i in ids], cur.tokens) for ids, _ in beam.hypotheses],
+    st.dataframe({"hypothesis": [detokenize([itos[i] for i in ids], cur.tokenizer) for ids, _ in beam.hypotheses],
                   "score (mean log p per token)": [round(sc, 4) for _, sc in beam.hypotheses]}, hide_index=True)
 elif force_dict:
     t_f, tok_f = force[2], force[3]

@@ -26,7 +26,7 @@ with st.expander("How the encoder works", expanded=True):
 tokens = input_picker(cur)
 if tokens is None:
     st.stop()
-trace = cached(cur, "encoder", tuple(tokens), lambda: trace_encoder(cur.model, cur.src_vocab, tokens, cur.tokens))
+trace = cached(cur, "encoder", tuple(tokens), lambda: trace_encoder(cur.model, cur.src_vocab, tokens, cur.tokenizer))
 L, D, T, H = trace.h.shape
 
 # ---- controls: layer, step slider, back / forward buttons, play ------------------------------------------------
@@ -63,6 +63,16 @@ if play:
 at = [k - 1] + ([T - k] if D == 2 else [])
 plot(F.token_strip(trace.tokens, at, "Input tokens (blue: forward reads this one" +
                    ("; orange: backward reads this one)" if D == 2 else ")")))
+if cur.tokens in ("word", "subword"):
+    from seq2seq.tokens import words_of
+
+    groups = words_of(trace.tokens)
+    if cur.tokens == "subword" and any(len(idx) > 1 for _, idx in groups):
+        st.caption("Subword pieces joined back into words (## = glued to the piece before): " + "   ".join(
+            f"{w} = {' + '.join(trace.tokens[i] for i in idx)}" if len(idx) > 1 else w for w, idx in groups))
+    else:
+        st.caption("## marks a token written right after the previous one (no space): the input reads "
+                   f"“{cur.tokenizer.detokenize(trace.tokens)}”.")
 
 dirs = ["forward (left → right)", "backward (right → left)"][:D]
 cols = st.columns(D)

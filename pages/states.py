@@ -21,7 +21,7 @@ cfg = cur.model_cfg
 
 
 def encode(tokens: list[str]):
-    return cached(cur, "encoder", tuple(tokens), lambda: trace_encoder(cur.model, cur.src_vocab, tokens, cur.tokens))
+    return cached(cur, "encoder", tuple(tokens), lambda: trace_encoder(cur.model, cur.src_vocab, tokens, cur.tokenizer))
 
 
 with st.expander("What am I looking at?", expanded=True):
@@ -65,7 +65,7 @@ else:
     # the current input is drawn thick on top, projected with the same PCA
     coords.append(F.pca_project(trace.outputs, mean, comps))
     tok_lists.append(trace.tokens)
-    names.append("".join(trace.tokens) if cur.tokens == "char" else " ".join(trace.tokens))
+    names.append(cur.tokenizer.detokenize(trace.tokens))
     plot(F.pca_trajectories_figure(coords, names, tok_lists, ratio, highlight=[len(coords) - 1]))
     st.caption("The states are the encoder's top-layer outputs" + (" [h_t→ ; h_t←]" if D == 2 else "") +
                ". The thick black path is your input.")
@@ -79,7 +79,7 @@ if st.session_state.get(K_B + "_uid") != cur.uid:
     st.session_state[K_B] = others[0] if others else ""
 text_b = st.text_input("Input B (input A is the one above)", key=K_B)
 try:
-    tokens_b, warnings_b = check_input_text(text_b, cur.src_vocab, cur.tokens, get_limits().max_seq_len)
+    tokens_b, warnings_b = check_input_text(text_b, cur.src_vocab, cur.tokenizer, get_limits().max_seq_len)
 except DataError as e:
     st.error(str(e))
     st.stop()

@@ -43,7 +43,7 @@ init = st.radio("Start from", state.INIT_CHOICES, horizontal=True, key="init", *
 warm = init == state.INIT_CHOICES[1]
 mismatch = None
 if warm:  # the data must be expressed in the current model's own vocabularies (its embedding rows, output units)
-    fitted, mismatch = fit_to_vocab(data, cur.tokens, cur.src_vocab, cur.tgt_vocab)
+    fitted, mismatch = fit_to_vocab(data, cur.tokenizer, cur.src_vocab, cur.tgt_vocab)
 if warm and not mismatch:
     data, model_cfg = fitted, cur.model_cfg
 else:
@@ -150,7 +150,7 @@ def use_trained() -> None:
     metrics["best_exact_match"] = snap.get("best_exact_match")
     task = desc[len("task: "):].split(" ")[0] if desc.startswith("task: ") else None
     name = f"trained in this session #{len(state.trained_models()) + 1}: {task or 'custom data'} ({state.describe(m_cfg)})"
-    ckpt = Checkpoint(model=model, model_cfg=m_cfg, train_cfg=t_cfg, tokens=run_data.tokens,
+    ckpt = Checkpoint(model=model, model_cfg=m_cfg, train_cfg=t_cfg, tokens=run_data.tokens, tokenizer=run_data.tokenizer,
                       src_vocab=run_data.src_vocab, tgt_vocab=run_data.tgt_vocab, metrics=metrics,
                       history=snap.get("history") or {}, task=task)
     state.trained_models()[name] = ckpt
@@ -208,6 +208,8 @@ LOSS_SPEC = figures.line_spec("step", "optimizer step", "loss",
                               {"training loss": OI["blue"], "validation loss": OI["orange"]})
 ACC_SPEC = figures.line_spec("step", "optimizer step", "share correct",
                              {"exact match": OI["green"], "token accuracy": OI["purple"]}, y_domain=(0, 1), points=True)
+SCORE_SPEC = figures.line_spec("step", "optimizer step", "score (0-100)",
+                                {"BLEU": OI["vermillion"], "chrF": OI["sky"]}, y_domain=(0, 100), points=True)
 GROUP_SPEC = figures.bar_spec("parameter group", "‖gradient‖ (log)", OI["blue"], horizontal=True)
 STEP_SPEC = figures.bar_spec("encoder timestep", "‖∂L/∂h_t‖ (log)", OI["vermillion"])
 
@@ -220,12 +222,14 @@ def live_tables(run_id: str, snap: dict) -> dict[str, pa.Table]:
     if cached and cached[0] == version:
         return cached[1]
     table = pd.DataFrame(snap.get("samples") or [], columns=["input", "prediction", "target"])
-    table["correct"] = table["prediction"] == table["target"]
+    # a source with several correct targets shows them as "a | b | c": right if the output is any of them
+    table["correct"] = [p in t.split(" | ") for p, t in zip(table["prediction"], table["target"])]
     tables = {
         "loss": figures.curves_frame(history, {"training loss": ("step", "train_loss"),
                                                "validation loss": ("eval_step", "valid_loss")}),
         "acc": figures.curves_frame(history, {"exact match": ("eval_step", "exact_match"),
                                               "token accuracy": ("eval_step", "token_accuracy")}),
+        "scores": figures.curves_frame(history, {"BLEU": ("eval_step", "bleu"), "chrF": ("eval_step", "chrf")}),
         "groups": figures.bars_frame(snap.get("grad_norms") or {}),
         "steps": figures.bars_frame(snap.get("timestep_grad_norms") or [], prefix="t="),
         "samples": table,
@@ -250,10 +254,18 @@ def chart(col, title: str, table: pa.Table, spec: dict, key: str, empty: str) ->
 
 
 def curves(snap: dict, tables: dict[str, pa.Table]) -> None:
-    a, b = st.columns(2)
-    chart(a, "**Loss (cross-entropy)**", tables["loss"], LOSS_SPEC, "chart_loss",
+    scored = "bleu" in (snap.get("history") or {})  # word and subword data: BLEU and chrF next to exact match
+    cols = st.columns(3 if scored else 2)
+    chart(cols[0], "**Loss (cross-entropy)**", tables["loss"], LOSS_SPEC, "chart_loss",
           "The training loss appears after the first optimizer step.")
-    chart(b, "**Validation accuracy**", tables["acc"], ACC_SPEC, "chart_acc", after_first_eval(snap))
+    chart(cols[1], "**Validation accuracy**", tables["acc"], ACC_SPEC, "chart_acc", after_first_eval(snap))
+    if scored:
+        chart(cols[2], "**Translation scores** (BLEU, chrF; sacrebleu)", tables["scores"], SCORE_SPEC, "chart_scores",
+              after_first_eval(snap))
+        last = snap.get("last_eval") or {}
+        if "bleu" in last:
+            cols[2].caption(f"Latest: BLEU {last['bleu']:.1f}, chrF {last['chrf']:.1f} on the first "
+                            f"{last.get('n_scored', 0)} validation sources, scored against all their references.")
 
 
 def gradients(snap: dict, tables: dict[str, pa.Table]) -> None:
@@ -270,6 +282,8 @@ def live(run_id: str, polling: bool) -> None:
     label = f"{s} · step {snap['step']:,} · epoch {snap['epoch']:.2f} · {snap['seconds']:.1f} s"
     if snap.get("best_exact_match") is not None:
         label += f" · best exact match {100 * snap['best_exact_match']:.1f}%"
+    if "bleu" in (snap.get("last_eval") or {}):
+        label += f" · BLEU {snap['last_eval']['bleu']:.1f}"
     st.progress(min(1.0, max(0.0, float(snap.get("progress") or 0.0))), text=label)
     if s == "queued":
         pos = snap.get("queue_position")

@@ -5,7 +5,8 @@ A checkpoint folder holds these files:
     model.safetensors   the weights (tensors only: the safetensors format cannot hold code); after training, the
                         weights of the run's best evaluation (training.py), not necessarily its last step's
     config.json         {"format_version": 2, "model": ModelConfig, "train": TrainConfig | null,
-                         "tokens": "char" | "word", "task": name | null}
+                         "tokens": "char" | "word" | "subword", "task": name | null,
+                         "tokenizer": {"mode", "lowercase", "bpe": the learned subword model (HF tokenizers JSON)}}
     vocab.json          {"src": [itos...], "tgt": [itos...]}   (ids are list positions; 0..3 are the specials)
     metrics.json        held-out metrics measured when it was saved (exact_match, token_accuracy, loss, n, ...)
     history.json        the training curves (dict of lists)
@@ -70,6 +71,7 @@ from safetensors.torch import save as st_save
 
 from .config import ModelConfig, TrainConfig
 from .data import SPECIALS, Vocab
+from .tokens import Tokenizer, as_tokenizer
 from .limits import get_limits
 from .model import Seq2Seq, count_parameters
 
@@ -104,13 +106,18 @@ class Checkpoint:
     model: Seq2Seq
     model_cfg: ModelConfig
     train_cfg: TrainConfig | None
-    tokens: str  # "char" | "word"
+    tokens: str  # "char" | "word" | "subword" (= tokenizer.mode)
     src_vocab: Vocab
     tgt_vocab: Vocab
     metrics: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
     task: str | None = None
     training: dict | None = None  # {"state": JSON-able dict, "tensors": {name: Tensor}} (training.Run), optional
+    tokenizer: Tokenizer | None = None  # None: the plain tokenizer of `tokens`
+
+    def __post_init__(self):
+        if self.tokenizer is None:
+            self.tokenizer = as_tokenizer(self.tokens)
 
 
 # ----------------------------------------------------------------------------------------------------------- saving
@@ -151,6 +158,7 @@ def to_files(ckpt: Checkpoint) -> dict[str, bytes]:
         "train": ckpt.train_cfg.to_dict() if ckpt.train_cfg is not None else None,
         "tokens": ckpt.tokens,
         "task": ckpt.task,
+        "tokenizer": ckpt.tokenizer.to_dict(),
     }
     vocab = {"src": list(ckpt.src_vocab.itos), "tgt": list(ckpt.tgt_vocab.itos)}
     files = {
@@ -861,7 +869,7 @@ def from_files(files: dict[str, bytes], training: bool = False) -> Checkpoint:
     if MANIFEST in files:
         check_manifest(files)
     config = _expect_keys(CONFIG, _parse_json(CONFIG, files[CONFIG]),
-                          {"format_version", "model", "train", "tokens", "task"})
+                          {"format_version", "model", "train", "tokens", "task"}, {"tokenizer"})
     if config["format_version"] not in (1, FORMAT_VERSION):
         raise CheckpointError(f"config.json: format_version {config['format_version']!r} is not supported "
                               f"(this version reads 1 and {FORMAT_VERSION})")
@@ -873,8 +881,15 @@ def from_files(files: dict[str, bytes], training: bool = False) -> Checkpoint:
     if config["format_version"] == 1 and model_cfg.attention != "none":  # same weights, different decoder math
         raise CheckpointError("this model was saved by an older version whose attention decoder worked differently "
                               "(format_version 1); its weights would give wrong outputs here. Train it again.")
-    if config["tokens"] not in ("char", "word"):
-        raise CheckpointError(f"config.json: tokens must be 'char' or 'word', got {config['tokens']!r}")
+    if config["tokens"] not in ("char", "word", "subword"):
+        raise CheckpointError(f"config.json: tokens must be 'char', 'word' or 'subword', got {config['tokens']!r}")
+    try:
+        tokenizer = Tokenizer.from_dict(config.get("tokenizer", config["tokens"]))
+    except Exception as e:  # ValueError from our checks; anything else from a malformed object: still a message
+        raise CheckpointError(f"config.json: {e}") from None
+    if tokenizer.mode != config["tokens"]:
+        raise CheckpointError(f"config.json: the tokenizer cuts {tokenizer.mode} tokens but tokens says "
+                              f"{config['tokens']!r}")
     task = config["task"]
     if task is not None and (not isinstance(task, str) or len(task) > 100):
         raise CheckpointError("config.json: task must be a short name or null")
@@ -915,4 +930,4 @@ def from_files(files: dict[str, bytes], training: bool = False) -> Checkpoint:
     model.eval()
     return Checkpoint(model=model, model_cfg=model_cfg, train_cfg=train_cfg, tokens=config["tokens"],
                       src_vocab=src_vocab, tgt_vocab=tgt_vocab, metrics=metrics, history=history, task=task,
-                      training=_training(files) if training else None)
+                      training=_training(files) if training else None, tokenizer=tokenizer)

@@ -2,6 +2,7 @@
 
     python -m seq2seq train --task reverse --attention additive --out runs/reverse
     python -m seq2seq train --data pairs.tsv --tokens word --cell gru --epochs 30 --out runs/mine
+    python -m seq2seq train --data eng-fra.tsv --columns 1,2 --tokens subword --vocab-size 1000 --out runs/fr
     python -m seq2seq eval runs/reverse --task reverse --seed 7        # one JSON object on stdout
     python -m seq2seq eval runs/mine --data held_out.tsv
     python -m seq2seq predict runs/reverse "hello world" --beam 4
@@ -26,7 +27,8 @@ import torch
 
 from . import checkpoint as ckpt_io
 from .config import ATTENTIONS, CELLS, LR_SCHEDULES, OPTIMIZERS, PRECISIONS, ModelConfig, TrainConfig
-from .data import Seq2SeqData, build_data, check_input_text
+from .data import DEDUP, Seq2SeqData, build_data, check_input_text
+from .tokens import MODES as TOKEN_MODES
 from .limits import get_limits
 from .data import DataError
 from .loaders import load_pairs
@@ -87,7 +89,18 @@ def fresh_task_pairs(ckpt: ckpt_io.Checkpoint, task: str, seed: int, n: int, par
     return pairs
 
 
-def read_pairs(path: str) -> list[tuple[str, str]]:
+def parse_columns(spec: str | None) -> tuple[str, str] | None:
+    """--columns SRC,TGT: 1-based column numbers (TSV) or header names (CSV)."""
+    if spec is None:
+        return None
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise UsageError(f"--columns expects SRC,TGT (e.g. --columns 1,2, or header names for a CSV: "
+                         f"--columns english,french), got {spec!r}")
+    return parts[0], parts[1]
+
+
+def read_pairs(path: str, columns: tuple[str, str] | None = None) -> list[tuple[str, str]]:
     """Read a TSV/CSV file of (source, target) pairs with the size limit checked before reading."""
     p = Path(path)
     limit = int(get_limits().max_upload_mb * 2**20)
@@ -101,7 +114,7 @@ def read_pairs(path: str) -> list[tuple[str, str]]:
     except OSError as e:
         raise UsageError(f"{path}: {e.strerror or e}") from None
     try:
-        return load_pairs(data, p.name)
+        return load_pairs(data, p.name, columns=columns)
     except DataError as e:
         raise UsageError(f"{path}: {e}") from None
 
@@ -119,19 +132,27 @@ def make_data(args: argparse.Namespace) -> tuple[Seq2SeqData, dict]:
         source = {"task": args.task, "params": params, "seed": args.data_seed if args.data_seed is not None
                   else args.seed, "n_train": args.n_train, "n_valid": args.n_valid, "n_test": args.n_test}
     else:
-        pairs = read_pairs(args.data)
-        source = {"file": Path(args.data).name}
+        columns = parse_columns(args.columns)
+        pairs = read_pairs(args.data, columns)
+        source = {"file": Path(args.data).name, "columns": list(columns) if columns else None}
         if args.valid:  # held-out pairs given: the validation set; the test set is still 10% of the data
-            splits = {"train": pairs, "valid": read_pairs(args.valid)}
+            splits = {"train": pairs, "valid": read_pairs(args.valid, columns)}
             source["valid_file"] = Path(args.valid).name
         else:
             splits = pairs
         tokens = tokens or "char"
+    if args.columns and not args.data:
+        raise UsageError("--columns goes with --data")
+    limit = get_limits().max_seq_len
+    if not 1 <= args.max_len <= limit:
+        raise UsageError(f"--max-len must be between 1 and {limit} (SEQ2SEQ_MAX_SEQ_LEN), got {args.max_len}")
     try:
-        data = build_data(splits, tokens=tokens, max_len=args.max_len, seed=args.seed, max_vocab=args.max_vocab)
+        data = build_data(splits, tokens=tokens, max_len=args.max_len, seed=args.seed, max_vocab=args.max_vocab,
+                          lowercase=args.lowercase, vocab_size=args.vocab_size, dedup=args.dedup)
     except (DataError, ValueError) as e:
         raise UsageError(str(e)) from None
-    source.update(tokens=tokens, max_len=data.max_len, n_truncated=data.n_truncated)
+    source.update(tokens=tokens, lowercase=args.lowercase, vocab_size=args.vocab_size, dedup=args.dedup,
+                  max_len=data.max_len, n_truncated=data.n_truncated, n_duplicates=data.n_duplicates)
     return data, source
 
 
@@ -315,8 +336,10 @@ def _train_locked(args, log, given: set[str], training_state: bool) -> ckpt_io.C
         raise UsageError(f"--out {e}") from None
 
     print(f"data: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test pairs, "
-          f"vocab {len(data.src_vocab)} -> {len(data.tgt_vocab)}, {data.tokens} tokens; model: {n_params:,} "
+          f"vocab {len(data.src_vocab)} -> {len(data.tgt_vocab)}, {data.tokenizer.describe()}; model: {n_params:,} "
           f"parameters" + (f"; resuming at step {run.step_count}" if args.resume else ""), file=log)
+    for note in data.notes:
+        print(f"note: {note}", file=log)
     tty = hasattr(log, "isatty") and log.isatty()
     last_print, last_decile = 0.0, -1
     with _Interrupt(log) as interrupt:
@@ -348,7 +371,11 @@ def _train_locked(args, log, given: set[str], training_state: bool) -> ckpt_io.C
         run.model.load_state_dict(run.best_state_dict())  # what is saved and measured: the best evaluation
         test = run.evaluate("test")
         best, worse = run.best or {}, run.worse_than_best()
-        metrics = {k: test[k] for k in ("exact_match", "token_accuracy", "loss", "n")}
+        metrics = {k: test[k] for k in ("exact_match", "token_accuracy", "loss", "n", "n_sources", "bleu", "chrf")
+                   if k in test}
+        if "bleu" in best or "bleu" in run.last_eval:
+            scored = best if "bleu" in best else run.last_eval
+            metrics.update(valid_bleu=scored["bleu"], valid_chrf=scored["chrf"])
         metrics.update(split="test", valid_exact_match=best.get("exact_match"), steps=run.step_count,
                        best_step=best.get("step"), epochs=round(run.epoch, 3), seconds=round(run.seconds, 2),
                        n_params=n_params, data=source, precision=run.precision, message=run.message,
@@ -357,7 +384,7 @@ def _train_locked(args, log, given: set[str], training_state: bool) -> ckpt_io.C
         ckpt = ckpt_io.Checkpoint(model=run.model.eval(), model_cfg=model_cfg, train_cfg=train_cfg,
                                   tokens=data.tokens, src_vocab=data.src_vocab, tgt_vocab=data.tgt_vocab,
                                   metrics=metrics, history=run.snapshot()["history"], task=data_args.task,
-                                  training=state)
+                                  training=state, tokenizer=data.tokenizer)
         try:
             ckpt_io.save(ckpt, args.out)
         except ckpt_io.CheckpointError as e:
@@ -385,7 +412,7 @@ def evaluate_pairs(ckpt: ckpt_io.Checkpoint, pairs: list[tuple[str, str]]) -> di
         max_len = get_limits().max_seq_len
     pairs = list(pairs)
     data = Seq2SeqData(tokens=ckpt.tokens, src_vocab=ckpt.src_vocab, tgt_vocab=ckpt.tgt_vocab, train=pairs[:1],
-                       valid=pairs[:1], test=pairs, max_len=max_len)
+                       valid=pairs[:1], test=pairs, max_len=max_len, tokenizer=ckpt.tokenizer)
     run = Run(data, ckpt.model_cfg, TrainConfig(), state_dict=ckpt.model.state_dict())
     return run.evaluate("test")
 
@@ -393,7 +420,7 @@ def evaluate_pairs(ckpt: ckpt_io.Checkpoint, pairs: list[tuple[str, str]]) -> di
 def eval_command(args: argparse.Namespace) -> dict:
     ckpt = _load(args.checkpoint)
     if args.data:
-        pairs = read_pairs(args.data)
+        pairs = read_pairs(args.data, parse_columns(args.columns))
     elif args.task:
         pairs = fresh_task_pairs(ckpt, args.task, args.seed, args.n, _parse_params(args.param) or None)
     else:
@@ -409,14 +436,14 @@ def predict_command(args: argparse.Namespace) -> str:
 
     ckpt = _load(args.checkpoint)
     try:
-        _, warnings = check_input_text(args.text, ckpt.src_vocab, ckpt.tokens, get_limits().max_seq_len)
+        _, warnings = check_input_text(args.text, ckpt.src_vocab, ckpt.tokenizer, get_limits().max_seq_len)
     except DataError as e:
         raise UsageError(str(e)) from None
     for w in warnings:
         print(f"note: {w}", file=sys.stderr)
     if not 1 <= args.beam <= 64:
         raise UsageError("--beam must be between 1 and 64")
-    return translate(ckpt.model, (ckpt.src_vocab, ckpt.tgt_vocab, ckpt.tokens), args.text, beam=args.beam)
+    return translate(ckpt.model, (ckpt.src_vocab, ckpt.tgt_vocab, ckpt.tokenizer), args.text, beam=args.beam)
 
 
 # ---------------------------------------------------------------------------------------------------------- parser
@@ -430,7 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save a checkpoint folder")
     src = t.add_mutually_exclusive_group()
     src.add_argument("--task", help=f"built-in task: {', '.join(TASKS)}")
-    src.add_argument("--data", metavar="FILE", help="TSV (source<TAB>target) or CSV (header source,target)")
+    src.add_argument("--data", metavar="FILE", help="TSV (source<TAB>target[<TAB>more columns]) or CSV (a header "
+                     "naming the columns; source,target by default)")
+    t.add_argument("--columns", metavar="SRC,TGT", help="the source and target columns: 1-based numbers for a TSV "
+                   "(default 1,2), header names for a CSV (default source,target)")
+    t.add_argument("--dedup", choices=DEDUP, default="pairs", help="duplicates to remove: pairs = repeated (source, "
+                   "target) pairs (default; several targets of one source are all kept), source = all but the first "
+                   "target of each source, none")
     t.add_argument("--valid", metavar="FILE", help="validation pairs (with --data); without it 10%% of the data is "
                    "held out for validation (and always 10%% for the final test)")
     t.add_argument("--param", action="append", metavar="KEY=N", help="task parameter, e.g. digits=3, min_len=5")
@@ -438,8 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-valid", type=int, default=None)
     t.add_argument("--n-test", type=int, default=None)
     t.add_argument("--data-seed", type=int, default=None, help="seed of the task data (default: --seed)")
-    t.add_argument("--tokens", choices=("char", "word"), default=None, help="default: the task's, or char")
-    t.add_argument("--max-len", type=int, default=50, help="timesteps kept per sequence (default 50)")
+    t.add_argument("--tokens", choices=TOKEN_MODES, default=None, help="char, word (words and punctuation marks) "
+                   "or subword (byte-pair encoding learned on the training split); default: the task's, or char")
+    t.add_argument("--vocab-size", type=int, default=None, metavar="N", help="subword: pieces to learn (default "
+                   "1000); char/word: keep the N most frequent tokens (the rest become <unk>)")
+    t.add_argument("--lowercase", action="store_true", help="lowercase the text before cutting it into tokens")
+    t.add_argument("--max-len", type=int, default=50, help="timesteps kept per sequence (default 50; the rest is "
+                   "cut and the final line says how many examples were)")
     t.add_argument("--max-vocab", type=int, default=None)
     t.add_argument("--cell", choices=CELLS, default=d_model.cell)
     t.add_argument("--embed", type=int, default=d_model.embed)
@@ -475,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a checkpoint; prints one JSON object")
     e.add_argument("checkpoint", metavar="DIR")
     e.add_argument("--data", metavar="FILE")
+    e.add_argument("--columns", metavar="SRC,TGT", help="as for train")
     e.add_argument("--task")
     e.add_argument("--param", action="append", metavar="KEY=N", help="task parameters (default: the training ones)")
     e.add_argument("--seed", type=int, default=12345, help="seed of the generated task examples")
@@ -503,8 +542,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             ckpt = train(args, given=given_flags(argv))
             m = ckpt.metrics
-            line = (f"test exact_match {m['exact_match']:.4f} token_accuracy {m['token_accuracy']:.4f} "
-                    f"loss {m['loss']:.4f} n {m['n']} steps {m['steps']} seconds {m['seconds']} -> {args.out}")
+            scores = f"bleu {m['bleu']:.2f} chrf {m['chrf']:.2f} " if "bleu" in m else ""
+            cut, max_len = m["data"].get("n_truncated", 0), m["data"].get("max_len")
+            line = (f"test exact_match {m['exact_match']:.4f} {scores}token_accuracy {m['token_accuracy']:.4f} "
+                    f"loss {m['loss']:.4f} n {m['n']} steps {m['steps']} seconds {m['seconds']} truncated {cut}"
+                    + (f" (of max-len {max_len})" if cut else "") + f" -> {args.out}")
             if m["worse"] is not None:
                 line += (f" (it got worse: validation loss {m['worse']['loss']:.3f}, lowest "
                          f"{m['worse']['lowest_loss']:.3f}; saved the best evaluation, step {m['best_step']})")

@@ -4,7 +4,8 @@ The path of one example, as the Data page shows it:
 
     "abc"  --tokenize-->  ["a", "b", "c"]  --Vocab.encode-->  [7, 5, 9]  --make_batch-->  one row of a (B, S) tensor
 
-* Tokens are characters ("char") or whitespace-separated words ("word").
+* Tokens are characters ("char"), words and punctuation marks ("word") or learned subword pieces ("subword"): see
+  tokens.py, which also joins tokens back into text.
 * Every vocabulary starts with four special tokens: <pad> 0 (fills short rows of a batch), <sos> 1 (start of
   sequence: the decoder's first input), <eos> 2 (end of sequence: the decoder's last target), <unk> 3 (any token
   not in the vocabulary).
@@ -22,10 +23,12 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
+from .tokens import DEFAULT_VOCAB_SIZE, MODES as TOKEN_MODES, Tokenizer, as_tokenizer
+
 PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
 SPECIALS = [PAD, SOS, EOS, UNK]
 PAD_ID, SOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
-TOKEN_MODES = ("char", "word")
+DEDUP = ("pairs", "source", "none")  # build_data's choices: drop repeated pairs / keep one target per source / keep all
 MIN_PAIRS_TO_SPLIT = 10
 
 
@@ -35,22 +38,15 @@ class DataError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------------- tokens
-def tokenize(text: str, mode: str) -> list[str]:
-    """"char": every character is a token (spaces too). "word": split on any run of whitespace."""
-    if mode == "char":
-        return list(text)
-    if mode == "word":
-        return text.split()
-    raise ValueError(f"tokens must be 'char' or 'word', got {mode!r}")
+def tokenize(text: str, mode: "str | Tokenizer") -> list[str]:
+    """"char": every character is a token (spaces too). "word": words and punctuation marks, with their spacing
+    (tokens.py). A Tokenizer (subwords, lowercasing) cuts the text its own way."""
+    return as_tokenizer(mode).tokenize(text)
 
 
-def detokenize(tokens: Sequence[str], mode: str) -> str:
-    """Inverse of tokenize: exact for "char"; for "word", whitespace comes back as single spaces."""
-    if mode == "char":
-        return "".join(tokens)
-    if mode == "word":
-        return " ".join(tokens)
-    raise ValueError(f"tokens must be 'char' or 'word', got {mode!r}")
+def detokenize(tokens: Sequence[str], mode: "str | Tokenizer") -> str:
+    """Inverse of tokenize: exact for "char"; for words and subwords, whitespace comes back as single spaces."""
+    return as_tokenizer(mode).detokenize(tokens)
 
 
 # ------------------------------------------------------------------------------------------------------ vocab
@@ -208,7 +204,7 @@ class Seq2SeqData:
     the tokenization and the maximum length. Pairs stay as text; `batches()` encodes a split once into padded
     tensors and then serves batches by slicing them."""
 
-    tokens: str
+    tokens: str  # the mode: "char" | "word" | "subword" (= tokenizer.mode)
     src_vocab: Vocab
     tgt_vocab: Vocab
     train: list[tuple[str, str]]
@@ -219,15 +215,31 @@ class Seq2SeqData:
     n_duplicates: int = 0  # pairs dropped by build_data because their source was already seen
     n_empty: int = 0  # pairs dropped because the source or target had no tokens
     notes: list[str] = field(default_factory=list)  # what build_data (or a task generator) changed, for the user
+    tokenizer: Tokenizer | None = None  # how text becomes tokens (None: the plain tokenizer of `tokens`)
+    dedup: str = "pairs"  # what build_data removed as duplicates (DEDUP)
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.tokenizer is None:
+            self.tokenizer = as_tokenizer(self.tokens)
+        if self.tokenizer.mode != self.tokens:
+            raise ValueError(f"tokens {self.tokens!r} does not match the tokenizer's mode {self.tokenizer.mode!r}")
 
     # -- encoding
     def encode_source(self, src: str) -> list[int]:
-        return self.src_vocab.encode_text_tokens(tokenize(src, self.tokens)[: self.max_len])
+        return self.src_vocab.encode_text_tokens(self.tokenizer.tokenize(src)[: self.max_len])
 
     def encode_pair(self, src: str, tgt: str) -> tuple[list[int], list[int]]:
         """Token ids of a pair, each cut to max_len, without <sos>/<eos> (make_batch adds them)."""
-        return self.encode_source(src), self.tgt_vocab.encode_text_tokens(tokenize(tgt, self.tokens)[: self.max_len])
+        return self.encode_source(src), self.tgt_vocab.encode_text_tokens(self.tokenizer.tokenize(tgt)[: self.max_len])
+
+    def references(self, name: str) -> dict[str, list[str]]:
+        """Every target of each source in a split, in order: {source: [target, ...]} (several when the data gives
+        several correct outputs for one input; evaluation counts an output right if it matches any of them)."""
+        refs: dict[str, list[str]] = {}
+        for s, t in self.split(name):
+            refs.setdefault(s, []).append(t)
+        return refs
 
     def split(self, name: str) -> list[tuple[str, str]]:
         if name not in SPLITS:
@@ -273,7 +285,8 @@ class Seq2SeqData:
         return {"tokens": self.tokens, "src_vocab": self.src_vocab.to_dict(), "tgt_vocab": self.tgt_vocab.to_dict(),
                 "train": [list(p) for p in self.train], "valid": [list(p) for p in self.valid],
                 "test": [list(p) for p in self.test], "max_len": self.max_len, "n_truncated": self.n_truncated,
-                "n_duplicates": self.n_duplicates, "n_empty": self.n_empty, "notes": list(self.notes)}
+                "n_duplicates": self.n_duplicates, "n_empty": self.n_empty, "notes": list(self.notes),
+                "tokenizer": self.tokenizer.to_dict(), "dedup": self.dedup}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Seq2SeqData":
@@ -282,7 +295,8 @@ class Seq2SeqData:
             return cls(d["tokens"], Vocab.from_dict(d["src_vocab"]), Vocab.from_dict(d["tgt_vocab"]), **splits,
                        max_len=int(d["max_len"]), n_truncated=int(d.get("n_truncated", 0)),
                        n_duplicates=int(d.get("n_duplicates", 0)), n_empty=int(d.get("n_empty", 0)),
-                       notes=[str(n) for n in d.get("notes", [])])
+                       notes=[str(n) for n in d.get("notes", [])],
+                       tokenizer=Tokenizer.from_dict(d.get("tokenizer", d["tokens"])), dedup=str(d.get("dedup", "pairs")))
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"not a valid dataset description: {e}") from None
 
@@ -292,47 +306,87 @@ class Seq2SeqData:
         return state
 
 
-def _clean_pairs(pairs: Iterable, tokens: str) -> tuple[list[tuple[str, str]], int]:
+def _clean_pairs(pairs: Iterable, tok: Tokenizer) -> tuple[list[tuple[str, str]], int]:
     """Check the pair shape and drop pairs whose source or target has no tokens; return (kept, n dropped)."""
     kept, n_empty = [], 0
     for i, p in enumerate(pairs):
         if not (isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(x, str) for x in p)):
             raise DataError(f"example {i + 1} is not a (source, target) pair of strings: {p!r:.80}")
-        if not tokenize(p[0], tokens) or not tokenize(p[1], tokens):
+        if not tok.tokenize(p[0]) or not tok.tokenize(p[1]):
             n_empty += 1
             continue
         kept.append((p[0], p[1]))
     return kept, n_empty
 
 
-def _dedupe(pairs: list[tuple[str, str]], seen: set[str] | None = None) -> tuple[list[tuple[str, str]], int]:
-    """Keep the first pair of every source string (and none whose source is in `seen`)."""
+def _dedupe(pairs: list[tuple[str, str]], how: str, seen: set[str] | None = None
+            ) -> tuple[list[tuple[str, str]], int]:
+    """Drop duplicates (`how`: "pairs" = a (source, target) pair seen before, "source" = any pair after the first of
+    its source, "none" = nothing), and any pair whose source is in `seen` (another split's). Returns (kept, n)."""
     seen = set() if seen is None else seen
+    mine: set = set()
     out = []
     for p in pairs:
-        if p[0] not in seen:
-            seen.add(p[0])
-            out.append(p)
+        if p[0] in seen:
+            continue
+        key = p if how == "pairs" else p[0] if how == "source" else None
+        if key is not None:
+            if key in mine:
+                continue
+            mine.add(key)
+        out.append(p)
+    seen.update(p[0] for p in out)
     return out, len(pairs) - len(out)
 
 
-def build_data(pairs_or_splits, tokens: str = "char", max_len: int = 50, valid_frac: float = 0.1,
-               test_frac: float = 0.1, seed: int = 0, max_vocab: int | None = None) -> Seq2SeqData:
+def _groups(pairs: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """Pairs grouped by source, in order of first appearance (a split takes or leaves a whole group)."""
+    by_src: dict[str, list[tuple[str, str]]] = {}
+    for p in pairs:
+        by_src.setdefault(p[0], []).append(p)
+    return list(by_src.values())
+
+
+def _flat(groups: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    return [p for g in groups for p in g]
+
+
+DEDUP_NOTE = {"pairs": "Removed {n} pair(s) that repeat an earlier (source, target) pair exactly.",
+              "source": "Removed {n} pair(s) whose source was already seen (the first target of each source was kept).",
+              "none": "{n} pair(s) dropped because their source is also in the validation/test data."}
+
+
+def build_data(pairs_or_splits, tokens: "str | Tokenizer" = "char", max_len: int = 50, valid_frac: float = 0.1,
+               test_frac: float = 0.1, seed: int = 0, max_vocab: int | None = None, lowercase: bool = False,
+               vocab_size: int | None = None, dedup: str = "pairs") -> Seq2SeqData:
     """Make a Seq2SeqData from a list of (source, target) pairs or from ready splits.
 
-    A list is deduplicated on the source (the first target seen for a source wins), shuffled with `seed` and cut
-    into train / valid / test, so no source string is in two splits. A dict {"train": [...], "valid": [...],
-    "test": [...]} keeps its splits; a missing or empty valid/test split is carved out of train, and train pairs
-    whose source also appears in valid or test are dropped. Vocabularies are built from the training split only:
-    tokens first seen in valid/test encode as <unk>, as they would for a new input.
+    Duplicates are removed as `dedup` says ("pairs": repeated (source, target) pairs, so several targets of one
+    source are all kept; "source": all but the first target of a source; "none": nothing). A list is shuffled with
+    `seed` and cut into train / valid / test by source, so no source string is in two splits and all the targets of
+    a source stay together. A dict {"train": [...], "valid": [...], "test": [...]} keeps its splits; a missing or
+    empty valid/test split is carved out of train, and train pairs whose source also appears in valid or test are
+    dropped. Vocabularies are built from the training split only: tokens first seen in valid/test encode as <unk>,
+    as they would for a new input. Subword pieces (tokens="subword") are learned from the training split too, with
+    `vocab_size` pieces (default tokens.DEFAULT_VOCAB_SIZE); for char/word tokens `vocab_size` caps the
+    vocabularies (rarer tokens -> <unk>), as `max_vocab` (the server's limit) does. A Tokenizer as `tokens` is
+    used as it is (a trained model's own).
     """
-    if tokens not in TOKEN_MODES:
-        raise ValueError(f"tokens must be 'char' or 'word', got {tokens!r}")
+    given = tokens if isinstance(tokens, Tokenizer) else None
+    mode = given.mode if given else tokens
+    if mode not in TOKEN_MODES:
+        raise ValueError(f"tokens must be one of {', '.join(TOKEN_MODES)}, got {tokens!r}")
+    if dedup not in DEDUP:
+        raise ValueError(f"dedup must be one of {', '.join(DEDUP)}, got {dedup!r}")
     if not isinstance(max_len, int) or max_len < 1:
         raise ValueError(f"max_len must be a whole number of at least 1, got {max_len!r}")
+    if vocab_size is not None and (not isinstance(vocab_size, int) or vocab_size < 5):
+        raise ValueError(f"vocab_size must be a whole number of at least 5, got {vocab_size!r}")
     for name, f in (("valid_frac", valid_frac), ("test_frac", test_frac)):
         if not 0 <= f < 0.5:
             raise ValueError(f"{name} must be in [0, 0.5), got {f}")
+    # before a subword model exists, pairs are checked with word tokens (a word always has at least one piece)
+    check = given or (Tokenizer("word", lowercase) if mode == "subword" else Tokenizer(mode, lowercase))
 
     rng = random.Random(seed)
     if isinstance(pairs_or_splits, dict):
@@ -341,53 +395,71 @@ def build_data(pairs_or_splits, tokens: str = "char", max_len: int = 50, valid_f
             raise ValueError(f"splits must be named {', '.join(SPLITS)}; got {', '.join(sorted(map(str, unknown)))}")
         cleaned, n_empty = {}, 0
         for k in SPLITS:
-            cleaned[k], e = _clean_pairs(pairs_or_splits.get(k) or [], tokens)
+            cleaned[k], e = _clean_pairs(pairs_or_splits.get(k) or [], check)
             n_empty += e
         seen: set[str] = set()
-        valid, d1 = _dedupe(cleaned["valid"], seen)
-        test, d2 = _dedupe(cleaned["test"], seen)
-        train, d3 = _dedupe(cleaned["train"], seen)
+        valid, d1 = _dedupe(cleaned["valid"], dedup, seen)
+        test, d2 = _dedupe(cleaned["test"], dedup, seen)
+        train, d3 = _dedupe(cleaned["train"], dedup, seen)
         n_dup = d1 + d2 + d3
-        rng.shuffle(train)
+        groups = _groups(train)
+        rng.shuffle(groups)
         carve = (not valid and valid_frac > 0) or (not test and test_frac > 0)
-        if len(train) < (MIN_PAIRS_TO_SPLIT if carve else 1):
+        if len(groups) < (MIN_PAIRS_TO_SPLIT if carve else 1):
             raise DataError(f"The training data is too small{' to split off validation/test examples' if carve else ''}"
-                            f": {len(train)} usable pair(s) after removing empty and duplicate sources and sources "
+                            f": {len(groups)} distinct source(s) after removing empty and duplicate pairs and sources "
                             f"that are also in the validation/test data. Add more examples.")
         if not valid and valid_frac > 0:
-            n = max(1, round(valid_frac * len(train)))
-            valid, train = train[:n], train[n:]
+            n = max(1, round(valid_frac * len(groups)))
+            valid, groups = _flat(groups[:n]), groups[n:]
         if not test and test_frac > 0:
-            n = max(1, round(test_frac * len(train)))
-            test, train = train[:n], train[n:]
+            n = max(1, round(test_frac * len(groups)))
+            test, groups = _flat(groups[:n]), groups[n:]
+        train = _flat(groups)
     else:
-        pairs, n_empty = _clean_pairs(pairs_or_splits, tokens)
-        pairs, n_dup = _dedupe(pairs)
-        n = len(pairs)
+        pairs, n_empty = _clean_pairs(pairs_or_splits, check)
+        pairs, n_dup = _dedupe(pairs, dedup)
+        groups = _groups(pairs)
+        n = len(groups)
         if n < MIN_PAIRS_TO_SPLIT:
             raise DataError(
                 f"The dataset is too small to split into training, validation and test sets: it has {n} distinct "
-                f"pair(s) after removing {n_dup} duplicate source(s) and {n_empty} empty one(s); at least "
+                f"source(s) after removing {n_dup} duplicate(s) and {n_empty} empty pair(s); at least "
                 f"{MIN_PAIRS_TO_SPLIT} are needed (a few hundred to learn anything). Add more examples.")
-        rng.shuffle(pairs)
+        rng.shuffle(groups)
         n_valid = max(1, round(valid_frac * n)) if valid_frac > 0 else 0
         n_test = max(1, round(test_frac * n)) if test_frac > 0 else 0
-        valid, test, train = pairs[:n_valid], pairs[n_valid: n_valid + n_test], pairs[n_valid + n_test:]
+        valid, test = _flat(groups[:n_valid]), _flat(groups[n_valid: n_valid + n_test])
+        train = _flat(groups[n_valid + n_test:])
 
-    src_vocab = Vocab.build((tokenize(s, tokens) for s, _ in train), max_size=max_vocab)
-    tgt_vocab = Vocab.build((tokenize(t, tokens) for _, t in train), max_size=max_vocab)
-    n_truncated = sum(len(tokenize(s, tokens)) > max_len or len(tokenize(t, tokens)) > max_len
+    if given:
+        tok = given
+    elif mode == "subword":
+        tok = Tokenizer.train_subword([x for p in train for x in p], vocab_size or DEFAULT_VOCAB_SIZE, lowercase)
+    else:
+        tok = Tokenizer(mode, lowercase)
+    cap = vocab_size if mode != "subword" else None
+    caps = [c for c in (cap, max_vocab) if c is not None]
+    cap = min(caps) if caps else None
+    src_vocab = Vocab.build((tok.tokenize(s) for s, _ in train), max_size=cap)
+    tgt_vocab = Vocab.build((tok.tokenize(t) for _, t in train), max_size=cap)
+    n_truncated = sum(len(tok.tokenize(s)) > max_len or len(tok.tokenize(t)) > max_len
                       for split in (train, valid, test) for s, t in split)
     notes = []
     if n_dup:
-        notes.append(f"Removed {n_dup} pair(s) whose source was already seen (the first target was kept).")
+        notes.append(DEDUP_NOTE[dedup].format(n=n_dup))
+    n_multi = sum(len(g) > 1 for g in _groups(train))
+    if n_multi:
+        notes.append(f"{n_multi:,} training source(s) have several targets; all are kept, and evaluation counts an "
+                     f"output as right if it matches any target of its source.")
     if n_empty:
-        notes.append(f"Removed {n_empty} pair(s) whose source or target has no {tokens} tokens.")
+        notes.append(f"Removed {n_empty} pair(s) whose source or target has no {mode} tokens.")
     if n_truncated:
         notes.append(f"{n_truncated} example(s) are longer than {max_len} tokens and are cut to that length.")
-    if max_vocab is not None and max(len(src_vocab.counts), len(tgt_vocab.counts)) > max_vocab - len(SPECIALS):
-        notes.append(f"The vocabulary is capped at {max_vocab} tokens: rarer tokens become <unk>.")
-    return Seq2SeqData(tokens, src_vocab, tgt_vocab, train, valid, test, max_len, n_truncated, n_dup, n_empty, notes)
+    if cap is not None and max(len(src_vocab.counts), len(tgt_vocab.counts)) > cap - len(SPECIALS):
+        notes.append(f"The vocabulary is capped at {cap} tokens: rarer tokens become <unk>.")
+    return Seq2SeqData(mode, src_vocab, tgt_vocab, train, valid, test, max_len, n_truncated, n_dup, n_empty, notes,
+                       tokenizer=tok, dedup=dedup)
 
 
 # ------------------------------------------------------------------------------------------- app helpers
@@ -398,8 +470,8 @@ def walkthrough(data: Seq2SeqData, src_text: str, tgt_text: str, batch_with: int
     positions are real. Returns token lists, ids, and two tables (lists of row dicts, one row per timestep):
     "source" (t, token x_t, id, is padding) and "target" (t, decoder input y_{t-1}, its id, target y_t, its id).
     """
-    src_tokens = tokenize(src_text, data.tokens)
-    tgt_tokens = tokenize(tgt_text, data.tokens)
+    src_tokens = data.tokenizer.tokenize(src_text)
+    tgt_tokens = data.tokenizer.tokenize(tgt_text)
     src_ids, tgt_ids = data.encode_pair(src_text, tgt_text)
     others = [data.encode_pair(s, t) for s, t in data.train[:batch_with]]
     b = make_batch([src_ids] + [o[0] for o in others], [tgt_ids] + [o[1] for o in others])
@@ -423,14 +495,14 @@ def walkthrough(data: Seq2SeqData, src_text: str, tgt_text: str, batch_with: int
 def length_stats(data: Seq2SeqData, splits: Sequence[str] = SPLITS) -> dict:
     """Token lengths before truncation, for the source/target histograms (with the max-length line)."""
     pairs = [p for name in splits for p in data.split(name)]
-    src = [len(tokenize(s, data.tokens)) for s, _ in pairs]
-    tgt = [len(tokenize(t, data.tokens)) for _, t in pairs]
+    src = [len(data.tokenizer.tokenize(s)) for s, _ in pairs]
+    tgt = [len(data.tokenizer.tokenize(t)) for _, t in pairs]
     return {"source": src, "target": tgt, "max_len": data.max_len,
             "n_src_cut": sum(n > data.max_len for n in src), "n_tgt_cut": sum(n > data.max_len for n in tgt),
             "n_truncated": sum(a > data.max_len or b > data.max_len for a, b in zip(src, tgt)), "n": len(pairs)}
 
 
-def check_input_text(text: str, vocab: Vocab, tokens_mode: str, max_len: int) -> tuple[list[str], list[str]]:
+def check_input_text(text: str, vocab: Vocab, tokens_mode: "str | Tokenizer", max_len: int) -> tuple[list[str], list[str]]:
     """Validate text typed into the app before it reaches a model: returns (tokens, warnings).
 
     Raises DataError for empty input or input longer than max_len tokens. Warns (does not fail) when some or all
@@ -440,7 +512,8 @@ def check_input_text(text: str, vocab: Vocab, tokens_mode: str, max_len: int) ->
         raise DataError("The input is empty. Type a source sequence (or pick an example).")
     tokens = tokenize(text, tokens_mode)
     if len(tokens) > max_len:
-        unit = "characters" if tokens_mode == "char" else "words"
+        mode = as_tokenizer(tokens_mode).mode
+        unit = {"char": "characters", "word": "words and punctuation marks", "subword": "subword pieces"}[mode]
         raise DataError(f"The input has {len(tokens)} {unit}; the limit is {max_len}. Shorten it.")
     unknown = [t for t in tokens if t not in vocab.stoi or vocab.stoi[t] < len(SPECIALS)]
     warnings = []
@@ -454,7 +527,7 @@ def check_input_text(text: str, vocab: Vocab, tokens_mode: str, max_len: int) ->
     return tokens, warnings
 
 
-def fit_to_vocab(data: Seq2SeqData, tokens: str, src_vocab: Vocab,
+def fit_to_vocab(data: Seq2SeqData, tokens: "str | Tokenizer", src_vocab: Vocab,
                  tgt_vocab: Vocab) -> tuple[Seq2SeqData | None, str | None]:
     """Re-express `data` in a trained model's vocabularies so the model can keep training on it.
 
@@ -463,9 +536,14 @@ def fit_to_vocab(data: Seq2SeqData, tokens: str, src_vocab: Vocab,
     it has never seen has no embedding row and no output unit. Returns (data in the model's vocabularies, None),
     or (None, a message saying what does not match and what to do).
     """
-    if tokens != data.tokens:
-        return None, (f"The model reads {tokens} tokens but this data is split into {data.tokens} tokens. "
-                      f"Train a new model, or choose {tokens}-level tokens on the Data page.")
+    tok = as_tokenizer(tokens)
+    if tok.mode != data.tokens:
+        return None, (f"The model reads {tok.mode} tokens but this data is split into {data.tokens} tokens. "
+                      f"Train a new model, or choose {tok.mode}-level tokens on the Data page.")
+    if tok != data.tokenizer:
+        return None, (f"The model cuts text differently from this data ({tok.describe()} against "
+                      f"{data.tokenizer.describe()}): its token ids would mean other things. Train a new model, or "
+                      f"choose the model's tokenization on the Data page.")
     for side, mv, dv in (("source", src_vocab, data.src_vocab), ("target", tgt_vocab, data.tgt_vocab)):
         missing = [t for t in dv.itos if t not in mv.stoi]
         if missing:
@@ -473,4 +551,35 @@ def fit_to_vocab(data: Seq2SeqData, tokens: str, src_vocab: Vocab,
             return None, (f"The model's {side} vocabulary ({len(mv):,} tokens) does not match this data: "
                           f"{len(missing):,} token(s) in the data are unknown to the model ({shown}). Train a new "
                           f"model from random weights, or load data like the data the model was trained on.")
-    return replace(data, src_vocab=src_vocab, tgt_vocab=tgt_vocab), None
+    return replace(data, src_vocab=src_vocab, tgt_vocab=tgt_vocab, tokenizer=tok), None
+
+
+def compare_tokenizations(data: Seq2SeqData, example: str, vocab_size: int = DEFAULT_VOCAB_SIZE,
+                          lowercase: bool = False) -> list[dict]:
+    """How each tokenization cuts `example` and what it gives on this data, for the Data page: one row per mode
+    ("char", "word", "subword" with `vocab_size` pieces learned on the training split), each with the example's
+    tokens, the source and target vocabulary sizes built from the training split, the coverage (share of the held-out
+    tokens, valid and test, both sides, found in those vocabularies: the rest become <unk>) and the mean number of
+    tokens per sentence (the timesteps the RNNs run)."""
+    held = data.valid + data.test or data.train
+    rows = []
+    for mode in TOKEN_MODES:
+        if mode == "subword":
+            tok = (data.tokenizer if data.tokens == "subword" and data.tokenizer.vocab_size == vocab_size
+                   and data.tokenizer.lowercase == lowercase
+                   else Tokenizer.train_subword([x for p in data.train for x in p], vocab_size, lowercase))
+        else:
+            tok = Tokenizer(mode, lowercase)
+        src_v = Vocab.build(tok.tokenize(s) for s, _ in data.train)
+        tgt_v = Vocab.build(tok.tokenize(t) for _, t in data.train)
+        known = total = 0
+        for s, t in held:
+            for v, text in ((src_v, s), (tgt_v, t)):
+                toks = tok.tokenize(text)
+                known += sum(x in v.stoi for x in toks)
+                total += len(toks)
+        lengths = [len(tok.tokenize(x)) for p in data.train for x in p]
+        rows.append({"tokens": mode, "example": tok.tokenize(example), "source vocab": len(src_v),
+                     "target vocab": len(tgt_v), "coverage": known / max(total, 1),
+                     "tokens per sentence": sum(lengths) / max(len(lengths), 1), "tokenizer": tok})
+    return rows

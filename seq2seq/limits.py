@@ -52,7 +52,7 @@ _MEANING: dict[str, tuple[str, str]] = {
 class Limits:
     max_upload_mb: float = 5  # must match .streamlit/config.toml server.maxUploadSize
     max_rows: int = 50_000
-    max_seq_len: int = 100
+    max_seq_len: int = 200  # targets of 200 tokens (semantic parsing, long sentences) must fit
     max_line_chars: int = 1000
     max_vocab: int = 5000
     max_params: int = 5_000_000

@@ -19,8 +19,10 @@ stalled. The same holds, less sharply, for reversal (5,000 -> 20,000 pairs).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -146,24 +148,47 @@ def translate_task(rng, min_len=4, max_len=12, max_adjectives=2, p_plural=0.3, p
                      f"sentences have 5 to {7 + 2 * max_adjectives} words")
 
 
+# --------------------------------------------------------------------------------------------- real sentences
+DATA_DIR = Path(__file__).resolve().parent / "data_files"
+TATOEBA_FILE = DATA_DIR / "tatoeba-eng-fra-5k.tsv"
+TATOEBA_LICENSE = ("Sentences from the Tatoeba project (tatoeba.org), via manythings.org/anki; licensed CC BY 2.0 FR "
+                   "(creativecommons.org/licenses/by/2.0/fr/). Every pair's contributors are named in the file's "
+                   "third column: seq2seq/data_files/tatoeba-eng-fra-5k.tsv (see the README next to it).")
+
+
+@functools.cache
+def file_pairs(path: str) -> tuple[tuple[str, str], ...]:
+    """(English, French) pairs of a shipped TSV file (columns 1 and 2; the third, the attribution, is kept in the
+    file and shown on the Data page)."""
+    with open(path, encoding="utf-8") as f:
+        return tuple((c[0], c[1]) for line in f.read().split("\n") if line and len(c := line.split("\t")) >= 2)
+
+
 # ------------------------------------------------------------------------------------------------ registry
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
     description: str
-    tokens: str  # default tokenization: "char" | "word"
-    generate: Callable[..., tuple[str, str]]  # (rng, **params) -> (source, target)
+    tokens: str  # default tokenization: "char" | "word" | "subword"
+    generate: Callable[..., tuple[str, str]] | None  # (rng, **params) -> (source, target); None for a file task
     params: dict = field(default_factory=dict)  # parameter -> default
     n_train: int = 20000  # see the note at the top: small splits get memorized
     n_valid: int = 500
     n_test: int = 500
+    file: Path | None = None  # a file task: real pairs from this TSV; sizes count distinct sources
+    license: str | None = None  # attribution and license of a file task's data (shown with it)
 
     def example(self, seed: int = 0, **params) -> tuple[str, str]:
+        if self.file is not None:
+            pairs = file_pairs(str(self.file))
+            return pairs[random.Random(seed).randrange(len(pairs))]
         return self.generate(random.Random(seed), **{**self.params, **params})
 
     def space_size(self, **params) -> float:
         """Number of distinct sources the task can produce with these parameters (inf when unknown/huge)."""
         p = {**self.params, **params}
+        if self.file is not None:
+            return float(len({s for s, _ in file_pairs(str(self.file))}))
         if "alphabet" in p:
             a = len(set(p["alphabet"]))  # sources are strings over the alphabet, for sort too
             return float(sum(a ** n for n in range(p["min_len"], p["max_len"] + 1)))
@@ -192,6 +217,9 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in [
              "nouns and the verb at the end (word level).", "word", translate_task,
              {"min_len": 4, "max_len": 12, "max_adjectives": 2, "p_plural": 0.3, "p_adverb": 0.3},
              n_train=10000, n_valid=1000, n_test=1000),
+    TaskSpec("tatoeba", "English -> French (Tatoeba, real sentences): the 5,000 shortest pairs of the PyTorch "
+             "seq2seq tutorial's data; most English sentences have several correct translations, all kept.", "word",
+             None, {}, n_train=2097, n_valid=250, n_test=250, file=TATOEBA_FILE, license=TATOEBA_LICENSE),
 ]}
 
 
@@ -237,6 +265,8 @@ def generate_splits(task: str, n_train: int | None = None, n_valid: int | None =
     if any(n < 0 for n in sizes.values()) or sizes["train"] < 1:
         raise ValueError(f"split sizes must be >= 0 (train >= 1), got {sizes}")
     want, notes = sum(sizes.values()), []
+    if spec.file is not None:
+        return _file_splits(spec, sizes, seed)
 
     # Never ask for more than ~90% of the space of distinct sources: rejection sampling would crawl near 100%.
     room = spec.space_size(**p)
@@ -269,3 +299,25 @@ def generate_splits(task: str, n_train: int | None = None, n_valid: int | None =
         out[k] = pairs[start: start + sizes[k]]
         start += sizes[k]
     return out
+
+
+def _file_splits(spec: TaskSpec, sizes: dict, seed: int) -> Splits:
+    """A file task's splits: its distinct sources shuffled with `seed` and dealt out (valid, test, then train), each
+    with all of its targets, so no source is in two splits. Sizes count sources; they shrink if the file is short."""
+    groups: dict[str, list[str]] = {}
+    for src, tgt in file_pairs(str(spec.file)):
+        if tgt not in groups.setdefault(src, []):
+            groups[src].append(tgt)
+    sources = list(groups)
+    random.Random(f"{spec.name}:{seed}").shuffle(sources)
+    notes, want = [], sum(sizes.values())
+    if want > len(sources):
+        scale = len(sources) / want
+        sizes = {k: int(v * scale) for k, v in sizes.items()}
+        notes.append(f"{spec.name}: the file has {len(sources)} distinct sources, not the {want} asked for; splits "
+                     f"shrunk to {sizes['train']} / {sizes['valid']} / {sizes['test']}")
+    out, start = Splits(notes=notes), 0
+    for k in ("valid", "test", "train"):
+        out[k] = [(s, t) for s in sources[start: start + sizes[k]] for t in groups[s]]
+        start += sizes[k]
+    return Splits({k: out[k] for k in ("train", "valid", "test")}, notes=notes)

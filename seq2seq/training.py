@@ -24,6 +24,9 @@ What a learner wants to see is measured on the way, cheaply:
   * every `eval_every` steps: validation loss, token accuracy (teacher-forced), exact match (greedy decoding),
     a few sample predictions, and ||d loss / d h_t|| for every encoder timestep t of the top layer. The last one
     shows vanishing gradients directly: in a plain RNN it shrinks towards the start of the input.
+    For word and subword data also corpus BLEU and chrF (sacrebleu, seq2seq/scores.py) of greedy outputs on the
+    first BLEU_SOURCES validation sources (all of them at the end). When a source has several targets, exact match
+    counts an output right if it equals any of them, and BLEU/chrF score it against all of them.
 
 Speed: the splits are encoded into padded tensors once; a step slices a batch out of them (trimmed to the longest
 sequence in the batch) and runs the fused model. The per-parameter gradient norms are computed once and reused
@@ -63,6 +66,7 @@ BUCKET_POOL = 50  # batches' worth of shuffled examples sorted by length togethe
 EVAL_EXAMPLES = 256  # validation examples used by the periodic evaluations (the final one uses the whole split)
 PROBE_EXAMPLES = 32  # validation examples used for the per-timestep gradient probe
 N_SAMPLES = 6  # sample rows (input, prediction, target) shown per evaluation
+BLEU_SOURCES = 128  # validation sources decoded for BLEU/chrF in the periodic evaluations (the final one: all)
 PLATEAU_FLOOR = 1 / 32  # the "plateau" schedule never takes the rate below lr / 32 (5 halvings)
 PLATEAU_SPACING = 1.5  # ... and after halving it at step k, waits until step 1.5 k before it halves again
 TERMINAL = ("finished", "stopped", "diverged", "error")
@@ -216,7 +220,18 @@ class EncodedSplit:
     def __init__(self, data, pairs: list[tuple[str, str]]):
         from .data import make_batch
 
-        self.pairs = pairs
+        by_src: dict[str, list] = {}
+        for p in pairs:  # the pairs of one source next to each other (a limited evaluation takes whole sources)
+            by_src.setdefault(p[0], []).append(p)
+        self.pairs = pairs = [p for g in by_src.values() for p in g]
+        group: dict[str, int] = {}  # source -> index of its group (the pairs of one source share one output)
+        self.group = torch.tensor([group.setdefault(s, len(group)) for s, _ in pairs], dtype=torch.long)
+        self.first = [0] * len(group)  # row of the first pair of each group
+        self.refs: list[list[str]] = [[] for _ in group]  # every target of each group's source
+        for i, (s, t) in reversed(list(enumerate(pairs))):
+            self.first[group[s]] = i
+        for s, t in pairs:
+            self.refs[group[s]].append(t)
         ids = [data.encode_pair(s, t) for s, t in pairs]
         b = make_batch([s for s, _ in ids], [t for _, t in ids])
         self.src, self.src_len, self.tgt_in, self.tgt_out = b.src, b.src_len, b.tgt_in, b.tgt_out
@@ -331,7 +346,9 @@ class Run:
         self.timestep_grads: list[float] = []
         self.curves = Curves(("step", "epoch", "seconds", "train_loss", "grad_norm") + tuple(
             "grad_norm:" + g for g in self.groups))
-        self.eval_curves = Curves(("step", "epoch", "seconds", "valid_loss", "token_accuracy", "exact_match"))
+        self.scored = data.tokens != "char"  # BLEU / chrF for word and subword data
+        self.eval_curves = Curves(("step", "epoch", "seconds", "valid_loss", "token_accuracy", "exact_match")
+                                  + (("bleu", "chrf") if self.scored else ()))
         self._timestep_steps: list[int] = []  # one row of ||d loss / d h_t|| per evaluation (at most 200 rows)
         self._timestep_rows: list[list[float]] = []
         self.version = 0  # bumped by every change a snapshot would show
@@ -565,7 +582,9 @@ class Run:
         self.status, self._t_last = "finished", None
         em = self.last_eval.get("exact_match", float("nan"))
         self.message = (f"Finished after {reason}: {self.step_count} steps, {self.epoch:.2f} epochs in "
-                        f"{self.seconds:.1f} s; validation exact match {em:.1%}.")
+                        f"{self.seconds:.1f} s; validation exact match {em:.1%}"
+                        + (f", BLEU {self.last_eval['bleu']:.1f}, chrF {self.last_eval['chrf']:.1f}."
+                           if "bleu" in self.last_eval else "."))
         worse = self.worse_than_best()
         if worse is not None:
             self.message += " " + worse["message"]
@@ -607,29 +626,35 @@ class Run:
 
     # --------------------------------------------------------------------------------------------- evaluation
     @torch.no_grad()
-    def evaluate(self, split: str = "valid", limit: int | None = None) -> dict:
-        """Teacher-forced loss and token accuracy, greedy exact match, on the first `limit` examples of a split.
+    def evaluate(self, split: str = "valid", limit: int | None = None, bleu_limit: int | None = None) -> dict:
+        """Teacher-forced loss and token accuracy, greedy exact match, on the first `limit` examples of a split
+        (rounded up to whole sources); for word/subword data also BLEU and chrF (0..100) on the first `bleu_limit`
+        of those sources (None: all; 0: no BLEU).
 
-        Exact match: the greedy output up to <eos> equals the target exactly. It is read off the teacher-forced
-        pass, without decoding: greedy decoding reproduces the target exactly if and only if the teacher-forced
-        argmax is right at every position (<eos> included). If every argmax is right, greedy decoding is fed the
-        true previous tokens at every step, so it computes the very same distributions; if greedy decoding writes
-        the target, it was fed the true tokens and its argmax was right at every step. Only the sample rows are
-        decoded greedily. This halves the cost of an evaluation (reversal, LSTM, 256 examples: 177 -> 103 ms), and
-        `tests/test_training.py` checks it against greedy decoding."""
-        from .decoding import greedy_batch
-
+        Exact match: the greedy output up to <eos> equals a target exactly; with several targets for one source, the
+        source counts as right if the output equals any of them (exact_match is over sources, n counts pairs). It is
+        read off the teacher-forced pass, without decoding: greedy decoding reproduces a target exactly if and only
+        if the teacher-forced argmax is right at every position (<eos> included). If every argmax is right, greedy
+        decoding is fed the true previous tokens at every step, so it computes the very same distributions; if
+        greedy decoding writes the target, it was fed the true tokens and its argmax was right at every step. Only
+        the sample rows (and the BLEU sources) are decoded greedily. This halves the cost of an evaluation
+        (reversal, LSTM, 256 examples: 177 -> 103 ms), and `tests/test_training.py` checks it against greedy
+        decoding."""
         enc = {"valid": self.valid_split, "train": self.train_split}.get(split)
         if enc is None:
             enc = EncodedSplit(self.data, getattr(self.data, split))
         n = enc.n if limit is None else min(limit, enc.n)
+        while 0 < n < enc.n and enc.group[n] == enc.group[n - 1]:  # whole sources only
+            n += 1
+        n_groups = int(enc.group[n - 1]) + 1 if n else 0
         was_training = self.model.training
         self.model.eval()
-        loss_sum = correct = tokens = exact = 0.0
-        preds: list[list[int]] = []
+        loss_sum = correct = tokens = 0.0
+        exact = torch.zeros(max(n_groups, 1))
         try:
             for a in range(0, n, 512):
-                src, src_len, tgt_in, tgt_out = enc.batch(torch.arange(a, min(a + 512, n)))
+                idx = torch.arange(a, min(a + 512, n))
+                src, src_len, tgt_in, tgt_out = enc.batch(idx)
                 logits = self.model(src, src_len, tgt_in, 1.0)
                 real = tgt_out != PAD_ID
                 loss_sum += F.cross_entropy(logits.transpose(1, 2), tgt_out, ignore_index=PAD_ID,
@@ -637,26 +662,51 @@ class Run:
                 right = (logits.argmax(-1) == tgt_out) | ~real
                 correct += (right & real).sum().item()
                 tokens += real.sum().item()
-                exact += right.all(1).sum().item()
-                if a == 0:
-                    k = min(N_SAMPLES, src.shape[0])
-                    preds = _as_ids(greedy_batch(self.model, src[:k], src_len[:k], max(tgt_out.shape[1] - 1, 1)),
-                                    tgt_out.shape[1]).tolist()
+                exact.index_add_(0, enc.group[idx], right.all(1).float())  # any target of the source
+            n_dec = n_groups if bleu_limit is None else min(bleu_limit, n_groups)
+            n_dec = n_dec if self.scored else 0
+            n_dec = max(n_dec, min(N_SAMPLES, n_groups))  # the sample rows are always decoded
+            outputs = self._decode_groups(enc, n_dec)
         finally:
             self.model.train(was_training)
         result = {"loss": loss_sum / max(tokens, 1), "token_accuracy": correct / max(tokens, 1),
-                  "exact_match": exact / max(n, 1), "n": n}
+                  "exact_match": (exact[:n_groups] > 0).float().mean().item() if n_groups else 0.0, "n": n,
+                  "n_sources": n_groups}
+        n_scored = n_groups if bleu_limit is None else min(bleu_limit, n_groups)
+        if self.scored and n_scored:
+            from .scores import corpus_scores
+
+            tok = self.data.tokenizer
+            refs = [[tok.detokenize(tok.tokenize(t)) for t in enc.refs[g]] for g in range(n_scored)]
+            result.update(corpus_scores(outputs[:n_scored], refs), n_scored=n_scored)
         if split == "valid":
-            self.samples = [(s, self._detok(p), t) for (s, t), p in zip(enc.pairs[:N_SAMPLES], preds)]
+            self.samples = [(enc.pairs[enc.first[g]][0], outputs[g], " | ".join(enc.refs[g][:3])
+                             + (f" | (+{len(enc.refs[g]) - 3} more)" if len(enc.refs[g]) > 3 else ""))
+                            for g in range(min(N_SAMPLES, len(outputs)))]
         return result
+
+    def _decode_groups(self, enc: "EncodedSplit", k: int) -> list[str]:
+        """Greedy outputs (text) for the first k sources of a split, in batches."""
+        from .decoding import greedy_batch
+
+        out: list[str] = []
+        for a in range(0, k, 256):
+            rows = torch.tensor(enc.first[a: min(a + 256, k)], dtype=torch.long)
+            src_len = enc.src_len[rows]
+            src = enc.src[rows, : max(int(src_len.max()), 1)]
+            T = int(enc.tgt_len[rows].max())  # the longest reference of these rows, <eos> included ...
+            max_len = min(self.data.max_len, max(2 * T, T + 10))  # ... with room to say more than it
+            ids = _as_ids(greedy_batch(self.model, src, src_len, max_len), max_len + 1).tolist()
+            out.extend(self._detok(p) for p in ids)
+        return out
 
     def _detok(self, ids: list[int]) -> str:
         from .data import detokenize
 
-        return detokenize(self.data.tgt_vocab.decode(ids, strip_special=True), self.data.tokens)
+        return detokenize(self.data.tgt_vocab.decode(ids, strip_special=True), self.data.tokenizer)
 
     def evaluate_and_record(self, limit: int | None = EVAL_EXAMPLES) -> dict:
-        r = self.evaluate("valid", limit)
+        r = self.evaluate("valid", limit, None if limit is None else BLEU_SOURCES)
         self.last_eval = dict(r, step=self.step_count, epoch=self.epoch, seconds=self.seconds)
         if self.train_cfg.lr_schedule == "plateau" and limit == EVAL_EXAMPLES:  # same examples every time
             self._plateau(r["loss"])
@@ -664,13 +714,14 @@ class Run:
             self.best_exact_match = r["exact_match"]
         if self.best is None or (r["exact_match"], -r["loss"]) > (self.best["exact_match"], -self.best["loss"]):
             self.best = {"step": self.step_count, "epoch": self.epoch, "exact_match": r["exact_match"],
-                         "loss": r["loss"]}
+                         "loss": r["loss"], **{k: r[k] for k in ("bleu", "chrf") if k in r}}
             self._best_weights = self.state_dict()
         if self.lowest is None or r["loss"] < self.lowest["loss"]:
             self.lowest = {"step": self.step_count, "loss": r["loss"]}
         self.eval_curves.add({"step": self.step_count, "epoch": self.epoch, "seconds": self.seconds,
                               "valid_loss": r["loss"], "token_accuracy": r["token_accuracy"],
-                              "exact_match": r["exact_match"]})
+                              "exact_match": r["exact_match"],
+                              **({"bleu": r.get("bleu", 0.0), "chrf": r.get("chrf", 0.0)} if self.scored else {})})
         k = min(PROBE_EXAMPLES, self.valid_split.n)
         self.timestep_grads = timestep_grad_norms(self.model, *self.valid_split.batch(torch.arange(k)))
         self._record_timestep_row()
@@ -689,7 +740,7 @@ class Run:
         """Everything a page shows, as plain Python data (JSON-able)."""
         history = self.curves.lists()
         for k, v in self.eval_curves.lists().items():
-            history[k if k in ("valid_loss", "token_accuracy", "exact_match") else "eval_" + k] = v
+            history[k if k in ("valid_loss", "token_accuracy", "exact_match", "bleu", "chrf") else "eval_" + k] = v
         history["timestep_grad_step"] = list(self._timestep_steps)
         history["timestep_grad_norms"] = [list(r) for r in self._timestep_rows]
         return {

@@ -114,7 +114,8 @@ def test_data_upload_good_and_bad_files(app):
     app.main.file_uploader[0].upload("pairs.tsv", rows.encode(), "text/tab-separated-values").run()
     ok(app)
     assert not app.error
-    assert set(app.dataframe[0].value["source"]) <= {"abc", "hello", "world", "stream", "seq", "model", "token",
+    assert list(app.dataframe[0].value.columns) == ["1", "2"]  # the column picker's preview comes first
+    assert set(app.dataframe[1].value["source"]) <= {"abc", "hello", "world", "stream", "seq", "model", "token",
                                                       "state", "vector", "context", "decoder", "encoder"}
     app.main.file_uploader[0].upload("tiny.tsv", b"a\tb\nc\td\n", "text/tab-separated-values").run()
     assert any("too small" in e.value for e in ok(app).error)

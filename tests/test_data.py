@@ -152,21 +152,21 @@ def test_splits_disjoint_and_deterministic(pairs, seed):
     distinct = {s for s, t in pairs if s.strip() and t.strip()}
     if len(distinct) < 10:
         with pytest.raises(DataError, match="too small to split"):
-            build_data(pairs, tokens="word", seed=seed)
+            build_data(pairs, tokens="word", seed=seed, dedup="source")
         return
-    d = build_data(pairs, tokens="word", seed=seed)
+    d = build_data(pairs, tokens="word", seed=seed, dedup="source")
     srcs = [{s for s, _ in getattr(d, k)} for k in ("train", "valid", "test")]
     assert not (srcs[0] & srcs[1]) and not (srcs[0] & srcs[2]) and not (srcs[1] & srcs[2])
     assert sum(map(len, srcs)) == len(d.train) + len(d.valid) + len(d.test) == len(distinct)
     assert d.n_duplicates + d.n_empty + len(distinct) == len(pairs)
     assert len(d.valid) >= 1 and len(d.test) >= 1
-    again = build_data(list(pairs), tokens="word", seed=seed)
+    again = build_data(list(pairs), tokens="word", seed=seed, dedup="source")
     assert (again.train, again.valid, again.test) == (d.train, d.valid, d.test)
 
 
 def test_too_small_message_is_clear():
     with pytest.raises(DataError) as e:
-        build_data([("a", "b"), ("a", "c"), ("d", "e")])
+        build_data([("a", "b"), ("a", "c"), ("d", "e")], dedup="source")
     msg = str(e.value)
     assert "too small to split" in msg and "2 distinct" in msg and "1 duplicate" in msg and "at least 10" in msg
 

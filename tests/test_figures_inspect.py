@@ -186,3 +186,14 @@ def test_projector_style():
     fig = F.vector_strip(np.linspace(-2, 3, 7), "c", "c")
     assert fig.layout.font.size >= 16 and fig.data[0].colorscale[0][1] and fig.data[0].zmid == 0
     assert fig.data[0].zmin == -3 and fig.data[0].zmax == 3 and fig.data[0].colorbar.title.text
+
+
+def test_token_strip_fits_word_and_subword_tokens():
+    toks = ["Stand", "##ing", "here", "##!", "a", "extraordinarily"]
+    fig = F.token_strip(toks, [0, 5])
+    boxes = [(s.x0, s.x1) for s in fig.layout.shapes]
+    assert list(fig.data[0].text) == [F.label(t) for t in toks]  # whole tokens, never cropped
+    widths = [b - a for a, b in boxes]
+    assert widths[5] > widths[0] > widths[4] and all(w >= 0.62 * len(t) for w, t in zip(widths, toks))
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(boxes, boxes[1:]))  # boxes side by side, no overlap
+    assert fig.layout.shapes[0].fillcolor != "#EEEEEE" and fig.layout.shapes[1].fillcolor == "#EEEEEE"

@@ -228,23 +228,31 @@ def states_so_far(trace, layer: int, k: int) -> tuple[np.ndarray, list[int]]:
 
 
 def token_strip(tokens: Sequence[str], at: Sequence[int], title: str = "Input x_1 .. x_T") -> go.Figure:
-    """The source tokens in a row; the token(s) being read at this step are highlighted (forward in blue,
-    backward in orange, green when both read the same token)."""
+    """The source tokens in a row of boxes, each as wide as its text (word and subword tokens are never cropped);
+    the token(s) being read at this step are highlighted (forward in blue, backward in orange, green when both read
+    the same token). The font shrinks when a long input would not fit the row."""
     T = len(tokens)
     colors = ["#EEEEEE"] * T
     for tt, col in zip(at, (BLUE, ORANGE)):
         if 0 <= tt < T:
             colors[tt] = col if colors[tt] == "#EEEEEE" else GREEN
     text_colors = ["white" if c != "#EEEEEE" else "black" for c in colors]
-    dots = go.Scatter(
-        x=np.arange(T), y=np.zeros(T), mode="markers+text", text=[label(t) for t in tokens],
-        textfont=dict(size=22, color=text_colors), textposition="middle center",
-        marker=dict(symbol="square", size=40, color=colors, line=dict(color="#444", width=1)),
-        hovertemplate="x_%{customdata}: %{text}<extra></extra>", customdata=np.arange(1, T + 1),
+    labels = [label(t) for t in tokens]
+    widths = [max(1.6, 0.62 * len(str(t)) + 0.8) for t in tokens]  # in character widths of the font, plus margins
+    left = np.concatenate([[0.0], np.cumsum(widths)[:-1]]) + 0.15 * np.arange(T)
+    centers = left + np.array(widths) / 2
+    total = float(left[-1] + widths[-1]) if T else 1.0
+    font = int(min(22, max(11, 22 * 40 / max(total, 1))))  # ~40 units fit a projector-wide row at 22 px
+    shapes = [dict(type="rect", x0=float(a), x1=float(a + w), y0=-0.45, y1=0.45, fillcolor=c,
+                   line=dict(color="#444", width=1), layer="below") for a, w, c in zip(left, widths, colors)]
+    words = go.Scatter(
+        x=centers, y=np.zeros(T), mode="text", text=labels, textfont=dict(size=font, color=text_colors),
+        textposition="middle center", hovertemplate="x_%{customdata}: %{text}<extra></extra>",
+        customdata=np.arange(1, T + 1),
     )
-    return _fig([dots], title, 170, showlegend=False,
-                xaxis=_ax("timestep t", tickvals=list(range(T)), ticktext=[str(i + 1) for i in range(T)],
-                          range=[-0.7, T - 0.3], showgrid=False, zeroline=False),
+    return _fig([words], title, 170, showlegend=False, shapes=shapes,
+                xaxis=_ax("timestep t", tickvals=list(centers), ticktext=[str(i + 1) for i in range(T)],
+                          range=[-0.3, total + 0.3], showgrid=False, zeroline=False),
                 yaxis=dict(visible=False, range=[-1, 1]))
 
 

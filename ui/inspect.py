@@ -57,7 +57,8 @@ def input_picker(cur: Current, label: str = "Input sequence x") -> list[str] | N
         st.session_state[K_SRC_UID] = cur.uid
         st.session_state[K_TEXT] = examples[0] if examples else ""
         st.session_state.pop(K_EXAMPLE, None)
-    mode = "characters" if cur.tokens == "char" else "words"
+    mode = {"char": "characters", "word": "words and punctuation marks",
+            "subword": "subword pieces (learned by byte-pair encoding)"}.get(cur.tokens, cur.tokens)
     c1, c2 = st.columns([3, 2])
     with c1:
         st.session_state[K_SRC] = st.session_state.get(K_TEXT, "")  # the box shows the shared text on every page
@@ -68,7 +69,7 @@ def input_picker(cur: Current, label: str = "Input sequence x") -> list[str] | N
             st.selectbox("…or pick an example", examples, index=None, key=K_EXAMPLE, on_change=_use_example,
                          placeholder="choose an example input")
     try:
-        tokens, warnings = check_input_text(text, cur.src_vocab, cur.tokens, get_limits().max_seq_len)
+        tokens, warnings = check_input_text(text, cur.src_vocab, cur.tokenizer, get_limits().max_seq_len)
     except DataError as e:
         st.error(str(e))
         return None
@@ -113,7 +114,7 @@ def many_inputs(cur: Current, n: int) -> dict[str, list[str]]:
         if text in out:
             continue
         try:
-            tokens, _ = check_input_text(text, cur.src_vocab, cur.tokens, max_len)
+            tokens, _ = check_input_text(text, cur.src_vocab, cur.tokenizer, max_len)
         except DataError:
             continue
         out[text] = tokens

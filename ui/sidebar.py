@@ -68,12 +68,14 @@ def _card(cur: state.Current) -> None:
         "bidirectional": "yes" if cfg.bidirectional else "no",
         "attention": cfg.attention,
         "parameters": f"{n_params:,}",
-        "tokens": cur.tokens,
+        "tokens": cur.tokenizer.describe() if cur.tokenizer is not None else cur.tokens,
     }
     em = cur.metrics.get("exact_match")
     if em is None and cur.history.get("exact_match"):
         em = max((v for v in cur.history["exact_match"] if v is not None), default=None)
     rows["best exact match"] = "—" if em is None else f"{100 * em:.1f}%"
+    if isinstance(cur.metrics.get("bleu"), (int, float)):
+        rows["test BLEU / chrF"] = f"{cur.metrics['bleu']:.1f} / {cur.metrics.get('chrf') or 0:.1f}"
     rows["training"] = _origin(cur)
     st.table({"": list(rows.keys()), "value": [str(v) for v in rows.values()]}, border="horizontal")
     run_id = st.session_state.get(state.K_RUN_ID)
@@ -167,7 +169,7 @@ def render() -> None:
         def _zip(c=cur) -> bytes:
             return to_zip_bytes(Checkpoint(model=c.model, model_cfg=c.model_cfg, train_cfg=c.train_cfg, tokens=c.tokens,
                                            src_vocab=c.src_vocab, tgt_vocab=c.tgt_vocab, metrics=c.metrics,
-                                           history=c.history, task=c.task))
+                                           history=c.history, task=c.task, tokenizer=c.tokenizer))
 
         st.download_button("Download current model (.zip)", data=_zip, file_name="seq2seq-model.zip",
                            mime="application/zip", icon=":material/download:", width="stretch")

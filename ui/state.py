@@ -48,13 +48,14 @@ class Current:
     model: Any  # seq2seq.model.Seq2Seq
     model_cfg: ModelConfig
     train_cfg: TrainConfig | None
-    tokens: str
+    tokens: str  # "char" | "word" | "subword"
     task: str | None
     src_vocab: Any  # seq2seq.data.Vocab
     tgt_vocab: Any
     metrics: dict
     history: dict
     examples: list[str]
+    tokenizer: Any = None  # seq2seq.tokens.Tokenizer: how this model cuts text (and joins its output back)
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)  # changes whenever the current model changes: a cache key
 
 
@@ -137,6 +138,7 @@ def set_current(ckpt, name: str) -> None:
         metrics=dict(ckpt.metrics or {}),
         history=dict(ckpt.history or {}),
         examples=_examples(ckpt.task, ckpt.src_vocab),
+        tokenizer=ckpt.tokenizer,
     )
 
 
@@ -177,6 +179,8 @@ def trained_models() -> dict:
 # ------------------------------------------------------------------------------------------- shareable settings (URL)
 # Options of the widgets whose values travel in a shared link (the pages build their widgets from these).
 DATA_SOURCES = ("Built-in task", "Upload a file")
+TOKEN_CHOICES = ("char", "word", "subword")
+DEFAULT_VOCAB_SIZE = 1000  # subword pieces (seq2seq.tokens.DEFAULT_VOCAB_SIZE)
 PARAM_BOUNDS = {  # task parameter -> (min, max) for the Data page's number inputs; others: (0, 10_000)
     "min_len": (1, None), "max_len": (1, None), "digits": (1, 9), "min_digits": (1, 9),  # None: limits.max_seq_len
     "min_year": (1, 9999), "max_year": (1, 9999), "max_adjectives": (0, 4),
@@ -270,8 +274,10 @@ def _settings(lim) -> dict[str, Setting]:  # built once per set of limits (it is
                 out[f"{task}.{name}"] = Setting("data", default)
         n_max = min(spec.n_train * 2, lim.max_rows)
         out[f"{task}.n"] = Setting("data", min(spec.n_train, lim.max_rows), lo=100, hi=n_max)
-        out[f"{task}.tokens"] = Setting("data", spec.tokens, ("char", "word"))
+        out[f"{task}.tokens"] = Setting("data", spec.tokens, TOKEN_CHOICES)
     out["max_len"] = Setting("data", 50, lo=1, hi=lim.max_seq_len)
+    out["lowercase"] = Setting("data", False)
+    out["vocab_size"] = Setting("data", DEFAULT_VOCAB_SIZE, lo=30, hi=lim.max_vocab)
     out["data_seed"] = Setting("data", 0, lo=0, hi=1_000_000)
     out.update({
         "cell": Setting("model", _M.cell, CELLS, fmt=str.upper), "emb": Setting("model", _M.embed, EMBED_SIZES),
@@ -411,15 +417,23 @@ def get_data_desc() -> str:
 
 
 @st.cache_resource(show_spinner="Generating the dataset…", max_entries=32)
-def task_data(task: str, tokens: str, max_len: int, seed: int, n_train: int, params: tuple = ()):
+def task_data(task: str, tokens: str, max_len: int, seed: int, n_train: int, params: tuple = (),
+              lowercase: bool = False, vocab_size: int | None = None):
     """A built-in task's Seq2SeqData, built once per process for each setting and shared by sessions (read-only).
-    `params` is a tuple of (name, value) pairs (hashable). Split sizes: valid = test = n_train / 10 (at least 20)."""
+    `params` is a tuple of (name, value) pairs (hashable). Split sizes: valid = test = n_train / 10 (at least 20);
+    a file task (tatoeba) keeps its own valid/test split, so its held-out numbers match the CLI's and the shipped
+    model's. `lowercase` and `vocab_size` (subword pieces) matter for word/subword tokens."""
     from seq2seq.data import build_data
-    from seq2seq.tasks import generate_splits
+    from seq2seq.tasks import TASKS, generate_splits
 
-    n_eval = max(20, n_train // 10)
-    splits = generate_splits(task, n_train=n_train, n_valid=n_eval, n_test=n_eval, seed=seed, **dict(params))
-    data = build_data(dict(splits), tokens=tokens, max_len=max_len, seed=seed)
+    spec = TASKS.get(task)
+    if spec is not None and spec.file is not None:
+        splits = generate_splits(task, n_train=min(n_train, spec.n_train), seed=seed)
+    else:
+        n_eval = max(20, n_train // 10)
+        splits = generate_splits(task, n_train=n_train, n_valid=n_eval, n_test=n_eval, seed=seed, **dict(params))
+    data = build_data(dict(splits), tokens=tokens, max_len=max_len, seed=seed, lowercase=lowercase,
+                      vocab_size=vocab_size if tokens == "subword" else None)
     data.notes = list(getattr(splits, "notes", [])) + list(data.notes)
     return data
 
@@ -436,7 +450,7 @@ def default_data():
         task = get("task")
         params = tuple(sorted((name, get(f"{task}.{name}")) for name in TASKS[task].params))
         return task_data(task, get(f"{task}.tokens"), int(get("max_len")), int(get("data_seed")),
-                         int(get(f"{task}.n")), params)
+                         int(get(f"{task}.n")), params, bool(get("lowercase")), int(get("vocab_size")))
 
     try:
         return made(lambda key: setting(key, specs))
