@@ -166,7 +166,8 @@ def _bar(frac: float, width: int = 24) -> str:
 
 RESUME_FLAGS = {"resume", "out", "overwrite", "epochs", "max_seconds", "threads", "data", "valid"}
 DATA_ARGS = ("task", "data", "valid", "param", "n_train", "n_valid", "n_test", "data_seed", "tokens", "max_len",
-             "max_vocab", "seed")
+             "max_vocab", "seed", "columns", "dedup", "vocab_size", "lowercase")
+DATA_ARG_DEFAULTS = {"dedup": "pairs", "lowercase": False}  # for runs saved before these flags existed
 
 
 def _check_out(args: argparse.Namespace) -> None:
@@ -205,7 +206,7 @@ def _resume(args: argparse.Namespace, given: set[str]):
         raise UsageError(f"{args.resume} holds no training state to resume (saved by an older version or not by "
                          "train); train a new run with --out")
     saved = ck.training["state"]["cli"]
-    data_args = argparse.Namespace(**{k: saved.get(k) for k in DATA_ARGS})
+    data_args = argparse.Namespace(**{k: saved.get(k, DATA_ARG_DEFAULTS.get(k)) for k in DATA_ARGS})
     for k in ("data", "valid"):
         if k in given:
             setattr(data_args, k, getattr(args, k))
