@@ -286,10 +286,9 @@ def test_a_second_train_into_the_same_folder_is_told_who_holds_it_and_ctrl_c_in_
                               "120", "--eval-every", "5", "--out", str(out)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert first.stderr.readline().startswith("data:")  # the lock is held from before this line
-        t0 = time.perf_counter()
         second = cli("train", *TINY, "--out", str(out))
         assert second.returncode == 2 and f"process {first.pid}" in second.stderr, second.stderr
-        assert second.stderr.count("\n") == 1 and time.perf_counter() - t0 < 30
+        assert second.stderr.count("\n") == 1  # refused before it read any data (no "data:" line)
         time.sleep(1.0)  # several evaluations (every 5 steps)
         first.send_signal(signal.SIGINT)
         rest = first.communicate(timeout=120)[1]
