@@ -196,13 +196,13 @@ st.dataframe(pd.DataFrame([{
     "tokens per sentence": round(r["tokens per sentence"], 1)} for r in cmp_rows]), hide_index=True,
     key="tok_compare")
 st.caption("Vocabularies are built from the training split; coverage is the share of the validation and test tokens "
-           "they contain (the rest become <unk>). ## marks a token written right after the previous one, with no "
+           "they contain (the rest become <unk>). `##` marks a token written right after the previous one, with no "
            f"space, so every tokenization joins back into the text as it was typed. Subwords: {vs:,} pieces learned "
            "by byte-pair encoding on the training split.")
 if data.tokens == "subword":
     pieces = w["src_tokens"]
     st.caption("This example's pieces joined back into words: " + "   ".join(
-        f"{word} = {' + '.join(pieces[i] for i in idx)}" if len(idx) > 1 else word
+        text.md_escape(f"{word} = {' + '.join(pieces[i] for i in idx)}" if len(idx) > 1 else word)
         for word, idx in words_of(pieces)))
 
 # ------------------------------------------------------------------------------------------------ lengths + vocabulary

@@ -65,14 +65,16 @@ plot(F.token_strip(trace.tokens, at, "Input tokens (blue: forward reads this one
                    ("; orange: backward reads this one)" if D == 2 else ")")))
 if cur.tokens in ("word", "subword"):
     from seq2seq.tokens import words_of
+    from ui.text import md_escape
 
     groups = words_of(trace.tokens)
     if cur.tokens == "subword" and any(len(idx) > 1 for _, idx in groups):
-        st.caption("Subword pieces joined back into words (## = glued to the piece before): " + "   ".join(
-            f"{w} = {' + '.join(trace.tokens[i] for i in idx)}" if len(idx) > 1 else w for w, idx in groups))
+        st.caption("Subword pieces joined back into words (`##` = glued to the piece before): " + "   ".join(
+            md_escape(f"{w} = {' + '.join(trace.tokens[i] for i in idx)}" if len(idx) > 1 else w)
+            for w, idx in groups))
     else:
-        st.caption("## marks a token written right after the previous one (no space): the input reads "
-                   f"“{cur.tokenizer.detokenize(trace.tokens)}”.")
+        st.caption("`##` marks a token written right after the previous one (no space): the input reads "
+                   f"“{md_escape(cur.tokenizer.detokenize(trace.tokens))}”.")
 
 dirs = ["forward (left → right)", "backward (right → left)"][:D]
 cols = st.columns(D)

@@ -274,7 +274,7 @@ def test_check_input_text():
     for bad in ("", "   \n", None):
         with pytest.raises(DataError, match="empty"):
             check_input_text(bad, v, "word", 5)
-    with pytest.raises(DataError, match="6 words; the limit is 5"):
+    with pytest.raises(DataError, match="6 words and punctuation marks; the limit is 5"):
         check_input_text("the " * 6, v, "word", 5)
 
 

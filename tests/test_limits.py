@@ -13,7 +13,7 @@ def test_defaults():
     lim = get_limits({})
     assert lim == Limits()
     assert (lim.max_upload_mb, lim.max_rows, lim.max_seq_len, lim.max_line_chars, lim.max_vocab) == (
-        5, 50_000, 100, 1000, 5000)
+        5, 50_000, 200, 1000, 5000)  # 200: targets of 200 tokens (issue 13)
     assert (lim.max_params, lim.max_train_seconds, lim.max_concurrent_runs, lim.max_runs_per_session) == (
         5_000_000, 600, 4, 3)
     assert lim.max_upload_bytes == 5 * 1024 * 1024

@@ -12,10 +12,10 @@ SMALL = {"n_train": 300, "n_valid": 50, "n_test": 50}
 
 
 def test_registry():
-    assert set(TASKS) == {"copy", "reverse", "sort", "addition", "dates", "translate"}
+    assert set(TASKS) == {"copy", "reverse", "sort", "addition", "dates", "translate", "tatoeba"}
     for name, spec in TASKS.items():
         assert spec.name == name and len(spec.description) > 20
-        assert spec.tokens == ("word" if name == "translate" else "char")
+        assert spec.tokens == ("word" if name in ("translate", "tatoeba") else "char")
         assert spec.n_train >= 1000 and spec.n_valid >= 100 and spec.n_test >= 100
         src, tgt = spec.example(seed=1)
         assert src and tgt
@@ -28,8 +28,11 @@ def test_splits_deterministic_disjoint_and_sized(name):
     b = generate_splits(name, seed=7, **SMALL)
     c = generate_splits(name, seed=8, **SMALL)
     assert a == b and a != c and a.notes == []
-    assert {k: len(v) for k, v in a.items()} == {"train": 300, "valid": 50, "test": 50}
     srcs = [set(s for s, _ in a[k]) for k in ("train", "valid", "test")]
+    if TASKS[name].file is None:
+        assert {k: len(v) for k, v in a.items()} == {"train": 300, "valid": 50, "test": 50}
+    else:  # a file task counts sources; each comes with all its targets (Tatoeba: several translations)
+        assert [len(x) for x in srcs] == [300, 50, 50] and len(a["train"]) > 300
     assert len(srcs[0] | srcs[1] | srcs[2]) == 400  # distinct within and across splits
 
 

@@ -100,9 +100,12 @@ def test_vocab_size_is_a_parameter_and_learned_on_train_only():
     big = build_data(pairs, tokens="subword", vocab_size=400, seed=0)
     assert small.tokenizer.vocab_size <= 60 < big.tokenizer.vocab_size <= 400
     assert len(small.src_vocab) < len(big.src_vocab)
-    # learned from the training split: the same model as training on the train pairs alone
-    alone = Tokenizer.train_subword([x for p in small.train for x in p], 60)
-    assert alone == small.tokenizer
+    # learned from the training split only: a word that appears only in the test split, however often, is no piece
+    held = build_data({"train": pairs, "test": [("quokka quokka quokka", "quokka quokka")] * 3}, tokens="subword",
+                      vocab_size=400, seed=0)
+    pieces = {strip_glue(p) for p in held.tokenizer.bpe["model"]["vocab"]}
+    assert "quokka" not in pieces and "quok" not in pieces and "okka" not in pieces
+    assert held.tokenizer.detokenize(held.tokenizer.tokenize("quokka")) == "quokka"  # still cut, into letters
     for s, _ in small.test:
         assert small.tokenizer.detokenize(small.tokenizer.tokenize(s)) == s
 
@@ -112,3 +115,25 @@ def test_bad_vocab_size_is_refused():
         Tokenizer.train_subword(CORPUS, vocab_size=10)
     with pytest.raises(ValueError, match="learned model"):
         Tokenizer("subword")
+
+
+def test_checkpoint_keeps_the_subword_model_and_refuses_a_hostile_one(tmp_path):
+    from seq2seq import checkpoint as C
+    from seq2seq.config import ModelConfig
+    from seq2seq.model import Seq2Seq
+
+    pairs = [(f"Tom's word{i} here!", f"Tom est là{i} !") for i in range(40)]
+    d = build_data(pairs, tokens="subword", vocab_size=60, lowercase=True)
+    cfg = ModelConfig(len(d.src_vocab), len(d.tgt_vocab), hidden=8, embed=4)
+    ck = C.Checkpoint(model=Seq2Seq(cfg), model_cfg=cfg, train_cfg=None, tokens=d.tokens, src_vocab=d.src_vocab,
+                      tgt_vocab=d.tgt_vocab, tokenizer=d.tokenizer)
+    again = C.from_zip_bytes(C.to_zip_bytes(ck))
+    assert again.tokenizer == d.tokenizer and again.tokens == "subword" and again.tokenizer.lowercase
+    files = C.to_files(ck)
+    config = json.loads(files[C.CONFIG])
+    config["tokenizer"]["bpe"]["model"]["type"] = "WordPiece"
+    with pytest.raises(C.CheckpointError, match="config.json: tokenizer"):
+        C.from_files({**files, C.CONFIG: json.dumps(config).encode()})
+    config["tokenizer"] = {"mode": "word", "lowercase": False}  # says word, config says subword
+    with pytest.raises(C.CheckpointError, match="tokenizer cuts word"):
+        C.from_files({**files, C.CONFIG: json.dumps(config).encode()})

@@ -58,6 +58,12 @@ class Current:
     tokenizer: Any = None  # seq2seq.tokens.Tokenizer: how this model cuts text (and joins its output back)
     uid: str = field(default_factory=lambda: uuid.uuid4().hex)  # changes whenever the current model changes: a cache key
 
+    def __post_init__(self):
+        if self.tokenizer is None:  # the plain tokenizer of `tokens` (char / word)
+            from seq2seq.tokens import as_tokenizer
+
+            self.tokenizer = as_tokenizer(self.tokens)
+
 
 # --------------------------------------------------------------------------------------------- pretrained checkpoints
 def list_pretrained() -> list[tuple[str, Path]]:

@@ -72,3 +72,9 @@ gates, gradient **clipping** and attention all keep it healthy.
 
 DIVERGED = ("The loss became NaN or infinite, so training stopped. The learning rate is probably too high "
             "(or gradient clipping is off): lower the learning rate, set clipping to 1, and start again.")
+
+
+def md_escape(s: str) -> str:
+    """User text inside st.markdown / st.caption: every markdown control character backslash-escaped, so a token
+    like "##." or "*" is shown as it is (never a heading, emphasis or a link)."""
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>~$" else c for c in s)
