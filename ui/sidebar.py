@@ -76,7 +76,7 @@ def _card(cur: state.Current) -> None:
     rows["best exact match"] = "—" if em is None else f"{100 * em:.1f}%"
     rows["training"] = _origin(cur)
     st.table({"": list(rows.keys()), "value": [str(v) for v in rows.values()]}, border="horizontal")
-    run_id = st.session_state.get(state.K_RUN_ID)
+    run_id = state.trainer().page_run
     if run_id:
         snap = _snapshot(run_id)
         active = snap is not None and snap["status"] in ACTIVE
