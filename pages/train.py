@@ -107,18 +107,17 @@ train_cfg = TrainConfig(optimizer=optimizer, lr=float(lr), lr_schedule=lr_schedu
 
 # -------------------------------------------------------------------------------------------------------- controls
 trainer = state.trainer()
-run_id = st.session_state.get(state.K_RUN_ID)
+run_id = trainer.page_run
 if run_id is not None and run_id not in trainer.run_ids:  # e.g. the server restarted: the run is gone
-    run_id = st.session_state[state.K_RUN_ID] = None
+    run_id = None
+st.session_state[state.K_RUN_ID] = run_id
 snap = trainer.snapshot(run_id) if run_id else None
 status = snap["status"] if snap else None
 
 
-def start() -> None:
-    old = st.session_state.get(state.K_RUN_ID)
-    if old in trainer.run_ids:
-        trainer.close(old)
-    st.session_state[state.K_RUN_ID] = None
+def start(generation: int) -> None:
+    """Start (again). `generation` is the trainer's count of starts when this button was drawn: clicks that arrive
+    while a start is in flight (20 in a second) start one run, not one each (SessionTrainer.start)."""
     if n_params > limits.max_params:
         state.notice(f"This model has {n_params:,} parameters, over this server's limit of {limits.max_params:,} "
                      f"(SEQ2SEQ_MAX_PARAMS). Choose fewer hidden units, a smaller embedding or fewer layers.")
@@ -129,21 +128,20 @@ def start() -> None:
     if mismatch:
         state.notice(f"Training could not start: {mismatch}")
         return
+
     try:
-        new = trainer.start(data, model_cfg, train_cfg, cur.model.state_dict() if warm else None)
+        trainer.start(data, model_cfg, train_cfg, cur.model.state_dict() if warm else None, generation=generation,
+                      page_info=(data, (model_cfg, train_cfg, data_desc)))
     except (LimitError, ValueError) as e:
         state.notice(f"Training could not start: {e}")
-        return
-    st.session_state[state.K_RUN_ID] = new
-    st.session_state[state.K_RUN_DATA] = data
-    st.session_state[state.K_RUN_CFGS] = (model_cfg, train_cfg, data_desc)
 
 
 def use_trained() -> None:
-    run_id = st.session_state[state.K_RUN_ID]
+    run_id = trainer.page_run
+    if run_id not in trainer.run_ids:
+        return
     snap = trainer.snapshot(run_id)
-    m_cfg, t_cfg, desc = st.session_state[state.K_RUN_CFGS]
-    run_data = st.session_state[state.K_RUN_DATA]
+    run_data, (m_cfg, t_cfg, desc) = trainer.page_info
     model = Seq2Seq(m_cfg)
     model.load_state_dict(trainer.weights(run_id))
     metrics = dict(snap.get("last_eval") or {})
@@ -159,7 +157,7 @@ def use_trained() -> None:
 
 
 def control(action: str) -> None:
-    rid = st.session_state.get(state.K_RUN_ID)
+    rid = trainer.page_run
     if rid not in trainer.run_ids:
         return
     if action == "continue":
@@ -170,7 +168,7 @@ def control(action: str) -> None:
 
 cols = st.columns([1.3, 1, 1, 1, 1.4, 2.2])
 cols[0].button("Start" if not run_id else "Start again", type="primary", icon=":material/play_arrow:", on_click=start,
-               width="stretch", key="btn_start", help="Start a new run from fresh random weights.")
+               args=(trainer.generation,), width="stretch", key="btn_start", help="Start a new run from fresh random weights.")
 cols[1].button("Pause", icon=":material/pause:", on_click=control, args=("pause",), disabled=status not in ACTIVE,
                width="stretch", key="btn_pause")
 cols[2].button("Resume", icon=":material/resume:", on_click=control, args=("resume",), disabled=status != "paused",
@@ -186,6 +184,39 @@ cols[5].button("Use the trained model", icon=":material/check_circle:", on_click
 msg = state.notice()
 if msg:  # a problem from the buttons above (a limit, the data, the vocabulary), or the model now shown
     (st.success if msg.startswith("Now showing") else st.warning)(msg)
+
+
+def stop_run(rid: str) -> None:
+    if rid in trainer.run_ids:
+        trainer.stop(rid)
+
+
+def remove_run(rid: str) -> None:
+    if rid in trainer.run_ids:
+        trainer.close(rid)
+
+
+def other_runs() -> None:
+    """Every run this session owns besides the one shown below, each with a Stop: no run of a session trains where
+    its student cannot see it or stop it (it would hold one of the server's training slots)."""
+    others = [r for r in trainer.run_ids if r != run_id]
+    if not others:
+        return
+    st.markdown(f"**Your other runs on this server** ({len(others)})")
+    for rid in others:
+        s = trainer.snapshot(rid)
+        cfg = s.get("model_cfg") or {}
+        a, b, c = st.columns([4, 1, 1], vertical_alignment="center")
+        a.text(f"run {rid[:6]}: {str(cfg.get('cell', '?')).upper()} H={cfg.get('hidden', '?')} · {s['status']} · "
+               f"step {int(s.get('step') or 0):,}")
+        b.button("Stop", icon=":material/stop:", on_click=stop_run, args=(rid,), key=f"btn_stop_{rid}",
+                 disabled=s["status"] not in ACTIVE + ("paused",), width="stretch")
+        c.button("Remove", icon=":material/delete:", on_click=remove_run, args=(rid,), key=f"btn_remove_{rid}",
+                 disabled=s["status"] in ACTIVE + ("paused",), width="stretch",
+                 help="Forget this ended run (stop it first).")
+
+
+other_runs()
 
 
 # ------------------------------------------------------------------------------------------------------- live view

@@ -5,13 +5,29 @@ so a hand-edited or hostile config gives a clear ValueError instead of a broken 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
+
+from .limits import check_number
 
 CELLS = ("rnn", "gru", "lstm")
 ATTENTIONS = ("none", "additive", "dot")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 LR_SCHEDULES = ("plateau", "constant", "halving")
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+# Bounds of every number read from a dict (a checkpoint's JSON, a payload): wide, but finite and sized so that no
+# value can make the code allocate or loop without end. validate() then applies the tighter rules.
+_RANGES = {"src_vocab_size": (1, 1_000_000), "tgt_vocab_size": (1, 1_000_000), "embed": (1, 1_000_000),
+           "hidden": (1, 1_000_000), "layers": (1, 3), "dropout": (0.0, 1.0), "lr": (0.0, 1000.0),
+           "lr_half_life": (1, 10_000_000), "lr_patience": (1, 1000), "batch_size": (1, 4096),
+           "epochs": (0.0, 1_000_000.0), "max_seconds": (0.0, 10_000_000.0), "clip": (0.0, 1_000_000.0),
+           "teacher_forcing": (0.0, 1.0), "seed": (0, 2**63 - 1), "eval_every": (1, 10_000_000), "threads": (1, 1024)}
+
+
+_INTS = {"src_vocab_size", "tgt_vocab_size", "embed", "hidden", "layers", "lr_half_life", "lr_patience", "batch_size",
+         "seed", "eval_every", "threads"}
 
 
 def _from_dict(cls, d: dict):
@@ -30,12 +46,9 @@ def _from_dict(cls, d: dict):
         if kind is bool:
             if not isinstance(v, bool):
                 raise ValueError(f"{cls.__name__}.{k}: expected true/false, got {v!r}")
-        elif kind in (int, float):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise ValueError(f"{cls.__name__}.{k}: expected a number, got {v!r}")
-            if kind is int and int(v) != v:
-                raise ValueError(f"{cls.__name__}.{k}: expected a whole number, got {v!r}")
-            v = kind(v)
+        elif kind in (int, float):  # Infinity, 1e400, a 5,000-digit integer: refused here, before any arithmetic
+            lo, hi = _RANGES.get(k, (-1e15, 1e15))
+            v = kind(check_number(f"{cls.__name__}.{k}", v, lo, hi, integer=kind is int))
         elif kind is str and not isinstance(v, str):
             raise ValueError(f"{cls.__name__}.{k}: expected text, got {v!r}")
         kwargs[k] = v
@@ -62,6 +75,8 @@ class ModelConfig:
     dropout: float = 0.0
 
     def validate(self) -> "ModelConfig":
+        for name in ("src_vocab_size", "tgt_vocab_size", "embed", "hidden", "layers", "dropout"):
+            check_number(name, getattr(self, name), -1e18, 1e18, integer=name != "dropout")
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         if self.attention not in ATTENTIONS:
@@ -107,6 +122,15 @@ class TrainConfig:
     #                          the CPU multiplies bfloat16 natively, else fp32 (see training.resolve_precision)
 
     def validate(self) -> "TrainConfig":
+        for name in _RANGES:  # the numbers first: NaN, infinities, huge integers and text never pass
+            if hasattr(self, name) and getattr(self, name) is not None and name not in ModelConfig.__annotations__:
+                check_number("learning rate" if name == "lr" else name, getattr(self, name), -1e18, 1e18,
+                             integer=name in _INTS)
+        for name in ("seed", "threads", "clip", "epochs", "max_seconds", "eval_every"):  # the ranges checked nowhere else
+            if getattr(self, name) is not None and getattr(self, name) > 0:
+                check_number(name, getattr(self, name), *_RANGES[name], integer=name in _INTS)
+        if self.seed < 0:
+            raise ValueError(f"seed must be between 0 and {2**63 - 1:,}, got {self.seed}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not 0 < self.lr <= 1000:  # absurd values are allowed on purpose: they show a run diverging

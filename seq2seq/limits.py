@@ -87,6 +87,32 @@ class Limits:
             )
 
 
+MAX_INT_DIGITS = 18  # no number a file or a flag gives is longer: a 5,000-digit integer is refused before arithmetic
+
+
+def check_number(name: str, value: object, lo: float, hi: float, integer: bool = False) -> int | float:
+    """`value` as a number in [lo, hi], or ValueError naming `name` in one line. Refuses booleans, text, NaN,
+    infinities (JSON's Infinity, 1e400), integers of more than MAX_INT_DIGITS digits, fractions where a whole
+    number is expected: what a hand-edited checkpoint or a hostile flag may say, checked before any use."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: expected a number, got {_short(value)}")
+    if isinstance(value, int) and abs(value) >= 10**MAX_INT_DIGITS:  # str() of it may itself fail (4,300 digits)
+        raise ValueError(f"{name} must be between {_fmt(lo)} and {_fmt(hi)}, got an integer of about "
+                         f"{int(value.bit_length() * 0.30103) + 1:,} digits")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number between {_fmt(lo)} and {_fmt(hi)}, got {value}")
+    if integer and value != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {_fmt(lo)} and {_fmt(hi)}, got {_fmt(value)}")
+    return int(value) if integer else value
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _fmt(x: float) -> str:
     return f"{x:,}" if isinstance(x, int) or float(x).is_integer() else f"{x:,.2f}"
 

@@ -78,7 +78,7 @@ def _card(cur: state.Current) -> None:
         rows["test BLEU / chrF"] = f"{cur.metrics['bleu']:.1f} / {cur.metrics.get('chrf') or 0:.1f}"
     rows["training"] = _origin(cur)
     st.table({"": list(rows.keys()), "value": [str(v) for v in rows.values()]}, border="horizontal")
-    run_id = st.session_state.get(state.K_RUN_ID)
+    run_id = state.trainer().page_run
     if run_id:
         snap = _snapshot(run_id)
         active = snap is not None and snap["status"] in ACTIVE

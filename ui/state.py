@@ -15,6 +15,8 @@ import copy
 import functools
 import math
 import os
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +35,7 @@ PREFERRED = ("reverse", "addition", "dates", "translate", "copy", "sort")
 K_CURRENT = "current"  # Current
 K_DATA = "data"  # Seq2SeqData | None
 K_DATA_DESC = "data_desc"  # str
-K_RUN_ID = "run_id"  # str | None: the Train page's run
-K_RUN_DATA = "run_data"  # Seq2SeqData the run trains on (kept for "Use the trained model")
-K_RUN_CFGS = "run_cfgs"  # (ModelConfig, TrainConfig) of the run
+K_RUN_ID = "run_id"  # str | None: the Train page's run, a copy of SessionTrainer.page_run (which is the truth)
 K_TRAINED = "trained"  # dict name -> Checkpoint: models trained in this session (listed in the sidebar)
 K_NOTICE = "notice"  # one-shot message shown at the top of the next page render
 
@@ -491,34 +491,65 @@ def shared_trainer():
 class SessionTrainer:
     """One tab's handle on the shared trainer: starts runs, and can see or control only the runs it started."""
 
+    START_DEBOUNCE = 1.0  # seconds: a second Start this soon after one that started a run is the same click
+
     def __init__(self, shared) -> None:
         self._t = shared
         self._ids: list[str] = []
+        # Streamlit (fastReruns) may run a session's button callbacks in two script threads at once: 20 fast clicks
+        # on Start once ran 4 start() calls side by side, each seeing "no run yet". One lock per session makes
+        # "close the old run, start the new one" one step, and `generation` (bumped by every start) lets a click on
+        # a Start button drawn before the latest start be recognised as part of the same request.
+        self._lock = threading.RLock()
+        self.generation = 0
+        self._started_at = -math.inf
+        self.page_run: str | None = None  # the Train page's run (see start)
+        self.page_info: Any = None  # what the page keeps with it: (data, (model_cfg, train_cfg, data description))
 
     @property
     def run_ids(self) -> list[str]:
         """This session's runs that the trainer still knows (a run closed elsewhere, e.g. at shutdown, drops out)."""
-        known = set(self._t.run_ids())
-        self._ids = [r for r in self._ids if r in known]
-        return list(self._ids)
+        with self._lock:
+            known = set(self._t.run_ids())
+            self._ids = [r for r in self._ids if r in known]
+            return list(self._ids)
 
     def _own(self, run_id: str) -> str:
         if run_id not in self.run_ids:
             raise KeyError(f"run {run_id!r} does not belong to this session")
         return run_id
 
-    def start(self, data, model_cfg: ModelConfig, train_cfg: TrainConfig, state_dict=None) -> str:
-        """Start a run; raises LimitError past the per-session limit of live runs or the parameter limit."""
+    def start(self, data, model_cfg: ModelConfig, train_cfg: TrainConfig, state_dict=None,
+              generation: int | None = None, page_info: Any = None) -> str | None:
+        """Start a run; raises LimitError past the per-session limit of live runs or the parameter limit.
+
+        `page_info` (anything, e.g. the run's data and configs): this run becomes the Train page's run
+        (self.page_run, self.page_info) and the page's previous run is closed, in the same locked step. The page
+        reads its run from here, not from st.session_state: a write to session_state made in a callback that runs
+        beside another one was seen lost (the next Start saw "no run" and left the first one training unseen).
+        `generation`: the value of self.generation when the Start button was drawn. When given, a start is
+        idempotent while another is in flight: if a run was started since that button was drawn, or less than
+        START_DEBOUNCE seconds ago, nothing happens and None is returned (the run already started stands)."""
         from seq2seq.limits import get_limits
         from seq2seq.model import count_parameters
 
-        limits = get_limits()
-        live = sum(self._t.snapshot(r)["status"] in ("queued", "running", "paused") for r in self.run_ids)
-        limits.check("max_runs_per_session", live + 1, "training runs in this browser tab")
-        limits.check("max_params", count_parameters(model_cfg)["total"], "the model's parameter count")
-        run_id = self._t.start(data, model_cfg, train_cfg, state_dict)
-        self._ids.append(run_id)
-        return run_id
+        with self._lock:
+            if generation is not None and (generation != self.generation
+                                           or time.monotonic() - self._started_at < self.START_DEBOUNCE):
+                return None
+            limits = get_limits()
+            limits.check("max_params", count_parameters(model_cfg)["total"], "the model's parameter count")
+            if page_info is not None and self.page_run in self.run_ids:
+                self.close(self.page_run)
+            live = sum(self._t.snapshot(r)["status"] in ("queued", "running", "paused") for r in self.run_ids)
+            limits.check("max_runs_per_session", live + 1, "training runs in this browser tab")
+            run_id = self._t.start(data, model_cfg, train_cfg, state_dict)
+            self._ids.append(run_id)
+            self.generation += 1
+            self._started_at = time.monotonic()
+            if page_info is not None:
+                self.page_run, self.page_info = run_id, page_info
+            return run_id
 
     def pause(self, run_id: str) -> None:
         self._t.pause(self._own(run_id))
@@ -540,11 +571,15 @@ class SessionTrainer:
 
     def close(self, run_id: str) -> None:
         """Stop the run and free it in the worker."""
-        self._own(run_id)
-        try:
-            self._t.close(run_id)
-        finally:
-            self._ids.remove(run_id)
+        with self._lock:
+            self._own(run_id)
+            try:
+                self._t.close(run_id)
+            finally:
+                if run_id in self._ids:
+                    self._ids.remove(run_id)
+                if run_id == self.page_run:
+                    self.page_run = self.page_info = None
 
     def close_all(self) -> None:
         """Called when the tab closes (and by tests): no run outlives its session."""
