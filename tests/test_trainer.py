@@ -26,8 +26,8 @@ def data():
 
 @pytest.fixture(scope="module", params=["thread", "process"])
 def trainer(request):
-    t = ThreadBackend(max_concurrent=8) if request.param == "thread" else ProcessPoolBackend(n_workers=1,
-                                                                                           max_concurrent=8)
+    t = ThreadBackend(max_runs=8) if request.param == "thread" else ProcessPoolBackend(n_workers=1,
+                                                                                           max_runs=8)
     t.warm()
     yield t
     t.shutdown()
@@ -125,14 +125,14 @@ def test_divergence_and_errors_do_not_kill_the_worker(trainer, data):
 
 @pytest.mark.parametrize("backend", [ThreadBackend, ProcessPoolBackend])
 def test_queue_with_cap_one(backend, data):
-    t = backend(max_concurrent=1) if backend is ThreadBackend else backend(n_workers=1, max_concurrent=1)
+    t = backend(max_runs=1) if backend is ThreadBackend else backend(n_workers=1, max_runs=1)
     try:
         mc, tc = cfgs(data, epochs=1)
         ids = [t.start(data, mc, tc) for _ in range(3)]
         snaps = [t.snapshot(r) for r in ids]
         assert snaps[0]["status"] == "running" and snaps[0]["queue_position"] is None
         assert [s["queue_position"] for s in snaps[1:]] == [1, 2]
-        assert all(s["status"] == "queued" and "SEQ2SEQ_MAX_CONCURRENT_RUNS" in s["message"] for s in snaps[1:])
+        assert all(s["status"] == "queued" and "SEQ2SEQ_MAX_RUNS" in s["message"] for s in snaps[1:])
         wait_for(t, ids[0], lambda s: s["status"] == "finished")
         s = wait_for(t, ids[2], lambda s: s["queue_position"] in (1, None))  # moved up the queue
         for r in ids:
@@ -195,7 +195,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_n_active_counts_running_and_queued_runs(data):
-    t = ThreadBackend(max_concurrent=1)
+    t = ThreadBackend(max_runs=1)
     try:
         m, tc = cfgs(data, epochs=None, max_seconds=30)
         assert t.n_active() == 0
@@ -212,7 +212,7 @@ def test_session_handle_closes_its_runs_when_the_tab_closes(data):
     another tab's run keeps training."""
     from ui.state import SessionTrainer
 
-    shared = ThreadBackend(max_concurrent=4)
+    shared = ThreadBackend(max_runs=4)
     try:
         m, tc = cfgs(data, epochs=None, max_seconds=30)
         mine, other = SessionTrainer(shared), SessionTrainer(shared)
