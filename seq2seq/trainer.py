@@ -106,13 +106,15 @@ def _worker_main(conn: Connection, threads: int | None, slice_seconds: float = S
     seq: dict[str, int] = {}
     pushed: dict[str, int] = {}  # run_id -> Run.version last pushed
     history_at: dict[str, float] = {}  # run_id -> when its curves were last pushed
-    used: dict[str, float] = {}  # the fair-share clock: worker seconds given to each run
+    used: dict[str, float] = {}  # the fair-share clock (see above)
+    given: dict[str, float] = {}  # worker seconds each run has had (its snapshot's worker_seconds)
     datasets: OrderedDict[str, tuple] = OrderedDict()  # data key -> (Seq2SeqData, encoded splits), most recent last
     last_push = 0.0
 
     def snap(rid: str) -> dict:
         s = failed[rid] if rid in failed else runs[rid].snapshot()
         s["_seq"] = seq.get(rid, 0)
+        s["worker_seconds"] = given.get(rid, 0.0)
         return s
 
     def join(rid: str) -> None:
@@ -157,7 +159,7 @@ def _worker_main(conn: Connection, threads: int | None, slice_seconds: float = S
                     conn.send(("reply", args["request"], True, sd))
                 return True
             elif cmd == "close":
-                for d in (runs, failed, seq, pushed, history_at, used):
+                for d in (runs, failed, seq, pushed, history_at, used, given):
                     d.pop(rid, None)
                 return True
             elif run is not None:
@@ -227,7 +229,9 @@ def _worker_main(conn: Connection, threads: int | None, slice_seconds: float = S
                         break
                     push()
                 if rid in used:
-                    used[rid] += time.perf_counter() - t0
+                    spent = time.perf_counter() - t0
+                    used[rid] += spent
+                    given[rid] = given.get(rid, 0.0) + spent
             push()
     except (EOFError, OSError):  # the web process is gone (or closed our pipe): so are we
         return
@@ -236,7 +240,8 @@ def _worker_main(conn: Connection, threads: int | None, slice_seconds: float = S
 def _error_snapshot(message: str) -> dict:
     return {"status": "error", "message": message, "progress": 0.0, "step": 0, "epoch": 0.0, "seconds": 0.0,
             "history": {}, "samples": [], "grad_norms": {}, "timestep_grad_norms": [], "last_eval": {},
-            "best_exact_match": None, "train_loss": None, "grad_norm": None, "queue_position": None}
+            "best_exact_match": None, "train_loss": None, "grad_norm": None, "queue_position": None,
+            "worker_seconds": 0.0}
 
 
 def _data_to_plain(data) -> dict:
