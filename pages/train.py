@@ -112,6 +112,8 @@ train_cfg = TrainConfig(optimizer=optimizer, lr=float(lr), lr_schedule=lr_schedu
 
 # -------------------------------------------------------------------------------------------------------- controls
 trainer = state.trainer()
+if not warm:
+    trainer.prepare(data)  # the workers encode this data now: Start trains at once
 run_id = st.session_state.get(state.K_RUN_ID)
 if run_id is not None and run_id not in trainer.run_ids:  # e.g. the server restarted: the run is gone
     run_id = st.session_state[state.K_RUN_ID] = None

@@ -101,6 +101,8 @@ def _worker_main(conn: Connection, threads: int | None, slice_seconds: float = S
         except RuntimeError:
             pass
     own_threads = threads is not None
+    if own_threads:
+        _warm_up()
     runs: dict[str, Run] = {}
     failed: dict[str, dict] = {}  # runs whose construction failed: their error snapshot
     seq: dict[str, int] = {}
@@ -151,6 +153,9 @@ def _worker_main(conn: Connection, threads: int | None, slice_seconds: float = S
                     join(rid)
                 except Exception as e:  # noqa: BLE001
                     failed[rid] = _error_snapshot(f"Could not start training: {type(e).__name__}: {e}")
+            elif cmd == "prepare":  # a dataset the next Starts will use: decode and encode it now, not at Start
+                dataset(args)
+                return True
             elif cmd == "weights":
                 if run is None:
                     conn.send(("reply", args["request"], False, "this run has no model (it failed to start)"))
@@ -235,6 +240,21 @@ def _worker_main(conn: Connection, threads: int | None, slice_seconds: float = S
             push()
     except (EOFError, OSError):  # the web process is gone (or closed our pipe): so are we
         return
+
+
+def _warm_up() -> None:
+    """Pay a fresh process's one-time costs before the first Start, not after it: the first torch optimizer imports
+    torch._dynamo (4 s on an idle core here, 14 s on a busy one), and the first LSTM step sets up its kernels."""
+    try:
+        from .model import Seq2Seq
+
+        model = Seq2Seq(ModelConfig(8, 8, embed=4, hidden=8))
+        opt = torch.optim.Adam(model.parameters())
+        src, tgt = torch.randint(4, 8, (2, 3)), torch.randint(4, 8, (2, 3))
+        model(src, torch.tensor([3, 3]), tgt).sum().backward()
+        opt.step()
+    except Exception:  # noqa: BLE001 - only a warm-up: a real run reports its own errors
+        pass
 
 
 def _error_snapshot(message: str) -> dict:
@@ -467,14 +487,8 @@ class PoolTrainer(Trainer):
         if rid in self._payload:  # not in a worker yet
             payload = self._payload.pop(rid)
             w = self._pick_worker()
-            key = payload["data_key"]
-            if key in w.data_keys:  # it has this dataset, encoded: send only the key
+            if self._cache_on(w, payload["data_key"]):  # it has this dataset, encoded: send only the key
                 payload = dict(payload, data=None)
-                w.data_keys.move_to_end(key)
-            else:
-                w.data_keys[key] = None
-                while len(w.data_keys) > DATA_CACHE:
-                    w.data_keys.popitem(last=False)
             w.n_runs += 1
             self._where[rid] = w
             self._post(w, "start", rid, payload)
@@ -482,6 +496,19 @@ class PoolTrainer(Trainer):
         else:
             self._post(self._where[rid], "resume", rid)
             self._snaps[rid] = dict(self._snaps[rid], status="running", message="")
+
+    @staticmethod
+    def _cache_on(w: _Worker, key: str) -> bool:
+        """Whether worker w already holds dataset `key`; either way it will after the next message that names it
+        (the worker applies the same least-recently-used rule, in the same order)."""
+        hit = key in w.data_keys
+        if hit:
+            w.data_keys.move_to_end(key)
+        else:
+            w.data_keys[key] = None
+            while len(w.data_keys) > DATA_CACHE:
+                w.data_keys.popitem(last=False)
+        return hit
 
     def _get(self, rid: str) -> dict:
         if rid not in self._snaps:
@@ -549,6 +576,16 @@ class PoolTrainer(Trainer):
             self._payload[rid] = payload
             self._request_room(rid)
         return rid
+
+    def prepare(self, data) -> None:
+        """Have every worker decode and encode `data` now (the Train page calls this when it shows its data), so
+        that a Start on it trains at once instead of after ~1 s (much more on a busy server) of encoding."""
+        key, plain = self._data_payload(data)
+        with self._lock:
+            for w in self._workers:
+                if w.alive and key not in w.data_keys:
+                    self._cache_on(w, key)
+                    self._post(w, "prepare", "", {"data": plain, "data_key": key})
 
     def pause(self, run_id: str) -> None:
         with self._lock:

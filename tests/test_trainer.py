@@ -390,3 +390,27 @@ def test_runs_are_placed_on_the_least_loaded_worker(data):
         assert t._where[e] is t._where[ids[0]]
     finally:
         t.shutdown()
+
+
+def test_prepared_and_evicted_datasets_both_start(data):
+    """prepare(data) makes the worker encode a dataset before its first Start (which then sends only its key); a
+    dataset pushed out of the worker's small cache by newer ones is sent again, and its run trains as well."""
+    from seq2seq.trainer import DATA_CACHE
+
+    t = ThreadBackend(max_runs=8).warm()
+    try:
+        t.prepare(data)
+        (w,) = t._workers
+        key = t._data_payload(data)[0]
+        assert list(w.data_keys) == [key]
+        others = [tiny_data(n_valid=10 + i) for i in range(DATA_CACHE)]  # different datasets: data pushed out
+        for d in others:
+            t.prepare(d)
+        assert key not in w.data_keys
+        a = t.start(data, *cfgs(data, epochs=1))
+        b = t.start(others[-1], *cfgs(others[-1], epochs=1))  # this one sends only its key
+        for r in (a, b):
+            s = wait_for(t, r, lambda s: s["status"] == "finished", timeout=60)
+            assert s["step"] > 0 and s["last_eval"]
+    finally:
+        t.shutdown()

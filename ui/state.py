@@ -536,6 +536,11 @@ class SessionTrainer:
         self._ids.append(run_id)
         return run_id
 
+    def prepare(self, data) -> None:
+        """Let the workers encode `data` before a Start needs it (a no-op once they have it)."""
+        if hasattr(self._t, "prepare"):
+            self._t.prepare(data)
+
     def pause(self, run_id: str) -> None:
         self._t.pause(self._own(run_id))
 
