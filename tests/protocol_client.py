@@ -49,6 +49,7 @@ class Session:
     steps: list[tuple[float, int]] = field(default_factory=list)  # (time, step) as the page showed them
     pressed_at: float | None = None
     errors: list[str] = field(default_factory=list)
+    unfinished: int = 0  # full reruns that never reported script_finished
     full_latency: list[float] = field(default_factory=list)  # rerun_script sent -> script_finished (full runs)
     fragment_latency: list[float] = field(default_factory=list)  # ... fragment runs
     _full_sent: list[float] = field(default_factory=list)
@@ -93,10 +94,16 @@ class Session:
         await self._send_rerun(widgets=[self.start_id])
         await asyncio.wait_for(self._finished.wait(), timeout)
 
-    async def rerun(self, timeout: float = 120) -> None:
-        """A full page rerun (what any widget change causes)."""
+    async def rerun(self, timeout: float = 60) -> bool:
+        """A full page rerun (what any widget change causes); False when none finished within `timeout` (the
+        server may fold a rerun request into one already queued)."""
         await self._send_rerun()
-        await asyncio.wait_for(self._finished.wait(), timeout)
+        try:
+            await asyncio.wait_for(self._finished.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            self.unfinished += 1
+            return False
 
     async def close(self) -> None:
         for t in self._timers.values():
@@ -328,7 +335,7 @@ async def _class(url: str, n: int, start_within: float, window: float, query: st
 
     async def click(i: int, s: Session) -> None:
         await asyncio.sleep(window * 0.8 * i / max(1, n - 1))
-        await s.rerun(timeout=open_timeout)
+        await s.rerun(timeout=60)
 
     await asyncio.gather(*(click(i, s) for i, s in enumerate(sessions)), asyncio.sleep(window))
     w1 = time.perf_counter()
@@ -350,6 +357,7 @@ async def _class(url: str, n: int, start_within: float, window: float, query: st
         "fragment_median": statistics.median(frag) if frag else float("nan"),
         "fragment_worst": max(frag, default=0), "n_fragment_runs": len(frag),
         "errors": [f"{s.name}: {e}" for s in sessions for e in s.errors],
+        "unfinished_reruns": sum(s.unfinished for s in sessions),
         "mem_idle_mib": mem_idle, "mem_training_mib": mem_training, "load_average": os.getloadavg()[0],
     }
 
@@ -371,4 +379,5 @@ def report(r: dict) -> str:
             f"(sum {r['aggregate']:.1f}); full page rerun median {1000 * r['full_rerun_median']:.0f} ms, worst "
             f"{1000 * r['full_rerun_worst']:.0f} ms; live-fragment rerun median {1000 * r['fragment_median']:.0f} ms, "
             f"worst {1000 * r['fragment_worst']:.0f} ms ({r['n_fragment_runs']} runs){mem}; "
-            f"load average {r['load_average']:.1f}; errors {len(r['errors'])}")
+            f"load average {r['load_average']:.1f}; errors {len(r['errors'])}; full reruns without a reply "
+            f"{r['unfinished_reruns']}")

@@ -582,6 +582,22 @@ def trainer() -> SessionTrainer:
     return SessionTrainer(shared_trainer())
 
 
+K_THEORY = "theory_open"  # bool: the inspection pages' theory text is open (the session's last choice)
+
+
+def theory(label: str, page: str):
+    """The theory text of an inspection page (Encoder, Hidden states, Decoder): collapsed by default, so that on a
+    projector (1024x768) the figure the teacher talks about is on the first screen; opened or closed once, it opens
+    or stays closed on every inspection page for the rest of the session."""
+    wkey = f"theory_{page}"
+
+    def remember() -> None:
+        st.session_state[K_THEORY] = bool(st.session_state.get(wkey))
+
+    return st.expander(label, expanded=bool(st.session_state.get(K_THEORY, False)), key=wkey, on_change=remember,
+                       icon=":material/school:")
+
+
 def notice(message: str | None = None, where: str = "page") -> str | None:
     """Set (with a message) or pop (without) a one-shot notice shown at the next render, either at the top of the
     page that set it (`where="page"`) or in the sidebar (`where="sidebar"`, for the sidebar's own actions)."""
