@@ -2,7 +2,7 @@
 
     python benchmarks/bench_server.py [--sessions 8] [--seconds 10]
 
-A real `streamlit run app.py` (process trainer backend, SEQ2SEQ_MAX_CONCURRENT_RUNS = sessions) and Chromium tabs
+A real `streamlit run app.py` (process trainer backend, SEQ2SEQ_MAX_RUNS = sessions) and Chromium tabs
 (each tab its own session). Memory is the resident set (VmRSS from /proc) of the server process plus all its
 descendants (training workers, multiprocessing's resource tracker). Training sessions each run the Train page's
 default model (LSTM, E=32, H=128, batch 64) on the default task (reverse, 20,000 pairs); steps/s per session is read
@@ -63,7 +63,7 @@ def main() -> None:
     n = args.sessions
     from playwright.sync_api import sync_playwright
 
-    srv = start_server({"SEQ2SEQ_MAX_CONCURRENT_RUNS": str(n), "SEQ2SEQ_TRAINER_BACKEND": "process"})
+    srv = start_server({"SEQ2SEQ_MAX_RUNS": str(n), "SEQ2SEQ_TRAINER_BACKEND": "process"})
     rows = []
 
     def record(label: str, note: str = "") -> None:

@@ -9,7 +9,7 @@ from seq2seq.introspect import trace_decoder, trace_encoder
 from ui import figures_inspect as F
 from ui import text_inspect as TXT
 from ui.inspect import K_TEXT, cached, input_picker, plot, reference_target
-from ui.state import current, ensure_app
+from ui.state import current, ensure_app, theory
 
 ensure_app()  # run through app.py (sidebar, navigation) even on a deep link
 
@@ -24,7 +24,7 @@ cur = current()
 cfg, itos = cur.model_cfg, cur.tgt_vocab.itos
 has_attention = cfg.attention != "none"
 
-with st.expander("How the decoder works", expanded=True):
+with theory("How the decoder works", "decoder"):
     st.markdown(TXT.DECODER_INTRO)
     st.markdown(TXT.ATTENTION_TEXT if has_attention else TXT.NO_ATTENTION)
 

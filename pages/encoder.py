@@ -5,7 +5,7 @@ from seq2seq.introspect import trace_encoder
 from ui import figures_inspect as F
 from ui import text_inspect as TXT
 from ui.inspect import cached, input_picker, plot
-from ui.state import current, ensure_app
+from ui.state import current, ensure_app, theory
 
 ensure_app()  # run through app.py (sidebar, navigation) even on a deep link
 
@@ -15,7 +15,7 @@ st.title("Encoder: reading the input one timestep at a time")
 cur = current()
 cfg = cur.model_cfg
 
-with st.expander("How the encoder works", expanded=True):
+with theory("How the encoder works", "encoder"):
     st.markdown(TXT.ENCODER_INTRO)
     st.markdown(TXT.CELL_TEXT[cfg.cell])
     if cfg.bidirectional:

@@ -9,7 +9,7 @@ from seq2seq.limits import get_limits
 from ui import figures_inspect as F
 from ui import text_inspect as TXT
 from ui.inspect import cached, input_picker, many_inputs, plot
-from ui.state import current, ensure_app
+from ui.state import current, ensure_app, theory
 
 ensure_app()  # run through app.py (sidebar, navigation) even on a deep link
 
@@ -24,7 +24,7 @@ def encode(tokens: list[str]):
     return cached(cur, "encoder", tuple(tokens), lambda: trace_encoder(cur.model, cur.src_vocab, tokens, cur.tokenizer))
 
 
-with st.expander("What am I looking at?", expanded=True):
+with theory("What am I looking at?", "states"):
     st.markdown(TXT.STATES_INTRO)
     if cfg.bidirectional:
         st.markdown("This encoder is **bidirectional**: each row is [h_t→ ; h_t←], forward units left of the dashed "

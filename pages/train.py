@@ -17,7 +17,7 @@ from seq2seq.data import fit_to_vocab
 from seq2seq.limits import LimitError, get_limits
 from seq2seq.model import Seq2Seq, count_parameters
 from seq2seq.training import PLATEAU_FLOOR, PLATEAU_SPACING
-from ui import figures, state, text
+from ui import figures, sharing, state, text
 
 state.ensure_app()
 
@@ -62,6 +62,7 @@ with c2:
     st.page_link("pages/model.py", label="Change the model", icon=":material/account_tree:")
 
 # ------------------------------------------------------------------------------------------------------- settings
+lesson = state.lesson_seconds()  # a lesson's budget (a teacher's link or the operator) overrides the one chosen here
 with st.container(border=True):
     a, b, c, d = st.columns(4, gap="medium")
     optimizer = a.segmented_control("Optimizer", OPTIMIZERS, default=DEF["opt"], key="opt", required=True, **Q)
@@ -76,19 +77,23 @@ with st.container(border=True):
              f"halving: halve it every {TrainConfig.lr_half_life:,} steps, whatever happens.")
     batch = b.select_slider("Batch size", state.BATCH_SIZES, DEF["batch"], key="batch", **Q)
     budget = b.segmented_control("Train for", ["epochs", "seconds"], default=DEF["budget"], key="budget", required=True,
-                                 **Q)
+                                 disabled=bool(lesson), **Q)
     if budget == "epochs":
-        epochs = c.number_input("Epochs", 1, 1000, DEF["epochs"], key="epochs", **Q,
+        epochs = c.number_input("Epochs", 1, 1000, DEF["epochs"], key="epochs", **Q, disabled=bool(lesson),
                                 help="One epoch = one pass over the training pairs.")
         seconds = None
     else:
-        seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), DEF["seconds"], key="seconds", **Q)
+        seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), DEF["seconds"], key="seconds", **Q,
+                                 disabled=bool(lesson))
         epochs = None
     seed = c.number_input("Seed", 0, 1_000_000, DEF["seed"], key="seed", **Q, help="Same seed, same settings: same run.")
     teacher_forcing = d.slider("Teacher forcing", 0.0, 1.0, DEF["tf"], 0.05, key="tf", **Q,
                                help="Probability of feeding the true previous token y_{t-1} to the decoder "
                                     "(else its own guess).")
     clip = d.slider("Gradient clipping (max norm, 0 = off)", 0.0, 5.0, DEF["clip"], 0.25, key="clip", **Q)
+    if lesson:
+        epochs, seconds = None, lesson
+        st.caption(sharing.lesson_text(lesson, st.session_state.get(state.K_LESSON) is not None))
 
 
 def diverge_preset() -> None:
@@ -107,6 +112,8 @@ train_cfg = TrainConfig(optimizer=optimizer, lr=float(lr), lr_schedule=lr_schedu
 
 # -------------------------------------------------------------------------------------------------------- controls
 trainer = state.trainer()
+if not warm:
+    trainer.prepare(data)  # the workers encode this data now: Start trains at once
 run_id = trainer.page_run
 if run_id is not None and run_id not in trainer.run_ids:  # e.g. the server restarted: the run is gone
     run_id = None
@@ -184,6 +191,7 @@ cols[5].button("Use the trained model", icon=":material/check_circle:", on_click
 msg = state.notice()
 if msg:  # a problem from the buttons above (a limit, the data, the vocabulary), or the model now shown
     (st.success if msg.startswith("Now showing") else st.warning)(msg)
+st.caption(sharing.load_text(state.shared_trainer().load()))  # how busy the server is (what a teacher checks)
 
 
 def stop_run(rid: str) -> None:
@@ -316,10 +324,10 @@ def live(run_id: str, polling: bool) -> None:
     if "bleu" in (snap.get("last_eval") or {}):
         label += f" · BLEU {snap['last_eval']['bleu']:.1f}"
     st.progress(min(1.0, max(0.0, float(snap.get("progress") or 0.0))), text=label)
-    if s == "queued":
-        pos = snap.get("queue_position")
-        st.info(f"Waiting for a free trainer: position {pos} in the queue. This server trains "
-                f"{limits.max_concurrent_runs} runs at once (SEQ2SEQ_MAX_CONCURRENT_RUNS); yours starts by itself.")
+    if s == "running":
+        st.caption(sharing.share_text(snap))
+    if s == "queued" and snap.get("queue_position"):
+        st.info(sharing.queue_text(snap), icon=":material/hourglass_top:")
     elif s == "diverged":
         st.error(text.DIVERGED + (f" ({snap['message']})" if snap.get("message") else ""))
     elif s == "error":

@@ -41,11 +41,17 @@ _MEANING: dict[str, tuple[str, str]] = {
                    "choose fewer hidden units, a smaller embedding or fewer layers"),
     "max_train_seconds": ("longest training time of one run, in seconds",
                           "train for fewer epochs or set a shorter time budget"),
-    "max_concurrent_runs": ("training runs the server executes at once; later runs wait in a queue",
-                            "wait for your place in the queue"),
+    "max_runs": ("training runs that exist at once on this server (each holds its model, optimizer and data in a "
+                 "worker's memory; all of them train at once, sharing the cores); later runs wait in a queue",
+                 "wait for your place in the queue"),
     "max_runs_per_session": ("training runs one browser session may have queued or running at once",
                              "stop or finish one of your runs first"),
+    "lesson_seconds": ("a lesson's time budget: every run started on the Train page trains this many seconds "
+                       "(0 = off: each student chooses); a teacher's link can set it too (?lesson=60)",
+                       "ask the operator"),
 }
+OPTIONAL = {"lesson_seconds"}  # limits where 0 means "off"
+LEGACY = {"max_runs": "SEQ2SEQ_MAX_CONCURRENT_RUNS"}  # older names still read when the new one is not set
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,9 @@ class Limits:
     max_vocab: int = 5000
     max_params: int = 5_000_000
     max_train_seconds: float = 600
-    max_concurrent_runs: int = 4
+    max_runs: int = 48  # ~45 MiB per run of the default model and task in a worker: ~2.2 GiB (README, operators)
     max_runs_per_session: int = 3
+    lesson_seconds: float = 0
 
     @property
     def max_upload_bytes(self) -> int:
@@ -128,6 +135,9 @@ def get_limits(environ: dict[str, str] | None = None) -> Limits:
     for f in fields(Limits):
         var = Limits.env_var(f.name)
         raw = environ.get(var)
+        if (raw is None or raw.strip() == "") and f.name in LEGACY:
+            var = LEGACY[f.name]
+            raw = environ.get(var)
         if raw is None or raw.strip() == "":
             continue
         text = raw.strip().replace("_", "")
@@ -136,7 +146,10 @@ def get_limits(environ: dict[str, str] | None = None) -> Limits:
         except ValueError:
             kind = "a number" if f.type in ("float", float) else "a whole number"
             raise ValueError(f"{var}={raw!r} is not valid: expected {kind} ({_MEANING[f.name][0]})") from None
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{var}={raw!r} is not valid: it must be greater than 0 ({_MEANING[f.name][0]})")
+        if f.name in OPTIONAL and value == 0:
+            pass
+        elif not math.isfinite(value) or value <= 0:
+            zero = " (or 0: off)" if f.name in OPTIONAL else ""
+            raise ValueError(f"{var}={raw!r} is not valid: it must be greater than 0{zero} ({_MEANING[f.name][0]})")
         overrides[f.name] = value
     return replace(Limits(), **overrides)

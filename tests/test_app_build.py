@@ -251,10 +251,65 @@ def test_train_diverged_and_queued_runs_are_explained(app):
         shared._snaps[rid] = dict(shared._snaps[rid], status="queued")
     try:
         app.run()
-        assert any("position 1 in the queue" in i.value for i in ok(app).info)
+        assert any("position 1 of 1" in i.value and "SEQ2SEQ_MAX_RUNS" in i.value for i in ok(app).info)
     finally:
         with shared._lock:
             shared._pending.remove(rid)
+
+
+def captions(at: AppTest) -> str:
+    return " | ".join(c.value for c in at.caption)
+
+
+def test_train_page_says_how_the_server_is_shared(app):
+    """A running run's page says how many runs share the server, what this one gets and its steps/s; the server's
+    load (what a teacher checks) is on the page too."""
+    small_data(app)
+    app.segmented_control(key="budget").set_value("seconds").run()
+    app.number_input(key="seconds").set_value(60).run()
+    assert "This server: 0 runs training" in captions(ok(app))
+    app.button(key="btn_start").click().run()
+    wait_for(ok(app), lambda a: "steps/s" in captions(a))
+    text = captions(app)
+    assert "Yours is the only run training on this server" in text and "This server: 1 run training" in text
+    app.button(key="btn_stop").click().run()
+    assert "steps/s" not in captions(ok(app))
+
+
+@pytest.mark.parametrize("raw,want", [("45", 45.0), ("1e9", 600.0), ("-3", None), ("2", 5.0), ("nan", None),
+                                      ("<script>", None), ("9" * 400, None)])
+def test_lesson_link_sets_every_runs_budget(raw, want):
+    """?lesson=N (a teacher's link): every run started on the Train page trains N seconds, whatever the widgets say;
+    hostile values are clamped to [5, SEQ2SEQ_MAX_TRAIN_SECONDS] or ignored, never a traceback."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/train.py")
+    at.query_params["lesson"] = raw
+    try:
+        ok(at.run())
+        text = captions(at)
+        if want is None:
+            assert "Lesson setting" not in text and not at.segmented_control(key="budget").disabled
+            return
+        assert f"every run trains for {want:g} s" in text and "lesson link" in text
+        assert at.segmented_control(key="budget").disabled
+        at.button(key="btn_start").click().run()
+        rid = ok(at).session_state["run_id"]
+        cfg = at.session_state["run_cfgs"][1]
+        assert cfg.max_seconds == want and cfg.epochs is None and rid
+        assert at.query_params.get("lesson") in ([f"{want:g}"], f"{want:g}")  # the link stays a lesson link
+    finally:
+        from seq2seq.trainer import get_trainer
+
+        t = get_trainer("thread")
+        for rid in t.run_ids():
+            t.close(rid)
+
+
+def test_operator_lesson_seconds_applies_without_a_link(monkeypatch):
+    monkeypatch.setenv("SEQ2SEQ_LESSON_SECONDS", "30")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/train.py")
+    assert "every run trains for 30 s" in captions(ok(at.run())) and "SEQ2SEQ_LESSON_SECONDS" in captions(at)
 
 
 def test_train_this_model_button_with_a_non_default_model(app):

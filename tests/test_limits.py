@@ -14,8 +14,8 @@ def test_defaults():
     assert lim == Limits()
     assert (lim.max_upload_mb, lim.max_rows, lim.max_seq_len, lim.max_line_chars, lim.max_vocab) == (
         5, 50_000, 200, 1000, 5000)  # 200: targets of 200 tokens (issue 13)
-    assert (lim.max_params, lim.max_train_seconds, lim.max_concurrent_runs, lim.max_runs_per_session) == (
-        5_000_000, 600, 4, 3)
+    assert (lim.max_params, lim.max_train_seconds, lim.max_runs, lim.max_runs_per_session) == (
+        5_000_000, 600, 48, 3)
     assert lim.max_upload_bytes == 5 * 1024 * 1024
 
 
@@ -34,8 +34,24 @@ def test_env_overrides():
 
 
 def test_reads_os_environ(monkeypatch):
-    monkeypatch.setenv("SEQ2SEQ_MAX_CONCURRENT_RUNS", "2")
-    assert get_limits().max_concurrent_runs == 2
+    monkeypatch.setenv("SEQ2SEQ_MAX_RUNS", "2")
+    assert get_limits().max_runs == 2
+
+
+def test_legacy_name_of_max_runs_still_read():
+    """An operator's old SEQ2SEQ_MAX_CONCURRENT_RUNS still bounds the runs (the new name wins when both are set)."""
+    assert get_limits({"SEQ2SEQ_MAX_CONCURRENT_RUNS": "6"}).max_runs == 6
+    assert get_limits({"SEQ2SEQ_MAX_CONCURRENT_RUNS": "6", "SEQ2SEQ_MAX_RUNS": "9"}).max_runs == 9
+    with pytest.raises(ValueError, match="SEQ2SEQ_MAX_CONCURRENT_RUNS"):
+        get_limits({"SEQ2SEQ_MAX_CONCURRENT_RUNS": "lots"})
+
+
+def test_lesson_seconds_is_off_by_default_and_zero_means_off():
+    assert Limits().lesson_seconds == 0 and get_limits({"SEQ2SEQ_LESSON_SECONDS": "0"}).lesson_seconds == 0
+    assert get_limits({"SEQ2SEQ_LESSON_SECONDS": "90"}).lesson_seconds == 90.0
+    for bad in ("-5", "nan", "soon"):
+        with pytest.raises(ValueError, match="SEQ2SEQ_LESSON_SECONDS"):
+            get_limits({"SEQ2SEQ_LESSON_SECONDS": bad})
 
 
 @pytest.mark.parametrize("var,value", [("SEQ2SEQ_MAX_ROWS", "lots"), ("SEQ2SEQ_MAX_ROWS", "2.5"),
@@ -56,9 +72,9 @@ def test_describe_covers_every_limit():
     rows = Limits.describe()
     assert [r[0] for r in rows] == ["SEQ2SEQ_MAX_UPLOAD_MB", "SEQ2SEQ_MAX_ROWS", "SEQ2SEQ_MAX_SEQ_LEN",
                                     "SEQ2SEQ_MAX_LINE_CHARS", "SEQ2SEQ_MAX_VOCAB", "SEQ2SEQ_MAX_PARAMS",
-                                    "SEQ2SEQ_MAX_TRAIN_SECONDS", "SEQ2SEQ_MAX_CONCURRENT_RUNS",
-                                    "SEQ2SEQ_MAX_RUNS_PER_SESSION"]
-    assert all(default > 0 and len(meaning) > 20 for _, default, meaning in rows)
+                                    "SEQ2SEQ_MAX_TRAIN_SECONDS", "SEQ2SEQ_MAX_RUNS",
+                                    "SEQ2SEQ_MAX_RUNS_PER_SESSION", "SEQ2SEQ_LESSON_SECONDS"]
+    assert all((default > 0 or var == "SEQ2SEQ_LESSON_SECONDS") and len(meaning) > 20 for var, default, meaning in rows)
 
 
 def test_check_raises_limit_error_with_advice():

@@ -200,6 +200,9 @@ LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 10.0, 100.0
 BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512)
 K_URL_SEEDED = "url_seeded"  # True once this session's first run applied the link's settings
 URL_MODEL = "model"  # query parameter naming the current shipped pretrained model (absent: the default one)
+URL_LESSON = "lesson"  # query parameter: a lesson's time budget in seconds for every run (a teacher's link)
+K_LESSON = "lesson_seconds"  # float | None: the lesson budget a link set for this session
+LESSON_MIN = 5  # seconds: the shortest lesson budget (the Train page's shortest time budget)
 
 
 def fmt_lr(v: float) -> str:
@@ -328,6 +331,8 @@ def share_params() -> dict[str, str]:
     shipped = list_pretrained()
     if name is not None and shipped and name != shipped[0][0]:
         out[URL_MODEL] = name
+    if st.session_state.get(K_LESSON) is not None:  # a lesson link stays a lesson link
+        out[URL_LESSON] = f"{st.session_state[K_LESSON]:g}"
     return out
 
 
@@ -339,6 +344,33 @@ def share_link(params: dict[str, str] | None = None) -> str:
     query = urlencode(share_params() if params is None else params)
     base = st.context.url or ""
     return base + ("?" + query if query else "")
+
+
+def parse_lesson(raw: str, max_seconds: float) -> float | None:
+    """The lesson budget a link's `lesson=` stands for: seconds, clamped to [LESSON_MIN, max_seconds]; None for
+    anything that is not a plain finite number (text, nan, inf, a 1,000-digit string); "0" or "off" means off."""
+    raw = (raw or "").strip()
+    if raw.lower() in ("0", "off") or len(raw) > 12:
+        return None
+    try:
+        x = float(raw)
+    except ValueError:
+        return None
+    if not math.isfinite(x) or x <= 0:
+        return None
+    return float(round(min(max(x, LESSON_MIN), max_seconds)))
+
+
+def lesson_seconds() -> float | None:
+    """This session's lesson budget in seconds: the link's (`?lesson=60`), else the operator's
+    SEQ2SEQ_LESSON_SECONDS, else None (each student chooses). Never over the server's max_train_seconds."""
+    from seq2seq.limits import get_limits
+
+    lim = get_limits()
+    v = st.session_state.get(K_LESSON)
+    if v is None and lim.lesson_seconds:
+        v = max(LESSON_MIN, lim.lesson_seconds)
+    return None if v is None else float(min(v, lim.max_train_seconds))
 
 
 def current_pretrained() -> str | None:
@@ -366,6 +398,10 @@ def seed_from_url() -> None:
         v = s.parse(raw)
         if v is not None:
             st.session_state[key] = v
+    if URL_LESSON in qp:
+        from seq2seq.limits import get_limits
+
+        st.session_state[K_LESSON] = parse_lesson(qp[URL_LESSON], get_limits().max_train_seconds)
     name = qp.get(URL_MODEL)
     if name and name in dict(list_pretrained()) and K_CURRENT not in st.session_state:
         from seq2seq.checkpoint import CheckpointError
@@ -386,7 +422,7 @@ def sync_url() -> None:
 
     want = share_params()
     qp = st.query_params
-    for key in [*settings(), URL_MODEL]:
+    for key in [*settings(), URL_MODEL, URL_LESSON]:
         try:
             if key in want and qp.get(key) != want[key]:
                 qp[key] = want[key]
@@ -551,6 +587,11 @@ class SessionTrainer:
                 self.page_run, self.page_info = run_id, page_info
             return run_id
 
+    def prepare(self, data) -> None:
+        """Let the workers encode `data` before a Start needs it (a no-op once they have it)."""
+        if hasattr(self._t, "prepare"):
+            self._t.prepare(data)
+
     def pause(self, run_id: str) -> None:
         self._t.pause(self._own(run_id))
 
@@ -594,6 +635,22 @@ class SessionTrainer:
 def trainer() -> SessionTrainer:
     """This session's trainer handle (runs released when the tab closes)."""
     return SessionTrainer(shared_trainer())
+
+
+K_THEORY = "theory_open"  # bool: the inspection pages' theory text is open (the session's last choice)
+
+
+def theory(label: str, page: str):
+    """The theory text of an inspection page (Encoder, Hidden states, Decoder): collapsed by default, so that on a
+    projector (1024x768) the figure the teacher talks about is on the first screen; opened or closed once, it opens
+    or stays closed on every inspection page for the rest of the session."""
+    wkey = f"theory_{page}"
+
+    def remember() -> None:
+        st.session_state[K_THEORY] = bool(st.session_state.get(wkey))
+
+    return st.expander(label, expanded=bool(st.session_state.get(K_THEORY, False)), key=wkey, on_change=remember,
+                       icon=":material/school:")
 
 
 def notice(message: str | None = None, where: str = "page") -> str | None:

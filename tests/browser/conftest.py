@@ -41,7 +41,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-dev-shm-usage"]
 VIEWPORT = {"width": 1400, "height": 900}
 # The server the browser tests use: 8 sessions train at once in test_multi_session, a 9th must queue.
-SERVER_ENV = {"SEQ2SEQ_MAX_CONCURRENT_RUNS": "8", "SEQ2SEQ_TRAINER_BACKEND": "process"}
+SERVER_ENV = {"SEQ2SEQ_MAX_RUNS": "8", "SEQ2SEQ_TRAINER_BACKEND": "process"}
 
 # Installed in every page before the app loads: records every change of the app's script state with a timestamp
 # (performance.now(), ms), so a test can tell when the rerun caused by its action started and ended, and how long
