@@ -140,6 +140,25 @@ def _bar(frac: float, width: int = 24) -> str:
     return "[" + "#" * n + "." * (width - n) + "]"
 
 
+def configs(args: argparse.Namespace, data: Seq2SeqData) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training settings a parsed `train` command asks for (the flags' defaults: the library's)."""
+    try:
+        model_cfg = ModelConfig(src_vocab_size=len(data.src_vocab), tgt_vocab_size=len(data.tgt_vocab),
+                                cell=args.cell, embed=args.embed, hidden=args.hidden, layers=args.layers,
+                                bidirectional=args.bidirectional, attention=args.attention,
+                                dropout=args.dropout).validate()
+        train_cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
+                                lr_patience=args.lr_patience, batch_size=args.batch_size,
+                                bucket_by_length=args.bucket_by_length, epochs=args.epochs or None,
+                                max_seconds=args.max_seconds or None, clip=args.clip,
+                                teacher_forcing=args.teacher_forcing, seed=args.seed, eval_every=args.eval_every,
+                                stop_patience=args.stop_patience, threads=args.threads,
+                                precision=args.precision).validate()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return model_cfg, train_cfg
+
+
 def train(args: argparse.Namespace, log=sys.stderr) -> ckpt_io.Checkpoint:
     """Train in this process from parsed `train` arguments, save the checkpoint to args.out and return it."""
     from .model import count_parameters
@@ -147,18 +166,7 @@ def train(args: argparse.Namespace, log=sys.stderr) -> ckpt_io.Checkpoint:
 
     torch.set_num_threads(args.threads)
     data, source = make_data(args)
-    try:
-        model_cfg = ModelConfig(src_vocab_size=len(data.src_vocab), tgt_vocab_size=len(data.tgt_vocab),
-                                cell=args.cell, embed=args.embed, hidden=args.hidden, layers=args.layers,
-                                bidirectional=args.bidirectional, attention=args.attention,
-                                dropout=args.dropout).validate()
-        train_cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
-                                batch_size=args.batch_size, bucket_by_length=args.bucket_by_length,
-                                epochs=args.epochs or None, max_seconds=args.max_seconds or None, clip=args.clip,
-                                teacher_forcing=args.teacher_forcing, seed=args.seed, eval_every=args.eval_every,
-                                threads=args.threads, precision=args.precision).validate()
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    model_cfg, train_cfg = configs(args, data)
     limits = get_limits()
     n_params = count_parameters(model_cfg)["total"]
     if n_params > limits.max_params:
@@ -287,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=d_train.lr)
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d_train.lr_schedule,
                    help="plateau: halve the rate when the validation loss stops improving; constant; halving")
+    t.add_argument("--lr-patience", type=int, default=d_train.lr_patience,
+                   help="plateau: evaluations without a new best validation loss before the rate halves")
+    t.add_argument("--stop-patience", type=int, default=d_train.stop_patience,
+                   help="stop after this many evaluations without a new best validation exact match or loss "
+                        "(0 = off)")
     t.add_argument("--bucket-by-length", action=argparse.BooleanOptionalAction, default=d_train.bucket_by_length,
                    help="batch examples of about the same length together (default: on)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=d_train.optimizer)

@@ -101,6 +101,8 @@ class TrainConfig:
     teacher_forcing: float = 1.0  # probability of feeding the true y_{t-1} to the decoder
     seed: int = 0
     eval_every: int = 50  # optimizer steps between validation evaluations
+    stop_patience: int = 0  # stop when `stop_patience` evaluations in a row bring neither a new best validation
+    #                         exact match nor a new best validation loss ("until it stops improving"); 0 = never
     threads: int = 1  # torch threads in the training process
     precision: str = "auto"  # matrix products of a training step: "fp32", or "bf16" (mixed precision: weights,
     #                          gradients, optimizer state, loss and every evaluation stay fp32); "auto" = bf16 where
@@ -131,6 +133,8 @@ class TrainConfig:
             raise ValueError(f"teacher forcing ratio must be in [0, 1], got {self.teacher_forcing}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if not 0 <= self.stop_patience <= 10_000:
+            raise ValueError(f"stop_patience must be between 0 (off) and 10,000 evaluations, got {self.stop_patience}")
         if self.eval_every < 1 or self.threads < 1:
             raise ValueError("eval_every and threads must be at least 1")
         return self
