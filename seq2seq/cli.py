@@ -182,7 +182,8 @@ def train(args: argparse.Namespace, log=sys.stderr) -> ckpt_io.Checkpoint:
     while not run.done:
         m = run.step()
         now, frac = time.perf_counter(), run.progress()
-        if run.done or (tty and now - last_print > 0.1) or (not tty and int(frac * 10) > last_decile):
+        if run.done or (tty and now - last_print > 0.1) or (not tty and (int(frac * 10) > last_decile
+                                                                           or now - last_print > 10)):
             em = run.last_eval.get("exact_match", float("nan"))
             line = (f"{_bar(frac)} {frac:4.0%} step {run.step_count} epoch {run.epoch:.2f} "
                     f"loss {m.get('train_loss', float('nan')):.4f} valid exact match {em:.3f} {run.seconds:.1f}s")
@@ -289,8 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bidirectional encoder (default: on; --no-bidirectional for one direction)")
     t.add_argument("--attention", choices=ATTENTIONS, default=d_model.attention)
     t.add_argument("--dropout", type=float, default=d_model.dropout)
-    t.add_argument("--epochs", type=float, default=d_train.epochs, help="0 = no epoch limit (then set --max-seconds)")
-    t.add_argument("--max-seconds", type=float, default=None, help="training time budget in seconds")
+    t.add_argument("--epochs", type=float, default=d_train.epochs,
+                   help="stop after this many epochs (default: no epoch limit; 0 = none)")
+    t.add_argument("--max-seconds", type=float, default=None,
+                   help="training time budget in wall-clock seconds of training (evaluations included; default: none)")
     t.add_argument("--batch-size", type=int, default=d_train.batch_size)
     t.add_argument("--lr", type=float, default=d_train.lr)
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d_train.lr_schedule,
@@ -299,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plateau: evaluations without a new best validation loss before the rate halves")
     t.add_argument("--stop-patience", type=int, default=d_train.stop_patience,
                    help="stop after this many evaluations without a new best validation exact match or loss "
-                        "(0 = off)")
+                        f"(default {d_train.stop_patience}: train until it stops improving; 0 = off)")
     t.add_argument("--bucket-by-length", action=argparse.BooleanOptionalAction, default=d_train.bucket_by_length,
                    help="batch examples of about the same length together (default: on)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=d_train.optimizer)

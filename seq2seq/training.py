@@ -266,8 +266,10 @@ class Run:
     """One training run. Create it, call `step()` until `done`, read `snapshot()` at any time.
 
     status: "queued" | "running" | "paused" | "finished" | "stopped" | "diverged" | "error"; `message` explains it.
-    The budget is `train_cfg.epochs` and/or `train_cfg.max_seconds` (wall-clock seconds while running), whichever
-    comes first, and never more than `time_cap` seconds per start or `extend()` (the server's limit).
+    The budget is `train_cfg.epochs`, `train_cfg.max_seconds` (wall-clock seconds while running) and/or
+    `train_cfg.stop_patience` (evaluations in a row without a new best validation exact match or loss: "until it
+    stops improving", the default), whichever comes first, and never more than `time_cap` seconds per start or
+    `extend()` (the server's limit).
     """
 
     def __init__(self, data, model_cfg: ModelConfig, train_cfg: TrainConfig, state_dict: dict | None = None,
@@ -333,7 +335,7 @@ class Run:
 
     def progress(self) -> float:
         """0..1: how much of the epoch or time budget (whichever is further along) of the current start or
-        extend() is used."""
+        extend() is used; with neither (train until it stops improving), how much of the stop patience."""
         fractions = []
         if self.max_epochs:
             fractions.append((self.epoch - self._segment_epoch) / max(self.max_epochs - self._segment_epoch, 1e-9))
@@ -343,6 +345,8 @@ class Run:
             fractions.append((self.seconds - self._segment_start) / self.time_cap)
         if self.status == "finished":
             return 1.0
+        if not fractions and self.train_cfg.stop_patience:  # only "until it stops improving": the patience used
+            fractions.append(self._evals_without_progress / self.train_cfg.stop_patience)
         return max(0.0, min(1.0, max(fractions, default=0.0)))
 
     def _budget_reason(self) -> str | None:

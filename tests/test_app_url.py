@@ -94,9 +94,9 @@ def test_deep_link_on_data_page_keeps_the_model_and_training_settings_in_the_url
 
 def test_bad_values_in_a_link_are_ignored_and_dropped_from_the_url():
     at = opened("pages/train.py", {"cell": "transformer", "hidden": "65", "lr": "banana", "epochs": "99999",
-                                   "task": "<script>", "layers": "2"})
+                                   "budget": "epochs", "task": "<script>", "layers": "2"})
     shown = texts(at)
-    assert "LSTM, bidirectional, 2 layers, E=32, H=128" in shown, shown  # defaults, except the one good value
+    assert "LSTM + dot attention, bidirectional, 2 layers, E=32, H=128" in shown, shown  # defaults, except the one good value
     assert "task: reverse" in shown
     assert at.number_input(key="epochs").value == 1000  # clamped to the widget's maximum
     for k in ("cell", "hidden", "task"):
@@ -168,7 +168,7 @@ def test_sidebar_share_link_opens_the_same_setup_in_a_new_session():
     before = {k: at.session_state[k] for k in ("task", "emb", "layers", "dropout", "budget", "seconds")}
     other = opened("pages/train.py", query)  # a colleague opens the link
     assert {k: other.session_state[k] for k in before} == before
-    assert "LSTM, bidirectional, 2 layers, E=16, H=128" in texts(other) and "task: dates" in texts(other)
+    assert "LSTM + dot attention, bidirectional, 2 layers, E=16, H=128" in texts(other) and "task: dates" in texts(other)
     assert share_link(other) == link
 
 
@@ -194,6 +194,7 @@ def test_sidebar_run_status_is_a_live_fragment_while_training(monkeypatch):
     at.select_slider(key="hidden").set_value(16).run()
     at.select_slider(key="emb").set_value(8).run()
     at.switch_page("pages/train.py").run()
+    at.segmented_control(key="budget").set_value("epochs").run()
     at.number_input(key="epochs").set_value(3).run()
     at.button(key="btn_start").click().run()
 
