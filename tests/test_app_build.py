@@ -143,7 +143,7 @@ def test_recommended_settings_fill_both_pages_and_explain_themselves(app):
     app.button(key="btn_recommend_model").click().run()
     ok(app)
     assert app.segmented_control(key="attention").value == "dot" and app.select_slider(key="hidden").value == 128
-    why = app.expander[-1]
+    why = next(e for e in app.main.expander if e.label.startswith("Why these settings"))
     assert why.label.startswith("Why these settings (task: reverse") and "**attention = dot**" in why.markdown[0].value
     app.switch_page("pages/train.py").run()
     app.segmented_control(key="budget").set_value("seconds").run()
