@@ -50,7 +50,7 @@ def test_timestep_grad_norms_shape_and_vanishing(data):
     """One value per source timestep; for a plain RNN with tiny recurrent weights the gradient reaching early
     timesteps (through many steps of recurrence) is far smaller than at the last one: vanishing gradients."""
     torch.manual_seed(0)
-    mc, _ = cfgs(data, cell="rnn", hidden=16, bidirectional=False)  # one direction: the gradient flows back only
+    mc, _ = cfgs(data, cell="rnn", hidden=16, bidirectional=False, attention="none")  # one direction: the gradient flows back only
     model = Seq2Seq(mc)
     with torch.no_grad():
         model.enc_rnn.weight_hh_l0.mul_(0.1)
