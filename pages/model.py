@@ -18,6 +18,15 @@ with st.expander("Hidden units, timesteps, layers, attention: what do they mean?
     st.markdown(text.MODEL)
 
 data = state.get_data() or state.default_data()  # before the Data page ran: the task of a shared link, or reverse
+data_desc = state.get_data_desc() or state.default_data_desc()
+st.button("Recommended settings for this data", icon=":material/auto_fix_high:", key="btn_recommend_model",
+          on_click=state.apply_recommended, args=(data, data_desc),
+          help="Fill in the model (and the Train page's settings) that the defaults benchmark found to work on data "
+               "like this one, sized from this dataset, each with the reason for it.")
+rec = state.recommended_reasons()
+if rec:
+    with st.expander(f"Why these settings ({rec[0]})", expanded=True, icon=":material/lightbulb:"):
+        st.markdown(rec[1])
 left, right = st.columns([1, 2], gap="large")
 with left:
     cell = st.segmented_control("Cell", CELLS, default=DEF["cell"], format_func=str.upper, key="cell", required=True, **Q,

@@ -76,16 +76,35 @@ with st.container(border=True):
              "the weights can settle at the end. constant: never change it. "
              f"halving: halve it every {TrainConfig.lr_half_life:,} steps, whatever happens.")
     batch = b.select_slider("Batch size", state.BATCH_SIZES, DEF["batch"], key="batch", **Q)
+<<<<<<< HEAD
     budget = b.segmented_control("Train for", ["epochs", "seconds"], default=DEF["budget"], key="budget", required=True,
                                  disabled=bool(lesson), **Q)
+=======
+    budget = b.segmented_control("Train for", state.BUDGETS, default=DEF["budget"], key="budget", required=True, **Q,
+                                 help="until it stops improving: train until that many evaluations in a row bring "
+                                      "neither a better validation exact match nor a lower validation loss (and at "
+                                      f"most this server's {limits.max_train_seconds:g} s).")
+    epochs = seconds = None
+    patience = 0
+>>>>>>> h13b
     if budget == "epochs":
         epochs = c.number_input("Epochs", 1, 1000, DEF["epochs"], key="epochs", **Q, disabled=bool(lesson),
                                 help="One epoch = one pass over the training pairs.")
+<<<<<<< HEAD
         seconds = None
     else:
         seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), DEF["seconds"], key="seconds", **Q,
                                  disabled=bool(lesson))
         epochs = None
+=======
+    elif budget == "seconds":
+        seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), DEF["seconds"], key="seconds", **Q)
+    else:
+        patience = c.number_input("Evaluations without progress", 1, 1000, DEF["patience"], key="patience", **Q,
+                                  help=f"Stop after this many evaluations in a row (one every "
+                                       f"{TrainConfig.eval_every} steps) without a new best validation exact match "
+                                       "or loss.")
+>>>>>>> h13b
     seed = c.number_input("Seed", 0, 1_000_000, DEF["seed"], key="seed", **Q, help="Same seed, same settings: same run.")
     teacher_forcing = d.slider("Teacher forcing", 0.0, 1.0, DEF["tf"], 0.05, key="tf", **Q,
                                help="Probability of feeding the true previous token y_{t-1} to the decoder "
@@ -108,7 +127,16 @@ d.button("Show a diverging run", icon=":material/trending_up:", on_click=diverge
          help="Fill in settings whose steps are far too large, to see what divergence looks like.")
 train_cfg = TrainConfig(optimizer=optimizer, lr=float(lr), lr_schedule=lr_schedule, batch_size=int(batch),
                         epochs=float(epochs) if epochs else None, max_seconds=float(seconds) if seconds else None,
-                        clip=float(clip), teacher_forcing=float(teacher_forcing), seed=int(seed))
+                        stop_patience=int(patience), clip=float(clip), teacher_forcing=float(teacher_forcing),
+                        seed=int(seed))
+st.button("Recommended settings for this data", icon=":material/auto_fix_high:", key="btn_recommend_train",
+          on_click=state.apply_recommended, args=(data, data_desc), disabled=warm,
+          help="Fill in the model and these settings as the defaults benchmark found to work on data like this "
+               "one, sized from this dataset, each with the reason for it.")
+rec = state.recommended_reasons()
+if rec:
+    with st.expander(f"Why these settings ({rec[0]})", expanded=False, icon=":material/lightbulb:"):
+        st.markdown(rec[1])
 
 # -------------------------------------------------------------------------------------------------------- controls
 trainer = state.trainer()
@@ -184,7 +212,7 @@ cols[3].button("Stop", icon=":material/stop:", on_click=control, args=("stop",),
                disabled=status not in ACTIVE + ("paused",), width="stretch", key="btn_stop")
 cols[4].button("Continue", icon=":material/fast_forward:", on_click=control, args=("continue",),
                disabled=status not in ("finished", "stopped"), width="stretch", key="btn_continue",
-               help="Train the same run further, by the epochs or seconds set above.")
+               help="Train the same run further: by the epochs or seconds set above, or until it stops improving again.")
 cols[5].button("Use the trained model", icon=":material/check_circle:", on_click=use_trained, width="stretch",
                disabled=not snap or status in ACTIVE + ("diverged", "error") or not snap.get("step"),
                key="btn_use", help="Show this model on the Encoder, Hidden states and Decoder pages.")

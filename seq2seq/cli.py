@@ -164,6 +164,25 @@ def _bar(frac: float, width: int = 24) -> str:
     return "[" + "#" * n + "." * (width - n) + "]"
 
 
+def configs(args: argparse.Namespace, data: Seq2SeqData) -> tuple[ModelConfig, TrainConfig]:
+    """The model and training settings a parsed `train` command asks for (the flags' defaults: the library's)."""
+    try:
+        model_cfg = ModelConfig(src_vocab_size=len(data.src_vocab), tgt_vocab_size=len(data.tgt_vocab),
+                                cell=args.cell, embed=args.embed, hidden=args.hidden, layers=args.layers,
+                                bidirectional=args.bidirectional, attention=args.attention,
+                                dropout=args.dropout).validate()
+        train_cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
+                                lr_patience=args.lr_patience, batch_size=args.batch_size,
+                                bucket_by_length=args.bucket_by_length, epochs=args.epochs or None,
+                                max_seconds=args.max_seconds or None, clip=args.clip,
+                                teacher_forcing=args.teacher_forcing, seed=args.seed, eval_every=args.eval_every,
+                                stop_patience=args.stop_patience, threads=args.threads,
+                                precision=args.precision).validate()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return model_cfg, train_cfg
+
+
 RESUME_FLAGS = {"resume", "out", "overwrite", "epochs", "max_seconds", "threads", "data", "valid"}
 DATA_ARGS = ("task", "data", "valid", "param", "n_train", "n_valid", "n_test", "data_seed", "tokens", "max_len",
              "max_vocab", "seed", "columns", "dedup", "vocab_size", "lowercase")
@@ -257,18 +276,7 @@ def _new_run(args: argparse.Namespace):
         raise UsageError("train needs --task NAME or --data FILE (or --resume DIR)")
     torch.set_num_threads(args.threads)
     data, source = make_data(args)
-    try:
-        model_cfg = ModelConfig(src_vocab_size=len(data.src_vocab), tgt_vocab_size=len(data.tgt_vocab),
-                                cell=args.cell, embed=args.embed, hidden=args.hidden, layers=args.layers,
-                                bidirectional=args.bidirectional, attention=args.attention,
-                                dropout=args.dropout).validate()
-        train_cfg = TrainConfig(optimizer=args.optimizer, lr=args.lr, lr_schedule=args.lr_schedule,
-                                batch_size=args.batch_size, bucket_by_length=args.bucket_by_length,
-                                epochs=args.epochs or None, max_seconds=args.max_seconds or None, clip=args.clip,
-                                teacher_forcing=args.teacher_forcing, seed=args.seed, eval_every=args.eval_every,
-                                threads=args.threads, precision=args.precision).validate()
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    model_cfg, train_cfg = configs(args, data)
     _check_size(model_cfg)
     return Run(data, model_cfg, train_cfg), data, source, model_cfg, train_cfg, args
 
@@ -359,7 +367,8 @@ def _train_locked(args, log, given: set[str], training_state: bool) -> ckpt_io.C
                 break
             m = run.step()
             now, frac = time.perf_counter(), run.progress()
-            if run.done or (tty and now - last_print > 0.1) or (not tty and int(frac * 10) > last_decile):
+            if run.done or (tty and now - last_print > 0.1) or (not tty and (int(frac * 10) > last_decile
+                                                                               or now - last_print > 10)):
                 em = run.last_eval.get("exact_match", float("nan"))
                 line = (f"{_bar(frac)} {frac:4.0%} step {run.step_count} epoch {run.epoch:.2f} "
                         f"loss {m.get('train_loss', float('nan')):.4f} valid exact match {em:.3f} {run.seconds:.1f}s")
@@ -495,12 +504,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bidirectional encoder (default: on; --no-bidirectional for one direction)")
     t.add_argument("--attention", choices=ATTENTIONS, default=d_model.attention)
     t.add_argument("--dropout", type=float, default=d_model.dropout)
-    t.add_argument("--epochs", type=float, default=d_train.epochs, help="0 = no epoch limit (then set --max-seconds)")
-    t.add_argument("--max-seconds", type=float, default=None, help="training time budget in seconds")
+    t.add_argument("--epochs", type=float, default=d_train.epochs,
+                   help="stop after this many epochs (default: no epoch limit; 0 = none)")
+    t.add_argument("--max-seconds", type=float, default=None,
+                   help="training time budget in wall-clock seconds of training (evaluations included; default: none)")
     t.add_argument("--batch-size", type=int, default=d_train.batch_size)
     t.add_argument("--lr", type=float, default=d_train.lr)
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d_train.lr_schedule,
                    help="plateau: halve the rate when the validation loss stops improving; constant; halving")
+    t.add_argument("--lr-patience", type=int, default=d_train.lr_patience,
+                   help="plateau: evaluations without a new best validation loss before the rate halves")
+    t.add_argument("--stop-patience", type=int, default=d_train.stop_patience,
+                   help="stop after this many evaluations without a new best validation exact match or loss "
+                        f"(default {d_train.stop_patience}: train until it stops improving; 0 = off)")
     t.add_argument("--bucket-by-length", action=argparse.BooleanOptionalAction, default=d_train.bucket_by_length,
                    help="batch examples of about the same length together (default: on)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=d_train.optimizer)

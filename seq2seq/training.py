@@ -295,8 +295,10 @@ class Run:
     """One training run. Create it, call `step()` until `done`, read `snapshot()` at any time.
 
     status: "queued" | "running" | "paused" | "finished" | "stopped" | "diverged" | "error"; `message` explains it.
-    The budget is `train_cfg.epochs` and/or `train_cfg.max_seconds` (wall-clock seconds while running), whichever
-    comes first, and never more than `time_cap` seconds per start or `extend()` (the server's limit).
+    The budget is `train_cfg.epochs`, `train_cfg.max_seconds` (wall-clock seconds while running) and/or
+    `train_cfg.stop_patience` (evaluations in a row without a new best validation exact match or loss: "until it
+    stops improving", the default), whichever comes first, and never more than `time_cap` seconds per start or
+    `extend()` (the server's limit).
     `encoded`: the (train, valid) `EncodedSplit`s of `data`, when the caller already has them (a worker shares them
     between the runs of one dataset: read-only, and encoding 20,000 pairs takes ~1 s).
     """
@@ -349,6 +351,8 @@ class Run:
         self.lr_now = train_cfg.lr  # the learning rate in use (the schedules below change it)
         self._best_valid_loss, self._evals_since_best = math.inf, 0
         self._last_halving = 0  # step of the plateau schedule's latest halving
+        self._stop_best = (-1.0, math.inf)  # early stopping: best validation (exact match, loss) so far
+        self._evals_without_progress = 0
         self.samples: list[tuple[str, str, str]] = []
         self.timestep_grads: list[float] = []
         self.curves = Curves(("step", "epoch", "seconds", "train_loss", "grad_norm") + tuple(
@@ -371,7 +375,7 @@ class Run:
 
     def progress(self) -> float:
         """0..1: how much of the epoch or time budget (whichever is further along) of the current start or
-        extend() is used."""
+        extend() is used; with neither (train until it stops improving), how much of the stop patience."""
         fractions = []
         if self.max_epochs:
             fractions.append((self.epoch - self._segment_epoch) / max(self.max_epochs - self._segment_epoch, 1e-9))
@@ -381,6 +385,8 @@ class Run:
             fractions.append((self.seconds - self._segment_start) / self.time_cap)
         if self.status == "finished":
             return 1.0
+        if not fractions and self.train_cfg.stop_patience:  # only "until it stops improving": the patience used
+            fractions.append(self._evals_without_progress / self.train_cfg.stop_patience)
         return max(0.0, min(1.0, max(fractions, default=0.0)))
 
     def _budget_reason(self) -> str | None:
@@ -388,6 +394,10 @@ class Run:
             return f"{self.max_epochs:g} epochs"
         if self.max_seconds is not None and self.seconds >= self.max_seconds:
             return f"the time budget of {self.max_seconds:g} s"
+        patience = self.train_cfg.stop_patience
+        if patience and self._evals_without_progress >= patience:
+            return (f"{patience} evaluations ({patience * self.train_cfg.eval_every:,} steps) without a new best "
+                    f"validation exact match or loss (it stopped improving)")
         if self.time_cap is not None and self.seconds - self._segment_start >= self.time_cap:
             return (f"this server's limit of {self.time_cap:g} s of training per run "
                     f"(SEQ2SEQ_MAX_TRAIN_SECONDS); press continue to train longer")
@@ -422,6 +432,7 @@ class Run:
         self.max_epochs = None if epochs is None else self.epoch + epochs
         self.max_seconds = None if seconds is None else self.seconds + seconds
         self._segment_start, self._segment_epoch = self.seconds, self.epoch
+        self._evals_without_progress = 0  # early stopping counts again from here
         if self.done:
             self.status, self.message = "paused", "Ready to continue."
         self.version += 1
@@ -584,6 +595,19 @@ class Run:
             self._set_lr(max(self.lr_now * 0.5, self.train_cfg.lr * PLATEAU_FLOOR))
             self._evals_since_best, self._last_halving = 0, self.step_count
 
+    def _track_progress(self, r: dict) -> None:
+        """Early stopping ("train until it stops improving", TrainConfig.stop_patience): an evaluation makes progress
+        if it brings a new best validation exact match or a new best validation loss; after `stop_patience`
+        evaluations in a row without progress, the run finishes (at the next step). Both scores count, so a run
+        whose exact match is stuck while its loss still falls (a hard task on its way) keeps going, and so does one
+        whose loss wobbles on noisy labels while its exact match climbs."""
+        best_em, best_loss = self._stop_best
+        if r["exact_match"] > best_em or r["loss"] < best_loss:
+            self._evals_without_progress = 0
+        else:
+            self._evals_without_progress += 1
+        self._stop_best = (max(best_em, r["exact_match"]), min(best_loss, r["loss"]))
+
     def _finish(self, reason: str) -> None:
         self.evaluate_and_record(limit=None)
         self.status, self._t_last = "finished", None
@@ -717,6 +741,8 @@ class Run:
         self.last_eval = dict(r, step=self.step_count, epoch=self.epoch, seconds=self.seconds)
         if self.train_cfg.lr_schedule == "plateau" and limit == EVAL_EXAMPLES:  # same examples every time
             self._plateau(r["loss"])
+        if limit == EVAL_EXAMPLES:
+            self._track_progress(r)
         if self.best_exact_match is None or r["exact_match"] > self.best_exact_match:
             self.best_exact_match = r["exact_match"]
         if self.best is None or (r["exact_match"], -r["loss"]) > (self.best["exact_match"], -self.best["loss"]):

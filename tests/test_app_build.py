@@ -129,9 +129,31 @@ def test_model_layers_and_attention_change_counts_and_diagram(app):
     app.segmented_control(key="layers").set_value(3).run()
     assert ok(app).metric[0].value != total
     assert json.loads(find(app, "plotly_chart")[0].proto.spec)["layout"]["height"] > height
+    app.segmented_control(key="attention").set_value("none").run()
+    arch = json.loads(find(ok(app), "plotly_chart")[0].proto.spec)
+    assert not any("attention" in a.get("text", "") for a in arch["layout"]["annotations"])
     app.segmented_control(key="attention").set_value("dot").run()
     arch = json.loads(find(ok(app), "plotly_chart")[0].proto.spec)
     assert any("attention" in a.get("text", "") for a in arch["layout"]["annotations"])
+
+
+def test_recommended_settings_fill_both_pages_and_explain_themselves(app):
+    app.switch_page("pages/model.py").run()
+    app.segmented_control(key="attention").set_value("none").run()
+    app.select_slider(key="hidden").set_value(16).run()
+    app.button(key="btn_recommend_model").click().run()
+    ok(app)
+    assert app.segmented_control(key="attention").value == "dot" and app.select_slider(key="hidden").value == 128
+    why = next(e for e in app.main.expander if e.label.startswith("Why these settings"))
+    assert why.label.startswith("Why these settings (task: reverse") and "**attention = dot**" in why.markdown[0].value
+    app.switch_page("pages/train.py").run()
+    app.segmented_control(key="budget").set_value("seconds").run()
+    app.select_slider(key="batch").set_value(256).run()
+    app.button(key="btn_recommend_train").click().run()
+    ok(app)
+    assert app.segmented_control(key="budget").value == "until it stops improving"
+    assert app.number_input(key="patience").value == 10 and app.select_slider(key="batch").value == 64
+    assert any("LSTM + dot attention" in t.value for t in app.text)
 
 
 def test_model_over_parameter_limit_is_explained(app):
@@ -181,6 +203,7 @@ def progress_text(at: AppTest) -> str:
 
 def test_train_start_shows_live_curves_then_use_the_model(app):
     small_data(app)
+    app.segmented_control(key="budget").set_value("epochs").run()
     app.number_input(key="epochs").set_value(40).run()
     app.button(key="btn_start").click().run()
     ok(app)

@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 from ui.state import list_pretrained  # noqa: E402  (after the backend choice above)
 
 APP = "../app.py"
-LINK = {"task": "addition", "cell": "gru", "hidden": "64", "lr": "0.01", "attention": "dot", "addition.digits": "2"}
+LINK = {"task": "addition", "cell": "gru", "hidden": "64", "lr": "0.01", "attention": "additive", "addition.digits": "2"}
 
 
 def ok(at: AppTest) -> AppTest:
@@ -70,13 +70,13 @@ def test_deep_link_on_train_page_applies_data_model_and_training_settings():
     at = opened("pages/train.py", LINK)
     assert at.title[0].value.startswith("Train")
     shown = texts(at)
-    assert "GRU + dot attention, bidirectional, E=32, H=64" in shown, shown
+    assert "GRU + additive attention, bidirectional, E=32, H=64" in shown, shown
     assert "task: addition" in shown
     assert at.select_slider(key="lr").value == 0.01  # this page's own widget, from the same link
     # the other pages open with the link's values
     at.switch_page("pages/model.py").run()
     assert ok(at).segmented_control(key="cell").value == "gru"
-    assert at.select_slider(key="hidden").value == 64 and at.segmented_control(key="attention").value == "dot"
+    assert at.select_slider(key="hidden").value == 64 and at.segmented_control(key="attention").value == "additive"
     at.switch_page("pages/data.py").run()
     assert ok(at).selectbox(key="task").value == "addition"
     assert at.number_input(key="addition.digits").value == 2
@@ -89,14 +89,14 @@ def test_deep_link_on_data_page_keeps_the_model_and_training_settings_in_the_url
     assert at.selectbox(key="task").value == "addition"
     qp = at.query_params  # the settings of the pages not shown stay in the URL
     assert {k: qp.get(k) for k in ("cell", "hidden", "lr", "attention")} == {
-        "cell": "GRU", "hidden": "64", "lr": "0.01", "attention": "dot"}
+        "cell": "GRU", "hidden": "64", "lr": "0.01", "attention": "additive"}
 
 
 def test_bad_values_in_a_link_are_ignored_and_dropped_from_the_url():
     at = opened("pages/train.py", {"cell": "transformer", "hidden": "65", "lr": "banana", "epochs": "99999",
-                                   "task": "<script>", "layers": "2"})
+                                   "budget": "epochs", "task": "<script>", "layers": "2"})
     shown = texts(at)
-    assert "LSTM, bidirectional, 2 layers, E=32, H=128" in shown, shown  # defaults, except the one good value
+    assert "LSTM + dot attention, bidirectional, 2 layers, E=32, H=128" in shown, shown  # defaults, except the one good value
     assert "task: reverse" in shown
     assert at.number_input(key="epochs").value == 1000  # clamped to the widget's maximum
     for k in ("cell", "hidden", "task"):
@@ -134,14 +134,14 @@ def test_url_keeps_every_setting_across_data_model_train():
     qp = ok(at).query_params
     assert {k: qp.get(k) for k in ("task", "addition.digits", "max_len", "cell", "hidden", "bidir")} == {
         "task": "addition", "addition.digits": "4", "max_len": "20", "cell": "GRU", "hidden": "64", "bidir": "false"}
-    assert "GRU, E=32, H=64" in texts(at)
+    assert "GRU + dot attention, E=32, H=64" in texts(at)
     at.select_slider(key="lr").set_value(0.03).run()
     at.segmented_control(key="opt").set_value("sgd").run()
-    at.selectbox(key="sched").set_value("constant").run()
+    at.selectbox(key="sched").set_value("plateau").run()
     go(at, "pages/encoder.py")  # an inspection page: the whole setup stays in the URL
     qp = ok(at).query_params
     assert qp.get("lr") == "0.03" and qp.get("opt") == "sgd" and qp.get("cell") == "GRU"
-    assert qp.get("sched") == "constant"
+    assert qp.get("sched") == "plateau"
     # back to a default: the parameter leaves the URL
     go(at, "pages/model.py")
     at.segmented_control(key="cell").set_value("lstm").run()
@@ -168,7 +168,7 @@ def test_sidebar_share_link_opens_the_same_setup_in_a_new_session():
     before = {k: at.session_state[k] for k in ("task", "emb", "layers", "dropout", "budget", "seconds")}
     other = opened("pages/train.py", query)  # a colleague opens the link
     assert {k: other.session_state[k] for k in before} == before
-    assert "LSTM, bidirectional, 2 layers, E=16, H=128" in texts(other) and "task: dates" in texts(other)
+    assert "LSTM + dot attention, bidirectional, 2 layers, E=16, H=128" in texts(other) and "task: dates" in texts(other)
     assert share_link(other) == link
 
 
@@ -194,6 +194,7 @@ def test_sidebar_run_status_is_a_live_fragment_while_training(monkeypatch):
     at.select_slider(key="hidden").set_value(16).run()
     at.select_slider(key="emb").set_value(8).run()
     at.switch_page("pages/train.py").run()
+    at.segmented_control(key="budget").set_value("epochs").run()
     at.number_input(key="epochs").set_value(3).run()
     at.button(key="btn_start").click().run()
 

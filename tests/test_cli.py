@@ -100,13 +100,15 @@ def test_train_is_deterministic_and_reads_files(tmp_path):
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert m["data"]["file"] == "train.tsv" and m["data"]["valid_file"] == "valid.csv"
     # the defaults can be turned off from the command line, and the checkpoint records what was used
-    off = ["--no-bidirectional", "--lr-schedule", "constant", "--no-bucket-by-length"]
+    off = ["--no-bidirectional", "--lr-schedule", "plateau", "--no-bucket-by-length", "--stop-patience", "0"]
     assert main(args + off + ["--out", str(tmp_path / "c")]) == 0
     cfg = json.loads((tmp_path / "c" / "config.json").read_text())
     assert cfg["model"]["bidirectional"] is False
-    assert cfg["train"]["lr_schedule"] == "constant" and cfg["train"]["bucket_by_length"] is False
+    assert cfg["train"]["lr_schedule"] == "plateau" and cfg["train"]["bucket_by_length"] is False
+    assert cfg["train"]["stop_patience"] == 0
     cfg = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert cfg["model"]["bidirectional"] is True and cfg["train"]["lr_schedule"] == "plateau"
+    assert cfg["model"]["bidirectional"] is True and cfg["train"]["lr_schedule"] == "constant"
+    assert cfg["train"]["stop_patience"] == 10 and cfg["train"]["epochs"] == 2
 
 
 @pytest.mark.parametrize("argv,message", [

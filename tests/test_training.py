@@ -50,7 +50,7 @@ def test_timestep_grad_norms_shape_and_vanishing(data):
     """One value per source timestep; for a plain RNN with tiny recurrent weights the gradient reaching early
     timesteps (through many steps of recurrence) is far smaller than at the last one: vanishing gradients."""
     torch.manual_seed(0)
-    mc, _ = cfgs(data, cell="rnn", hidden=16, bidirectional=False)  # one direction: the gradient flows back only
+    mc, _ = cfgs(data, cell="rnn", hidden=16, bidirectional=False, attention="none")  # one direction: the gradient flows back only
     model = Seq2Seq(mc)
     with torch.no_grad():
         model.enc_rnn.weight_hh_l0.mul_(0.1)
@@ -437,3 +437,37 @@ def test_training_state_continues_the_run_exactly(data):
     other = tiny_data(n_valid=50)  # other data: refused, saying so
     with pytest.raises(ValueError, match="training data differ"):
         Run(other, mc, tc).load_training_state(back.training)
+def test_early_stopping_counts_evaluations_without_a_new_best_exact_match_or_loss(data):
+    mc, tc = cfgs(data, epochs=None, stop_patience=3)
+    run = Run(data, mc, tc)
+    for r in ({"exact_match": 0.1, "loss": 2.0}, {"exact_match": 0.1, "loss": 1.9},  # a new best loss: progress
+              {"exact_match": 0.2, "loss": 1.95}):  # a new best exact match (loss worse): progress
+        run._track_progress(r)
+    assert run._evals_without_progress == 0
+    for _ in range(2):
+        run._track_progress({"exact_match": 0.2, "loss": 1.9})  # ties are not progress
+    assert run._evals_without_progress == 2 and run._budget_reason() is None
+    run._track_progress({"exact_match": 0.15, "loss": 2.5})
+    assert "stopped improving" in run._budget_reason()
+
+
+def test_early_stopping_ends_a_run_without_an_epoch_or_time_budget(data, monkeypatch):
+    mc, tc = cfgs(data, epochs=None, max_seconds=None, stop_patience=2)
+    run = Run(data, mc, tc)
+    real = run.evaluate
+    monkeypatch.setattr(run, "evaluate", lambda split="valid", limit=None, *a: dict(  # injected: a flat score
+        real(split, limit, *a), exact_match=0.5, loss=1.0) if limit else real(split, limit, *a))
+    train(run, max_steps=200)
+    assert run.status == "finished" and "stopped improving" in run.message
+    # progress at the first evaluation, then 2 without: the run ends at the step after the third evaluation
+    assert run.step_count == 3 * tc.eval_every + 1
+    run.extend()  # continue: the count starts again, the budget is again "until it stops improving"
+    run.resume()
+    train(run, max_steps=200)
+    assert run.status == "finished" and run.step_count == 5 * tc.eval_every + 1
+
+
+def test_a_run_needs_some_budget():
+    with pytest.raises(ValueError, match="stop patience"):
+        TrainConfig(epochs=None, max_seconds=None, stop_patience=0).validate()
+    assert TrainConfig(epochs=None, max_seconds=None).validate().stop_patience > 0  # the default: until it stops

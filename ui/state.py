@@ -38,6 +38,7 @@ K_DATA_DESC = "data_desc"  # str
 K_RUN_ID = "run_id"  # str | None: the Train page's run, a copy of SessionTrainer.page_run (which is the truth)
 K_TRAINED = "trained"  # dict name -> Checkpoint: models trained in this session (listed in the sidebar)
 K_NOTICE = "notice"  # one-shot message shown at the top of the next page render
+K_RECOMMENDED = "recommended"  # (data description, Markdown reasons) of the last "Recommended settings" press
 
 
 @dataclass
@@ -194,6 +195,7 @@ PARAM_BOUNDS = {  # task parameter -> (min, max) for the Data page's number inpu
 EMBED_SIZES = (4, 8, 16, 32, 64, 128, 256)
 HIDDEN_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
 INIT_CHOICES = ("random weights", "the current model's weights")
+BUDGETS = ("until it stops improving", "epochs", "seconds")  # the Train page's "Train for"
 _M = ModelConfig(5, 5)  # the library's defaults are the app's defaults (widgets, links)
 _T = TrainConfig()
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 10.0, 100.0, 1000.0)
@@ -295,7 +297,8 @@ def _settings(lim) -> dict[str, Setting]:  # built once per set of limits (it is
         "dropout": Setting("model", _M.dropout, lo=0.0, hi=0.5),
         "init": Setting("train", INIT_CHOICES[0], INIT_CHOICES), "opt": Setting("train", _T.optimizer, OPTIMIZERS),
         "lr": Setting("train", _T.lr, LEARNING_RATES, fmt=fmt_lr), "batch": Setting("train", _T.batch_size, BATCH_SIZES),
-        "budget": Setting("train", "epochs", ("epochs", "seconds")), "epochs": Setting("train", int(_T.epochs), lo=1, hi=1000),
+        "budget": Setting("train", BUDGETS[0], BUDGETS), "epochs": Setting("train", 20, lo=1, hi=1000),
+        "patience": Setting("train", _T.stop_patience or 10, lo=1, hi=1000),
         "seconds": Setting("train", min(60, int(lim.max_train_seconds)), lo=5, hi=int(lim.max_train_seconds)),
         "seed": Setting("train", _T.seed, lo=0, hi=1_000_000), "tf": Setting("train", _T.teacher_forcing, lo=0.0, hi=1.0),
         "clip": Setting("train", _T.clip, lo=0.0, hi=5.0),
@@ -321,7 +324,8 @@ def share_params() -> dict[str, str]:
         keys += ["task", *(k for k in specs if k.startswith(f"{task}.")), "max_len", "data_seed"]
     keys += [k for k, s in specs.items() if s.page in ("model", "train")]
     skip = {"dropout"} if setting("layers", specs) == 1 else set()
-    skip.add("seconds" if setting("budget", specs) == "epochs" else "epochs")
+    budget = setting("budget", specs)
+    skip |= {"epochs", "seconds", "patience"} - {{"epochs": "epochs", "seconds": "seconds"}.get(budget, "patience")}
     out = {}
     for k in keys:
         v = setting(k, specs)
@@ -446,6 +450,33 @@ def model_choice() -> dict:
     if out["layers"] == 1:
         out["dropout"] = 0.0
     return out
+
+
+# TrainConfig field -> Train page widget key (what "Recommended settings for this data" fills in).
+TRAIN_WIDGETS = {"optimizer": "opt", "lr": "lr", "lr_schedule": "sched", "batch_size": "batch", "clip": "clip",
+                 "teacher_forcing": "tf", "stop_patience": "patience"}
+
+
+def apply_recommended(data, data_desc: str) -> str:
+    """Set the Model and Train pages' widgets to seq2seq.recommend's settings for `data` (budget: until it stops
+    improving) and keep its reasons (recommended_reasons() reads them). Returns the reasons as Markdown. Called from
+    a button's on_click, before the widgets are drawn."""
+    from seq2seq.recommend import recommend
+
+    rec = recommend(data)
+    for field_name, key in MODEL_WIDGETS.items():
+        st.session_state[key] = rec.model[field_name]
+    for field_name, key in TRAIN_WIDGETS.items():
+        st.session_state[key] = rec.train[field_name]
+    st.session_state["budget"] = BUDGETS[0]
+    text = rec.explain()
+    st.session_state[K_RECOMMENDED] = (data_desc, text)
+    return text
+
+
+def recommended_reasons() -> tuple[str, str] | None:
+    """(data description, Markdown reasons) of the last recommendation applied in this session, or None."""
+    return st.session_state.get(K_RECOMMENDED)
 
 
 # --------------------------------------------------------------------------------------------------------------- data

@@ -60,8 +60,10 @@ because each batch holds inputs of about one length (less padding to compute, so
 harder; the validation loss, measured on the same examples every time, is the steady line to judge progress by.
 
 **Learning rate.** Too small and learning crawls; too large and the steps overshoot (the loss jumps, or explodes).
-The *plateau* schedule starts fast and halves the rate whenever the validation loss has stopped improving, so the
-weights can settle on a solution instead of bouncing around it.
+The default keeps it *constant*; the *plateau* schedule halves the rate whenever the validation loss has stopped
+improving, so the weights can settle, but on a noisy validation loss it can halve too early and stall (it did on
+uniform 3-digit addition). By default a run trains **until it stops improving**: it ends after 10 evaluations in a
+row with neither a better exact match nor a lower validation loss.
 
 **Vanishing and exploding gradients.** The gradient reaching an early timestep $h_1$ has been multiplied by one
 factor per later timestep. Factors below 1 make it shrink towards zero (*vanishing*: the model cannot learn long-range
