@@ -28,6 +28,7 @@ def main() -> None:
             st.Page("pages/encoder.py", title="Encoder", icon=":material/input:"),
             st.Page("pages/states.py", title="Hidden states & context", icon=":material/grid_on:"),
             st.Page("pages/decoder.py", title="Decoder", icon=":material/output:"),
+            st.Page("pages/one_step.py", title="One training step", icon=":material/footprint:"),
         ],
     })
     state.seed_from_url()  # a shared link's settings, for every page (first run only)
