@@ -111,7 +111,7 @@ shown = pairs[:N_PAIRS]
 if st.session_state.get(K_PAIR) not in range(len(shown)):
     st.session_state[K_PAIR] = 0
 
-c1, c2, c3, c4 = st.columns([4, 2, 2, 2])
+c1, c2, c3, c4 = st.columns([4, 3, 2, 2])
 i = c1.selectbox("Training pair", range(len(shown)), key=K_PAIR, help=f"From {where}.",
                  format_func=lambda j: f"{j + 1}: {shown[j][0]}  →  {shown[j][1]}")
 opt = c2.radio("Optimizer", list(OPTIMIZERS), key=K_OPT, format_func=OPTIMIZERS.get, horizontal=True)
@@ -185,9 +185,11 @@ def stage_step():
         rel = {g: w.moved[g] / max(w.size[g], 1e-12) for g in w.moved}
         plot(F.group_bars_figure(rel, "…relative to its size: ‖Δθ‖ / ‖θ‖", "relative change", color=OI["purple"]),
              key="step_fig_rel")
-    st.markdown(TXT.AFTER)
-    plot(F.before_after_figure(w.losses), key="step_fig_after")
     before, after = w.losses[0]["before"], w.losses[0]["after"]
+    st.markdown(TXT.AFTER)
+    if after > before:
+        st.warning(TXT.WENT_UP)
+    plot(F.before_after_figure(w.losses), key="step_fig_after")
     a1, a2 = st.columns([1, 2])
     a1.metric("loss of this example after the step", f"{after:.4f}", f"{after - before:+.4f}", delta_color="inverse")
     a2.table({"": ["source x", "target y", "greedy output before the step", "greedy output after the step"],

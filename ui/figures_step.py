@@ -23,7 +23,8 @@ def distributions_figure(probs: np.ndarray, dec_inputs: Sequence[str], targets: 
     stoi = {t: i for i, t in enumerate(itos)}
     cols: list[int] = []
     for t in range(T):
-        for i in [stoi.get(targets[t], 3)] + list(np.argsort(-probs[t])[:k]):
+        likely = [i for i in np.argsort(-probs[t])[:k] if probs[t, i] >= 0.01]  # the visible ones only
+        for i in [stoi.get(targets[t], 3)] + likely:
             if int(i) not in cols:
                 cols.append(int(i))
     cols = sorted(cols[:max_cols], key=lambda i: -probs[:, i].sum())
@@ -79,10 +80,11 @@ def group_bars_figure(values: dict[str, float], title: str, xlabel: str, color: 
     """One horizontal bar per parameter group (encoder first, top to bottom)."""
     names = list(values)
     v = [max(float(values[n]), 1e-12) for n in names]
-    bar = go.Bar(y=names, x=v, orientation="h", marker_color=color, text=[f"{x:.3g}" for x in v],
-                 textposition="outside", hovertemplate="%{y}: %{x:.4g}<extra></extra>")
+    ticks = [f"{n}  {x:.3g}" for n, x in zip(names, v)]  # the value beside the name: never cut off at the edge
+    bar = go.Bar(y=list(range(len(names))), x=v, orientation="h", marker_color=color, customdata=names,
+                 hovertemplate="%{customdata}: %{x:.4g}<extra></extra>")
     return _fig([bar], title, 70 + 44 * len(names) + 60, xaxis=_ax(xlabel, type="log" if log else "linear"),
-                yaxis=_ax(None, autorange="reversed"))
+                yaxis=_ax(None, autorange="reversed", tickvals=list(range(len(names))), ticktext=ticks))
 
 
 def before_after_figure(losses: Sequence[dict]) -> go.Figure:

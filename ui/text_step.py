@@ -68,7 +68,14 @@ the bars on the right are the bars above times the learning rate.
 }
 
 AFTER = r"""
-One step on one example lowers the loss of that example (★) — and changes the loss on the others too, a little,
-for better or worse: they share every weight. Training averages many such steps over many examples, so what helps
+The step was computed to lower the loss of this one example (★), and it changes the loss on the others too, for
+better or worse: they share every weight. Training averages many such steps over many examples, so what helps
 most examples wins.
+"""
+
+WENT_UP = r"""
+**Here the loss of this example went up.** A step follows the gradient only for a *small* move; this one was too
+large. With a fresh Adam (or RMSprop) every weight moves by about the learning rate (RMSprop: up to 10×), and a
+model that already fits the example well is knocked off its minimum. Try SGD, or a smaller learning rate: the loss
+then goes down. (Inside a training run Adam's running averages make its steps much smaller than this first one.)
 """
