@@ -49,7 +49,7 @@ def test_walk_the_whole_lesson_with_the_keyboard(server, new_page):
         assert f"pretrained: {model}" in sidebar, (k + 1, model)
         if title in ("Encoder", "Decoder") and k != 4:  # a timestep slider (beam search at step 5 has none)
             before = slider_value(page)
-            press(page, "Right")
+            press(page, "ArrowRight")
             page.wait_for_function("(v) => +document.querySelector('[data-testid=stMain] "
                                    "[data-testid=stSliderThumbValue]').innerText > v", arg=before, timeout=60_000)
         page.wait_for_timeout(1500)  # charts drawn
