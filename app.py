@@ -13,7 +13,7 @@ nothing, or each worker would start a pool of its own.
 def main() -> None:
     import streamlit as st
 
-    from ui import sidebar, state
+    from ui import lesson, sidebar, state
 
     st.set_page_config(page_title="Seq2Seq Explorer", page_icon=":material/swap_horiz:", layout="wide")
     state.shared_trainer()  # start (once per process) and warm the training workers, so "Start" trains at once
@@ -28,10 +28,15 @@ def main() -> None:
             st.Page("pages/encoder.py", title="Encoder", icon=":material/input:"),
             st.Page("pages/states.py", title="Hidden states & context", icon=":material/grid_on:"),
             st.Page("pages/decoder.py", title="Decoder", icon=":material/output:"),
+            st.Page("pages/one_step.py", title="One training step", icon=":material/footprint:"),
         ],
+        "Teach": [st.Page("pages/lesson.py", title="Lesson", icon=":material/school:")],
     })
     state.seed_from_url()  # a shared link's settings, for every page (first run only)
+    lesson.banner(pg)  # lesson mode: the lesson bar on top of the page (and a pending step's page switch)
     sidebar.render()
+    with st.sidebar:
+        lesson.presenter_shortcut()
     pg.run()
     state.sync_url()  # the URL carries the settings of every page, not only this page's bound widgets
 

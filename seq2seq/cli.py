@@ -6,6 +6,7 @@
     python -m seq2seq eval runs/reverse --task reverse --seed 7        # one JSON object on stdout
     python -m seq2seq eval runs/mine --data held_out.tsv
     python -m seq2seq predict runs/reverse "hello world" --beam 4
+    python -m seq2seq export runs/reverse --out reverse_model.py   # standalone code + weights (seq2seq/export.py)
 
 `train` runs in this process (training.Run, no worker pool), draws a progress bar on stderr, saves a checkpoint
 folder (see checkpoint.py) whose metrics.json holds the exact match on the held-out test split, and ends with one line
@@ -463,6 +464,17 @@ def predict_command(args: argparse.Namespace) -> str:
     return translate(ckpt.model, (ckpt.src_vocab, ckpt.tgt_vocab, ckpt.tokenizer), args.text, beam=args.beam)
 
 
+def export_command(args: argparse.Namespace) -> str:
+    from .export import ExportError, export
+
+    ckpt = _load(args.checkpoint)
+    try:
+        py, weights = export(ckpt, args.out)
+    except ExportError as e:
+        raise UsageError(str(e)) from None
+    return f"wrote {py} and {weights}: run  python {py} \"input text\""
+
+
 # ---------------------------------------------------------------------------------------------------------- parser
 
 
@@ -547,6 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("checkpoint", metavar="DIR")
     r.add_argument("text")
     r.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
+
+    x = sub.add_parser("export", help="write the model as one standalone Python file (+ its weights beside it)")
+    x.add_argument("checkpoint", metavar="DIR")
+    x.add_argument("--out", required=True, metavar="FILE.py",
+                   help="the Python file to write; the weights go to FILE.safetensors beside it")
     return p
 
 
@@ -583,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 130
         elif args.command == "eval":
             print(json.dumps(eval_command(args)))
+        elif args.command == "export":
+            print(export_command(args))
         else:
             print(predict_command(args))
     except UsageError as e:

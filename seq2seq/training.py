@@ -291,6 +291,22 @@ def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer must be adam, rmsprop or sgd, got {name!r}")
 
 
+def token_loss(logits: Tensor, tgt_out: Tensor) -> Tensor:
+    """The training loss: the mean over the real target tokens of -log p_t(y_t) (<pad> positions ignored)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=PAD_ID)
+
+
+def clip_gradients(grads: list[Tensor], clip: float) -> tuple[Tensor, Tensor]:
+    """Scale `grads` in place to a global norm of at most `clip` (0 = off); returns (the global norm before
+    clipping, the squared norm of each tensor). The same as clip_grad_norm_, keeping the norms for the metrics."""
+    norms = torch.stack(torch._foreach_norm(grads))  # one norm per parameter tensor
+    sq = norms.square()
+    total = sq.sum().sqrt()
+    if clip > 0:
+        torch._foreach_mul_(grads, torch.clamp(clip / (total + 1e-6), max=1.0))
+    return total, sq
+
+
 class Run:
     """One training run. Create it, call `step()` until `done`, read `snapshot()` at any time.
 
@@ -522,7 +538,7 @@ class Run:
         src, src_len, tgt_in, tgt_out = self.train_split.batch(self._next_indices())
         with self._own_rng():
             logits = self.model(src, src_len, tgt_in, cfg.teacher_forcing)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=PAD_ID)
+        loss = token_loss(logits, tgt_out)
         loss_v = loss.item()
         if not math.isfinite(loss_v):
             return self._diverge(f"Loss became {'NaN' if math.isnan(loss_v) else 'infinite'}")
@@ -533,11 +549,7 @@ class Run:
         loss.backward()
         params = [p for p in self.params if p.grad is not None]
         grads = [p.grad for p in params]
-        norms = torch.stack(torch._foreach_norm(grads))  # one norm per parameter tensor
-        sq = norms.square()
-        total = sq.sum().sqrt()
-        if cfg.clip > 0:  # same as clip_grad_norm_, reusing the norms we already have
-            torch._foreach_mul_(grads, torch.clamp(cfg.clip / (total + 1e-6), max=1.0))
+        total, sq = clip_gradients(grads, cfg.clip)
         group_of = self._group_of if len(params) == len(self.params) else torch.tensor(
             [GROUPS.index(component_of(n)) for n, p in self.model.named_parameters() if p.grad is not None])
         group_sq = torch.zeros(len(GROUPS)).index_add_(0, group_of, sq)

@@ -64,9 +64,18 @@ def test_app_opens_on_data_page_with_sidebar(app):
     assert app.title[0].value.startswith("Data")
     assert "Current model" in sidebar_text(app)
     labels = [b.proto.label for b in find(app, "download_button")]
-    assert labels == ["Download current model (.zip)"]
+    assert labels == ["Download current model (.zip)", "Download the code behind it (.py)"]
     app.run()  # a second run keeps the app shell (the sidebar) around the page
     assert "Current model" in sidebar_text(ok(app))
+
+
+def test_sidebar_code_download_names_the_task_and_refuses_unknown_tokens(app):
+    code = [b for b in find(app, "download_button") if "code" in b.proto.label]
+    assert code and code[0].proto.help.count("reverse_model.py") >= 1
+    app.session_state["current"].tokens = "bpe"  # a tokenization the exporter does not know (a later mode)
+    app.run()
+    assert "code" not in " ".join(b.proto.label for b in find(ok(app), "download_button"))
+    assert "No code download for this model" in " ".join(c.value for c in app.sidebar.caption)
 
 
 def test_sidebar_upload_rejects_bad_zip_without_traceback(app):

@@ -2,6 +2,8 @@
 the Train page run's status, live; and a link that opens this whole setup."""
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from seq2seq.checkpoint import Checkpoint, CheckpointError, from_zip_bytes, to_zip_bytes
@@ -146,6 +148,27 @@ def _share() -> None:
         st.caption(" ".join(notes))
 
 
+def _code_download(cur: state.Current) -> None:
+    """The current model as one standalone Python file + its weights (seq2seq/export.py), zipped; built only when
+    clicked. A model the exporter cannot write (an unknown tokenization) gets a one-line reason instead."""
+    from seq2seq.export import ExportError, check_exportable, zip_bytes
+
+    ckpt = Checkpoint(model=cur.model, model_cfg=cur.model_cfg, train_cfg=cur.train_cfg, tokens=cur.tokens,
+                      src_vocab=cur.src_vocab, tgt_vocab=cur.tgt_vocab, metrics=cur.metrics, history=cur.history,
+                      task=cur.task)
+    try:
+        check_exportable(ckpt)
+    except ExportError as e:
+        st.caption(f"No code download for this model: {e}")
+        return
+    stem = re.sub(r"[^A-Za-z0-9_]", "_", cur.task or "seq2seq")[:40] + "_model"  # a task name may be anything
+    st.download_button("Download the code behind it (.py)", data=lambda: zip_bytes(ckpt, stem),
+                       file_name=f"{stem}.zip", mime="application/zip", icon=":material/code:", width="stretch",
+                       help=f"A zip of {stem}.py (the model, tokenizer, vocabulary, a greedy decoder and a short "
+                            f"training loop; needs only PyTorch and safetensors) and its weights {stem}.safetensors. "
+                            f"Unzip, then:  python {stem}.py \"your input\"")
+
+
 def render() -> None:
     with st.sidebar:
         msg = state.notice(where="sidebar")
@@ -173,4 +196,5 @@ def render() -> None:
 
         st.download_button("Download current model (.zip)", data=_zip, file_name="seq2seq-model.zip",
                            mime="application/zip", icon=":material/download:", width="stretch")
+        _code_download(cur)
         _share()
