@@ -43,8 +43,10 @@ _MEANING: dict[str, tuple[str, str]] = {
                           "train for fewer epochs or set a shorter time budget"),
     "max_concurrent_runs": ("training runs the server executes at once; later runs wait in a queue",
                             "wait for your place in the queue"),
-    "max_runs_per_session": ("training runs one browser session may have queued or running at once",
-                             "stop or finish one of your runs first"),
+    "max_runs_per_session": ("training runs one browser session may have queued or running at once (a comparison "
+                             "on the Compare page counts as one)", "stop or finish one of your runs first"),
+    "max_compare_models": ("models one comparison on the Compare page trains side by side",
+                           "compare fewer models at once"),
 }
 
 
@@ -59,6 +61,7 @@ class Limits:
     max_train_seconds: float = 600
     max_concurrent_runs: int = 4
     max_runs_per_session: int = 3
+    max_compare_models: int = 4
 
     @property
     def max_upload_bytes(self) -> int:

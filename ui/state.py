@@ -474,6 +474,7 @@ class SessionTrainer:
     def __init__(self, shared) -> None:
         self._t = shared
         self._ids: list[str] = []
+        self._group: dict[str, str] = {}  # run_id -> comparison id (Compare page): a comparison counts as one run
 
     @property
     def run_ids(self) -> list[str]:
@@ -487,17 +488,27 @@ class SessionTrainer:
             raise KeyError(f"run {run_id!r} does not belong to this session")
         return run_id
 
-    def start(self, data, model_cfg: ModelConfig, train_cfg: TrainConfig, state_dict=None) -> str:
-        """Start a run; raises LimitError past the per-session limit of live runs or the parameter limit."""
+    def start(self, data, model_cfg: ModelConfig, train_cfg: TrainConfig, state_dict=None,
+              group: str | None = None) -> str:
+        """Start a run; raises LimitError past the per-session limit of live runs or the parameter limit. The runs
+        of one comparison (same `group`) count as one run against max_runs_per_session, and their number against
+        max_compare_models."""
         from seq2seq.limits import get_limits
         from seq2seq.model import count_parameters
 
         limits = get_limits()
-        live = sum(self._t.snapshot(r)["status"] in ("queued", "running", "paused") for r in self.run_ids)
-        limits.check("max_runs_per_session", live + 1, "training runs in this browser tab")
+        live = [r for r in self.run_ids if self._t.snapshot(r)["status"] in ("queued", "running", "paused")]
+        units = {self._group.get(r, r) for r in live}
+        limits.check("max_runs_per_session", len(units | {group or "new run"}),
+                     "training runs (a comparison counts as one) in this browser tab")
+        if group is not None:
+            limits.check("max_compare_models", sum(self._group.get(r) == group for r in live) + 1,
+                         "models in this comparison")
         limits.check("max_params", count_parameters(model_cfg)["total"], "the model's parameter count")
         run_id = self._t.start(data, model_cfg, train_cfg, state_dict)
         self._ids.append(run_id)
+        if group is not None:
+            self._group[run_id] = group
         return run_id
 
     def pause(self, run_id: str) -> None:
@@ -525,6 +536,7 @@ class SessionTrainer:
             self._t.close(run_id)
         finally:
             self._ids.remove(run_id)
+            self._group.pop(run_id, None)
 
     def close_all(self) -> None:
         """Called when the tab closes (and by tests): no run outlives its session."""
