@@ -145,6 +145,8 @@ def live(polling: bool) -> None:
         return
     t = state.trainer()
     snaps = [t.snapshot(r) for r in cmp.run_ids]
+    st.caption(f"This comparison trains on {cmp.data_desc}: {len(cmp.data.train):,} training pairs; "
+               f"{cmp.train_cfg.epochs:g} epochs per model.")
     # the status of each model, and the table of sizes and speeds
     rows = []
     for i, (label, snap) in enumerate(zip(cmp.labels, snaps)):

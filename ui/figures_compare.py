@@ -151,7 +151,7 @@ def compare_line_spec(labels: Sequence[str], x_title: str, y_title: str, log: bo
 
     spec = line_spec("step", x_title, y_title, {lab: MODEL_COLORS[i % 4] for i, lab in enumerate(labels)}, log=log,
                      y_domain=y_domain, points=points)
-    spec["encoding"]["strokeDash"] = {"field": "series", "type": "nominal", "title": None, "legend": None,
+    spec["encoding"]["strokeDash"] = {"field": "series", "type": "nominal", "title": None,  # one legend: colour + dash
                                       "scale": {"domain": list(labels), "range": list(VL_DASHES[:len(labels)])}}
-    spec["config"]["legend"]["labelLimit"] = 400
+    spec["config"]["legend"] = dict(spec["config"]["legend"], labelLimit=400, columns=1)  # one model a line: no cut
     return spec
