@@ -107,15 +107,25 @@ def rerun(n: int = 20) -> None:
     assert not at.exception, at.exception
     cmp = at.session_state["cmp_run"]
     assert len(cmp.results) == 2, "the comparison did not finish and get measured in time"
-    times = []
+    # baseline in the same run, interleaved: the Model page of another session, moving its hidden-units slider
+    base = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    base.switch_page("pages/model.py").run()
+    times, base_times = [], []
     for i in range(n):
         at.segmented_control(key="cmp_measure").set_value(("token accuracy", "exact match")[i % 2])
         t0 = time.perf_counter()
         at.run()
         times.append(1000 * (time.perf_counter() - t0))
         assert not at.exception, at.exception
-    print(f"Compare page, finished 2-model comparison, {n} reruns: median {statistics.median(times):6.1f} ms, "
-          f"p90 {sorted(times)[int(0.9 * n) - 1]:6.1f} ms, max {max(times):6.1f} ms")
+        base.select_slider(key="hidden").set_value((64, 128)[i % 2])
+        t0 = time.perf_counter()
+        base.run()
+        base_times.append(1000 * (time.perf_counter() - t0))
+    for name, ts in (("Compare page, finished 2-model comparison (switch exact match / token accuracy)", times),
+                     ("baseline: Model page (move the hidden-units slider)", base_times)):
+        print(f"{name}, {n} reruns: median {statistics.median(ts):6.1f} ms, p90 {sorted(ts)[int(0.9 * n) - 1]:6.1f} ms,"
+              f" max {max(ts):6.1f} ms")
+    print(f"ratio of medians Compare / Model: {statistics.median(times) / statistics.median(base_times):.2f}")
     from seq2seq.trainer import get_trainer
 
     for rid in get_trainer("thread").run_ids():

@@ -58,7 +58,7 @@ opts = compare.models()
 cfgs = compare.configs(data, opts)
 labels = fc.model_labels(cfgs)
 with st.container(border=True):
-    st.markdown(f"**Data**: {data_desc}: {len(data.train):,} training / {len(data.valid):,} validation pairs")
+    st.markdown(f"**Data** (for Start): {data_desc}: {len(data.train):,} training / {len(data.valid):,} validation pairs")
     st.markdown("**Models** (A is the Model page's model; the others are A with one change)")
     for i, (cfg, label) in enumerate(zip(cfgs, labels)):
         c1, c2, c3 = st.columns([5, 2, 1], vertical_alignment="center")
@@ -129,9 +129,32 @@ def poll_seconds() -> float:
 def chart(col, title: str, table, spec: dict, key: str, empty: str) -> None:
     col.markdown(title)
     if len(table):
-        col.vega_lite_chart(figures.arrow(table), spec, key=key)
+        col.vega_lite_chart(table, spec, key=key)
     else:
         col.caption(empty)
+
+
+K_LIVE = "cmp_live_charts"  # (version, tables, specs): rebuilt only when a snapshot has new points
+K_FIGS = "cmp_figs"  # (version, figures): the measurement figures, rebuilt only when a measurement or the choice changes
+
+
+def live_charts(cmp, snaps) -> tuple[dict, dict]:
+    """The live charts' Arrow tables and Vega-Lite specs, rebuilt only when some run has new points."""
+    version = (cmp.id, tuple((s["step"], len((s.get("history") or {}).get("eval_step") or []), s["status"])
+                             for s in snaps))
+    cached = st.session_state.get(K_LIVE)
+    if cached and cached[0] == version:
+        return cached[1], cached[2]
+    hist = [(label, s.get("history") or {}) for label, s in zip(cmp.labels, snaps)]
+    measures = {"train": ("step", "train_loss", "cross-entropy", None), "valid": ("eval_step", "valid_loss",
+                "cross-entropy", None), "em": ("eval_step", "exact_match", "share exactly right", (0, 1)),
+                "tok": ("eval_step", "token_accuracy", "share of tokens right", (0, 1))}
+    tables, specs = {}, {}
+    for name, (x, y, y_title, dom) in measures.items():
+        tables[name] = figures.arrow(fc.curves_table(hist, x, y))
+        specs[name] = fc.compare_line_spec(cmp.labels, "optimizer step", y_title, y_domain=dom, points=name != "train")
+    st.session_state[K_LIVE] = (version, tables, specs)
+    return tables, specs
 
 
 def use(i: int) -> None:
@@ -173,23 +196,16 @@ def live(polling: bool) -> None:
             st.error(f"{label}: {snap['status']}. {snap.get('message') or ''}")
         elif snap["status"] == "queued":
             st.info(f"{label}: waiting for a free trainer (position {snap.get('queue_position')} in the queue).")
-    hist = [(label, s.get("history") or {}) for label, s in zip(cmp.labels, snaps)]
     every = cmp.train_cfg.eval_every
     after_eval = f"Appears after the first evaluation (every {every} optimizer steps)."
+    tables, specs = live_charts(cmp, snaps)
     a, b = st.columns(2)
-    chart(a, "**Training loss**", fc.curves_table(hist, "step", "train_loss"),
-          fc.compare_line_spec(cmp.labels, "optimizer step", "cross-entropy"), "cmp_chart_train",
+    chart(a, "**Training loss**", tables["train"], specs["train"], "cmp_chart_train",
           "Appears after the first optimizer step.")
-    chart(b, "**Validation loss**", fc.curves_table(hist, "eval_step", "valid_loss"),
-          fc.compare_line_spec(cmp.labels, "optimizer step", "cross-entropy", points=True), "cmp_chart_valid",
-          after_eval)
+    chart(b, "**Validation loss**", tables["valid"], specs["valid"], "cmp_chart_valid", after_eval)
     a, b = st.columns(2)
-    chart(a, "**Validation exact match**", fc.curves_table(hist, "eval_step", "exact_match"),
-          fc.compare_line_spec(cmp.labels, "optimizer step", "share exactly right", y_domain=(0, 1), points=True),
-          "cmp_chart_em", after_eval)
-    chart(b, "**Validation token accuracy**", fc.curves_table(hist, "eval_step", "token_accuracy"),
-          fc.compare_line_spec(cmp.labels, "optimizer step", "share of tokens right", y_domain=(0, 1), points=True),
-          "cmp_chart_tok", after_eval)
+    chart(a, "**Validation exact match**", tables["em"], specs["em"], "cmp_chart_em", after_eval)
+    chart(b, "**Validation token accuracy**", tables["tok"], specs["tok"], "cmp_chart_tok", after_eval)
 
     # the same validation inputs through every model (each run's samples are the first validation pairs)
     st.markdown("**Sample predictions** (the same validation inputs, at each model's latest evaluation)")
@@ -203,11 +219,13 @@ def live(polling: bool) -> None:
     else:
         st.caption(after_eval)
 
-    # measurements: once per finished (or stopped) model, at its final weights
+    # measurements: once per finished (or stopped) model, at its final weights; only in a run that does not poll,
+    # because the next timed rerun of a polling fragment would interrupt a measurement that takes longer than POLL
+    # (so a model that finishes first is measured when the last one does, or on "Measure now")
     for i, (rid, snap) in enumerate(zip(cmp.run_ids, snaps)):
         done = snap["status"] in ("finished", "stopped") and snap["step"] > 0
         have = cmp.results.get(rid)
-        if done and (have is None or have["step"] != snap["step"]):
+        if done and not polling and (have is None or have["step"] != snap["step"]):
             with st.spinner(f"Measuring model {fc.LETTERS[i]} on held-out examples…"):
                 compare.measure(cmp, i, snap["step"])
     measurements(cmp, snaps)
@@ -235,22 +253,25 @@ def measurements(cmp, snaps) -> None:
                   help="Measure the models at their current weights (each model is measured by itself when it "
                        "finishes).")
     if not have:
-        st.caption("Measured on fresh held-out examples when each model finishes training (or press Measure now).")
+        st.caption("Measured on fresh held-out examples when the models finish training (or press Measure now).")
         return
     a, b = st.columns(2)
-    lengths = sorted({r["grad_length"] for _, r in have})
-    a.plotly_chart(fc.fig_timestep_grads(
-        [(lab, r["grads"]) for lab, r in have],
-        f"‖∂L/∂h_t‖ on inputs of {', '.join(map(str, lengths))} tokens"), key="cmp_fig_grads",
-        config={"displayModeBar": False})
+    version = (cmp.id, tuple((lab, r["step"]) for lab, r in have))
+    cached = st.session_state.get(K_FIGS)
+    if not cached or cached[0] != version:  # both accuracy measures at once: switching between them is free
+        lengths = sorted({r["grad_length"] for _, r in have})
+        grads = fc.fig_timestep_grads([(lab, r["grads"]) for lab, r in have],
+                                      f"‖∂L/∂h_t‖ on inputs of {', '.join(map(str, lengths))} tokens")
+        by_len = {m: fc.fig_accuracy_by_length([(lab, r["by_length"]) for lab, r in have], m.replace(" ", "_"),
+                                               cmp.train_range) for m in ("exact match", "token accuracy")}
+        cached = st.session_state[K_FIGS] = (version, grads, by_len)
+    a.plotly_chart(cached[1], key="cmp_fig_grads", config={"displayModeBar": False})
     a.caption("Mean over up to 32 held-out inputs of one length, at each model's latest measured weights "
               "(step " + ", ".join(f"{lab[0]}: {r['step']:,}" for lab, r in have) + "). Log scale: a line falling "
               "towards t = 1 is a vanishing gradient.")
     measure = b.segmented_control("Accuracy", ["exact match", "token accuracy"], default="exact match",
                                   key="cmp_measure", required=True)
-    b.plotly_chart(fc.fig_accuracy_by_length([(lab, r["by_length"]) for lab, r in have],
-                                             measure.replace(" ", "_"), cmp.train_range), key="cmp_fig_length",
-                   config={"displayModeBar": False})
+    b.plotly_chart(cached[2][measure], key="cmp_fig_length", config={"displayModeBar": False})
     n = sum(x["n"] for x in have[0][1]["by_length"])
     b.caption(f"{n:,} held-out examples (none of them in the training data).")
 

@@ -84,8 +84,9 @@ def fig_curves(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], t
         drawn += len(idx)
         fig.add_trace(go.Scatter(x=x[idx].tolist(), y=y[idx].tolist(), name=plain(label), line=model_style(i),
                                  mode="lines+markers" if markers else "lines", marker=dict(size=7)))
-    _style(fig, title, x_title, y_title, height=340)
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.22, x=0), margin=dict(b=10))
+    _style(fig, title, x_title, y_title, height=400)
+    # the legend below the x-axis title (one model a line), never over it
+    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=-0.28, x=0), margin=dict(b=10))
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
     if log:
