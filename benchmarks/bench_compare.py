@@ -68,7 +68,7 @@ def speed(window: float = 12.0) -> None:
             for n, v in r.items():
                 singles.setdefault(n, []).append(v)
         print(f"  {label:16s} " + "   ".join(f"{n}: {v:5.1f} steps/s" for n, v in r.items()), flush=True)
-    print(f"\nworkers in the pool: {len(pool.worker_pids()) if hasattr(pool, 'worker_pids') else '?'}; "
+    print(f"\nworkers in the pool: {len(pool.worker_pids)}; "
           f"machine cores: {os.cpu_count()}; window {window:g} s per round")
     for label, r in results:
         if label.startswith("compare"):
