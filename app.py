@@ -1,7 +1,7 @@
 """Seq2Seq Explorer: `streamlit run app.py`.
 
 The entry script runs on every interaction: page config, the worker pool (started once per server process),
-the navigation over the six pages, a shared link's settings (first run only), the sidebar, the chosen page, and
+the navigation over the pages, a shared link's settings (first run only), the sidebar, the chosen page, and
 finally the URL brought up to date with the whole setup (ui/state.py: seed_from_url, sync_url).
 
 Everything sits under `if __name__ == "__main__"` because the training workers are spawned processes, and
@@ -29,6 +29,9 @@ def main() -> None:
             st.Page("pages/states.py", title="Hidden states & context", icon=":material/grid_on:"),
             st.Page("pages/decoder.py", title="Decoder", icon=":material/output:"),
             st.Page("pages/one_step.py", title="One training step", icon=":material/footprint:"),
+        ],
+        "Experiments": [
+            st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
         ],
         "Teach": [st.Page("pages/lesson.py", title="Lesson", icon=":material/school:")],
     })

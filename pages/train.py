@@ -76,42 +76,32 @@ with st.container(border=True):
              "the weights can settle at the end. constant: never change it. "
              f"halving: halve it every {TrainConfig.lr_half_life:,} steps, whatever happens.")
     batch = b.select_slider("Batch size", state.BATCH_SIZES, DEF["batch"], key="batch", **Q)
-<<<<<<< HEAD
-    budget = b.segmented_control("Train for", ["epochs", "seconds"], default=DEF["budget"], key="budget", required=True,
-                                 disabled=bool(lesson), **Q)
-=======
     budget = b.segmented_control("Train for", state.BUDGETS, default=DEF["budget"], key="budget", required=True, **Q,
+                                 disabled=bool(lesson),
                                  help="until it stops improving: train until that many evaluations in a row bring "
                                       "neither a better validation exact match nor a lower validation loss (and at "
                                       f"most this server's {limits.max_train_seconds:g} s).")
     epochs = seconds = None
     patience = 0
->>>>>>> h13b
     if budget == "epochs":
         epochs = c.number_input("Epochs", 1, 1000, DEF["epochs"], key="epochs", **Q, disabled=bool(lesson),
                                 help="One epoch = one pass over the training pairs.")
-<<<<<<< HEAD
-        seconds = None
-    else:
+    elif budget == "seconds":
         seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), DEF["seconds"], key="seconds", **Q,
                                  disabled=bool(lesson))
-        epochs = None
-=======
-    elif budget == "seconds":
-        seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), DEF["seconds"], key="seconds", **Q)
     else:
         patience = c.number_input("Evaluations without progress", 1, 1000, DEF["patience"], key="patience", **Q,
+                                  disabled=bool(lesson),
                                   help=f"Stop after this many evaluations in a row (one every "
                                        f"{TrainConfig.eval_every} steps) without a new best validation exact match "
                                        "or loss.")
->>>>>>> h13b
     seed = c.number_input("Seed", 0, 1_000_000, DEF["seed"], key="seed", **Q, help="Same seed, same settings: same run.")
     teacher_forcing = d.slider("Teacher forcing", 0.0, 1.0, DEF["tf"], 0.05, key="tf", **Q,
                                help="Probability of feeding the true previous token y_{t-1} to the decoder "
                                     "(else its own guess).")
     clip = d.slider("Gradient clipping (max norm, 0 = off)", 0.0, 5.0, DEF["clip"], 0.25, key="clip", **Q)
     if lesson:
-        epochs, seconds = None, lesson
+        epochs, seconds, patience = None, lesson, 0  # a lesson: every run trains its seconds, together
         st.caption(sharing.lesson_text(lesson, st.session_state.get(state.K_LESSON) is not None))
 
 

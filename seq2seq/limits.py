@@ -44,11 +44,14 @@ _MEANING: dict[str, tuple[str, str]] = {
     "max_runs": ("training runs that exist at once on this server (each holds its model, optimizer and data in a "
                  "worker's memory; all of them train at once, sharing the cores); later runs wait in a queue",
                  "wait for your place in the queue"),
-    "max_runs_per_session": ("training runs one browser session may have queued or running at once",
+    "max_runs_per_session": ("training runs one browser session may have queued or running at once (a comparison "
+                             "on the Compare page counts as one)",
                              "stop or finish one of your runs first"),
     "lesson_seconds": ("a lesson's time budget: every run started on the Train page trains this many seconds "
                        "(0 = off: each student chooses); a teacher's link can set it too (?lesson=60)",
                        "ask the operator"),
+    "max_compare_models": ("models one comparison on the Compare page trains side by side",
+                           "compare fewer models at once"),
 }
 OPTIONAL = {"lesson_seconds"}  # limits where 0 means "off"
 LEGACY = {"max_runs": "SEQ2SEQ_MAX_CONCURRENT_RUNS"}  # older names still read when the new one is not set
@@ -63,9 +66,10 @@ class Limits:
     max_vocab: int = 5000
     max_params: int = 5_000_000
     max_train_seconds: float = 600
-    max_runs: int = 48  # ~45 MiB per run of the default model and task in a worker: ~2.2 GiB (README, operators)
+    max_runs: int = 48  # each holds its model, optimizer state and data in a worker (benchmarks/bench_server.py)
     max_runs_per_session: int = 3
     lesson_seconds: float = 0
+    max_compare_models: int = 4
 
     @property
     def max_upload_bytes(self) -> int:

@@ -73,7 +73,8 @@ def test_describe_covers_every_limit():
     assert [r[0] for r in rows] == ["SEQ2SEQ_MAX_UPLOAD_MB", "SEQ2SEQ_MAX_ROWS", "SEQ2SEQ_MAX_SEQ_LEN",
                                     "SEQ2SEQ_MAX_LINE_CHARS", "SEQ2SEQ_MAX_VOCAB", "SEQ2SEQ_MAX_PARAMS",
                                     "SEQ2SEQ_MAX_TRAIN_SECONDS", "SEQ2SEQ_MAX_RUNS",
-                                    "SEQ2SEQ_MAX_RUNS_PER_SESSION", "SEQ2SEQ_LESSON_SECONDS"]
+                                    "SEQ2SEQ_MAX_RUNS_PER_SESSION", "SEQ2SEQ_LESSON_SECONDS",
+                                    "SEQ2SEQ_MAX_COMPARE_MODELS"]
     assert all((default > 0 or var == "SEQ2SEQ_LESSON_SECONDS") and len(meaning) > 20 for var, default, meaning in rows)
 
 

@@ -572,6 +572,7 @@ class SessionTrainer:
         self._started_at = -math.inf
         self.page_run: str | None = None  # the Train page's run (see start)
         self.page_info: Any = None  # what the page keeps with it: (data, (model_cfg, train_cfg, data description))
+        self._group: dict[str, str] = {}  # run_id -> comparison id (Compare page): a comparison counts as one run
 
     @property
     def run_ids(self) -> list[str]:
@@ -587,7 +588,7 @@ class SessionTrainer:
         return run_id
 
     def start(self, data, model_cfg: ModelConfig, train_cfg: TrainConfig, state_dict=None,
-              generation: int | None = None, page_info: Any = None) -> str | None:
+              generation: int | None = None, page_info: Any = None, group: str | None = None) -> str | None:
         """Start a run; raises LimitError past the per-session limit of live runs or the parameter limit.
 
         `page_info` (anything, e.g. the run's data and configs): this run becomes the Train page's run
@@ -596,7 +597,9 @@ class SessionTrainer:
         beside another one was seen lost (the next Start saw "no run" and left the first one training unseen).
         `generation`: the value of self.generation when the Start button was drawn. When given, a start is
         idempotent while another is in flight: if a run was started since that button was drawn, or less than
-        START_DEBOUNCE seconds ago, nothing happens and None is returned (the run already started stands)."""
+        START_DEBOUNCE seconds ago, nothing happens and None is returned (the run already started stands).
+        The runs of one comparison (same `group`, the Compare page) count as one run against max_runs_per_session,
+        and their number against max_compare_models."""
         from seq2seq.limits import get_limits
         from seq2seq.model import count_parameters
 
@@ -608,10 +611,17 @@ class SessionTrainer:
             limits.check("max_params", count_parameters(model_cfg)["total"], "the model's parameter count")
             if page_info is not None and self.page_run in self.run_ids:
                 self.close(self.page_run)
-            live = sum(self._t.snapshot(r)["status"] in ("queued", "running", "paused") for r in self.run_ids)
-            limits.check("max_runs_per_session", live + 1, "training runs in this browser tab")
+            live = [r for r in self.run_ids if self._t.snapshot(r)["status"] in ("queued", "running", "paused")]
+            units = {self._group.get(r, r) for r in live}
+            limits.check("max_runs_per_session", len(units | {group or "new run"}),
+                         "training runs (a comparison counts as one) in this browser tab")
+            if group is not None:
+                limits.check("max_compare_models", sum(self._group.get(r) == group for r in live) + 1,
+                             "models in this comparison")
             run_id = self._t.start(data, model_cfg, train_cfg, state_dict)
             self._ids.append(run_id)
+            if group is not None:
+                self._group[run_id] = group
             self.generation += 1
             self._started_at = time.monotonic()
             if page_info is not None:
@@ -650,6 +660,7 @@ class SessionTrainer:
             finally:
                 if run_id in self._ids:
                     self._ids.remove(run_id)
+                self._group.pop(run_id, None)
                 if run_id == self.page_run:
                     self.page_run = self.page_info = None
 
