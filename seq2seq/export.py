@@ -46,20 +46,36 @@ class ExportError(ValueError):
 TOKENIZERS = {
     "char": ('''def tokenize(text: str) -> list[str]:
     """Character tokens: every character is one timestep x_t (spaces too)."""
-    return list(text)
+    return list(text.lower() if LOWERCASE else text)
 
 
 def detokenize(tokens: list[str]) -> str:
     return "".join(tokens)
 ''', "characters"),
-    "word": ('''def tokenize(text: str) -> list[str]:
-    """Word tokens: split on any run of whitespace."""
-    return text.split()
+    "word": ('''_PIECE = re.compile(r"\\w+|[^\\w\\s]")  # a word (letters, digits, _) or one punctuation mark
+
+
+def tokenize(text: str) -> list[str]:
+    """Word tokens: words and punctuation marks; "##" marks one written right after the previous (no space)."""
+    if LOWERCASE:
+        text = text.lower()
+    out, end = [], None
+    for m in _PIECE.finditer(text):
+        out.append("##" + m.group() if end is not None and m.start() == end else m.group())
+        end = m.end()
+    return out
 
 
 def detokenize(tokens: list[str]) -> str:
-    return " ".join(tokens)
-''', "words"),
+    """The inverse of tokenize: "##" tokens are glued to the previous one, the others follow a space."""
+    parts = []
+    for i, tok in enumerate(tokens):
+        if tok.startswith("##") and len(tok) > 2:
+            parts.append(tok[2:])
+        else:
+            parts.append(tok if i == 0 else " " + tok)
+    return "".join(parts)
+''', "words and punctuation marks"),
 }
 
 
@@ -127,6 +143,7 @@ def source(ckpt, weights_name: str) -> str:
         "@TITLE@": f"{ckpt.task or 'custom data'}: {_describe(ckpt)}",
         "@WEIGHTS@": weights_name, "@WEIGHTS_REPR@": repr(weights_name),
         "@TOKENS@": repr(ckpt.tokens), "@UNIT@": repr(unit),
+        "@LOWERCASE@": repr(bool(getattr(ckpt.tokenizer, "lowercase", False))),
         "@TOKENIZER@": tok_code.rstrip("\n"),
         "@SRC_ITOS@": _wrap_list("SRC_ITOS", list(ckpt.src_vocab.itos)),
         "@TGT_ITOS@": _wrap_list("TGT_ITOS", list(ckpt.tgt_vocab.itos)),
@@ -192,6 +209,7 @@ y_t output token, a_t attention weights over the source timesteps, p_t the distr
 """
 import argparse
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -207,6 +225,7 @@ WEIGHTS = Path(__file__).with_name(@WEIGHTS_REPR@)
 
 # ---- tokenizer and vocabulary ------------------------------------------------------------------------------------
 TOKENS = @TOKENS@
+LOWERCASE = @LOWERCASE@  # the text is lowercased before it is cut into tokens
 UNIT = @UNIT@
 
 
