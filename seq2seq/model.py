@@ -86,6 +86,7 @@ Initialization (see `Seq2Seq.reset_parameters`), chosen so deep-in-time gradient
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -131,6 +132,18 @@ def _make_rnn(cell: str, n_in: int, cfg: ModelConfig, bidirectional: bool) -> nn
 OPEN_GATE = {"gru": 0, "lstm": 0}  # the GRU's reset gate r, the LSTM's input gate i
 OPEN_GATE_BIAS = 2.0  # its b_ih: sigma(2) = 0.88
 
+
+
+@functools.cache
+def _bf16_lstm_runs() -> bool:
+    """Whether oneDNN has a bf16 LSTM kernel on this CPU (it refuses to build one on CPUs without native bf16): if
+    not, a bf16 run keeps its LSTM in fp32 and only the other products go to bf16. Tried once per process."""
+    try:
+        with torch.autocast("cpu", torch.bfloat16):
+            nn.LSTM(4, 4, batch_first=True, bidirectional=True)(torch.zeros(2, 3, 4))
+        return True
+    except RuntimeError:
+        return False
 
 class Seq2Seq(nn.Module):
     fast_decoder = True  # teacher-forced with attention, one layer: attention_decoder.decode (same math, faster)
@@ -307,7 +320,7 @@ class Seq2Seq(nn.Module):
         """A context in which the fused LSTM runs in bf16 (oneDNN's kernel; a bidirectional forward + backward 1.3-1.7x
         faster here on training batches, 2.6x at one fixed shape) when training in mixed precision. Only the LSTM: PyTorch's GRU and RNN on the CPU are a loop over timesteps, which autocast
         would make slower, casting the weights again at every step."""
-        lowp = self._lowp() if self.cfg.cell == "lstm" else None
+        lowp = self._lowp() if self.cfg.cell == "lstm" and _bf16_lstm_runs() else None
         return torch.autocast("cpu", lowp or torch.bfloat16, enabled=lowp is not None)
 
     @staticmethod
