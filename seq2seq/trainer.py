@@ -284,6 +284,32 @@ class _Worker:
         #   least-recently-used rule applied to the same starts in the same order, so we know what it holds
 
 
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota (a container's `--cpus`)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+def worker_count(environ=None) -> int:
+    """Training worker processes: SEQ2SEQ_WORKERS (1-256) if set, else usable_cpus(). A bad value is a ValueError
+    that names the variable."""
+    raw = (os.environ if environ is None else environ).get("SEQ2SEQ_WORKERS", "").strip()
+    if not raw:
+        return usable_cpus()
+    if not raw.isdigit() or not 1 <= int(raw) <= 256:
+        raise ValueError(f"SEQ2SEQ_WORKERS must be a whole number from 1 to 256, got {raw!r}")
+    return int(raw)
+
 class PoolTrainer(Trainer):
     """A pool of workers (processes or threads) running the `_worker_main` loop; every run trains, sharing the cores.
 
@@ -302,7 +328,7 @@ class PoolTrainer(Trainer):
             raise ValueError(f"kind must be 'process' or 'thread', got {kind!r}")
         limits = get_limits()
         self.kind, self.threads, self.slice_seconds = kind, threads, slice_seconds
-        self.n_workers = n_workers or (max(1, os.cpu_count() or 1) if kind == "process" else 1)
+        self.n_workers = n_workers or (worker_count() if kind == "process" else 1)
         self.max_runs = max_runs or limits.max_runs
         self.time_cap = limits.max_train_seconds
         self._lock = threading.Lock()

@@ -414,3 +414,14 @@ def test_prepared_and_evicted_datasets_both_start(data):
             assert s["step"] > 0 and s["last_eval"]
     finally:
         t.shutdown()
+
+
+def test_worker_count_follows_the_setting_and_the_usable_cpus():
+    from seq2seq.trainer import usable_cpus, worker_count
+
+    assert worker_count({"SEQ2SEQ_WORKERS": "3"}) == 3
+    assert worker_count({}) == usable_cpus() <= (os.cpu_count() or 1)
+    assert usable_cpus() <= len(os.sched_getaffinity(0))
+    for bad in ("0", "-1", "two", "1e3", "257"):
+        with pytest.raises(ValueError, match="SEQ2SEQ_WORKERS"):
+            worker_count({"SEQ2SEQ_WORKERS": bad})
