@@ -478,72 +478,91 @@ def export_command(args: argparse.Namespace) -> str:
 # ---------------------------------------------------------------------------------------------------------- parser
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" to an option's help unless the help already says its default or there is none."""
+
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if "default" in h or action.default is None or action.default is False or action.default == argparse.SUPPRESS:
+            return h
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m seq2seq", description="Train, evaluate and run RNN encoder-decoder models.")
+    from . import __version__
+
+    prog = "seq2seq" if os.path.basename(sys.argv[0]) == "seq2seq" else "python -m seq2seq"
+    p = _Parser(prog=prog, description="Train, evaluate and run RNN encoder-decoder models.")
+    p.add_argument("--version", action="version", version=f"seq2seq-explorer {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d_model, d_train = ModelConfig(5, 5), TrainConfig()
 
-    t = sub.add_parser("train", help="train a model and save a checkpoint folder")
-    src = t.add_mutually_exclusive_group()
+    t = sub.add_parser("train", help="train a model and save a checkpoint folder",
+                       formatter_class=_DefaultsFormatter)
+    g_data = t.add_argument_group("data")
+    g_model = t.add_argument_group("model")
+    g_train = t.add_argument_group("training")
+    g_out = t.add_argument_group("output")
+    src = g_data.add_mutually_exclusive_group()
     src.add_argument("--task", help=f"built-in task: {', '.join(TASKS)}")
     src.add_argument("--data", metavar="FILE", help="TSV (source<TAB>target[<TAB>more columns]) or CSV (a header "
                      "naming the columns; source,target by default)")
-    t.add_argument("--columns", metavar="SRC,TGT", help="the source and target columns: 1-based numbers for a TSV "
+    g_data.add_argument("--columns", metavar="SRC,TGT", help="the source and target columns: 1-based numbers for a TSV "
                    "(default 1,2), header names for a CSV (default source,target)")
-    t.add_argument("--dedup", choices=DEDUP, default="pairs", help="duplicates to remove: pairs = repeated (source, "
+    g_data.add_argument("--dedup", choices=DEDUP, default="pairs", help="duplicates to remove: pairs = repeated (source, "
                    "target) pairs (default; several targets of one source are all kept), source = all but the first "
                    "target of each source, none")
-    t.add_argument("--valid", metavar="FILE", help="validation pairs (with --data); without it 10%% of the data is "
+    g_data.add_argument("--valid", metavar="FILE", help="validation pairs (with --data); without it 10%% of the data is "
                    "held out for validation (and always 10%% for the final test)")
-    t.add_argument("--param", action="append", metavar="KEY=N", help="task parameter, e.g. digits=3, min_len=5")
-    t.add_argument("--n-train", type=int, default=None, help="task examples for training (default: the task's)")
-    t.add_argument("--n-valid", type=int, default=None)
-    t.add_argument("--n-test", type=int, default=None)
-    t.add_argument("--data-seed", type=int, default=None, help="seed of the task data (default: --seed)")
-    t.add_argument("--tokens", choices=TOKEN_MODES, default=None, help="char, word (words and punctuation marks) "
+    g_data.add_argument("--param", action="append", metavar="KEY=N", help="task parameter, e.g. digits=3, min_len=5")
+    g_data.add_argument("--n-train", type=int, default=None, help="task examples for training (default: the task's)")
+    g_data.add_argument("--n-valid", type=int, default=None)
+    g_data.add_argument("--n-test", type=int, default=None)
+    g_data.add_argument("--data-seed", type=int, default=None, help="seed of the task data (default: --seed)")
+    g_data.add_argument("--tokens", choices=TOKEN_MODES, default=None, help="char, word (words and punctuation marks) "
                    "or subword (byte-pair encoding learned on the training split); default: the task's, or char")
-    t.add_argument("--vocab-size", type=int, default=None, metavar="N", help="subword: pieces to learn (default "
+    g_data.add_argument("--vocab-size", type=int, default=None, metavar="N", help="subword: pieces to learn (default "
                    "1000); char/word: keep the N most frequent tokens (the rest become <unk>)")
-    t.add_argument("--lowercase", action="store_true", help="lowercase the text before cutting it into tokens")
-    t.add_argument("--max-len", type=int, default=50, help="timesteps kept per sequence (default 50; the rest is "
+    g_data.add_argument("--lowercase", action="store_true", help="lowercase the text before cutting it into tokens")
+    g_data.add_argument("--max-len", type=int, default=50, help="timesteps kept per sequence (default 50; the rest is "
                    "cut and the final line says how many examples were)")
-    t.add_argument("--max-vocab", type=int, default=None)
-    t.add_argument("--cell", choices=CELLS, default=d_model.cell)
-    t.add_argument("--embed", type=int, default=d_model.embed)
-    t.add_argument("--hidden", type=int, default=d_model.hidden)
-    t.add_argument("--layers", type=int, default=d_model.layers)
-    t.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=d_model.bidirectional,
+    g_data.add_argument("--max-vocab", type=int, default=None)
+    g_model.add_argument("--cell", choices=CELLS, default=d_model.cell)
+    g_model.add_argument("--embed", type=int, default=d_model.embed)
+    g_model.add_argument("--hidden", type=int, default=d_model.hidden)
+    g_model.add_argument("--layers", type=int, default=d_model.layers)
+    g_model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction, default=d_model.bidirectional,
                    help="bidirectional encoder (default: on; --no-bidirectional for one direction)")
-    t.add_argument("--attention", choices=ATTENTIONS, default=d_model.attention)
-    t.add_argument("--dropout", type=float, default=d_model.dropout)
-    t.add_argument("--epochs", type=float, default=d_train.epochs,
+    g_model.add_argument("--attention", choices=ATTENTIONS, default=d_model.attention)
+    g_model.add_argument("--dropout", type=float, default=d_model.dropout)
+    g_train.add_argument("--epochs", type=float, default=d_train.epochs,
                    help="stop after this many epochs (default: no epoch limit; 0 = none)")
-    t.add_argument("--max-seconds", type=float, default=None,
+    g_train.add_argument("--max-seconds", type=float, default=None,
                    help="training time budget in wall-clock seconds of training (evaluations included; default: none)")
-    t.add_argument("--batch-size", type=int, default=d_train.batch_size)
-    t.add_argument("--lr", type=float, default=d_train.lr)
-    t.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d_train.lr_schedule,
+    g_train.add_argument("--batch-size", type=int, default=d_train.batch_size)
+    g_train.add_argument("--lr", type=float, default=d_train.lr)
+    g_train.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d_train.lr_schedule,
                    help="plateau: halve the rate when the validation loss stops improving; constant; halving")
-    t.add_argument("--lr-patience", type=int, default=d_train.lr_patience,
+    g_train.add_argument("--lr-patience", type=int, default=d_train.lr_patience,
                    help="plateau: evaluations without a new best validation loss before the rate halves")
-    t.add_argument("--stop-patience", type=int, default=d_train.stop_patience,
+    g_train.add_argument("--stop-patience", type=int, default=d_train.stop_patience,
                    help="stop after this many evaluations without a new best validation exact match or loss "
                         f"(default {d_train.stop_patience}: train until it stops improving; 0 = off)")
-    t.add_argument("--bucket-by-length", action=argparse.BooleanOptionalAction, default=d_train.bucket_by_length,
+    g_train.add_argument("--bucket-by-length", action=argparse.BooleanOptionalAction, default=d_train.bucket_by_length,
                    help="batch examples of about the same length together (default: on)")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default=d_train.optimizer)
-    t.add_argument("--clip", type=float, default=d_train.clip, help="max gradient norm, 0 = off")
-    t.add_argument("--teacher-forcing", type=float, default=d_train.teacher_forcing)
-    t.add_argument("--eval-every", type=int, default=d_train.eval_every)
-    t.add_argument("--seed", type=int, default=d_train.seed)
-    t.add_argument("--threads", type=int, default=d_train.threads)
-    t.add_argument("--precision", choices=PRECISIONS, default=d_train.precision,
+    g_train.add_argument("--optimizer", choices=OPTIMIZERS, default=d_train.optimizer)
+    g_train.add_argument("--clip", type=float, default=d_train.clip, help="max gradient norm, 0 = off")
+    g_train.add_argument("--teacher-forcing", type=float, default=d_train.teacher_forcing)
+    g_train.add_argument("--eval-every", type=int, default=d_train.eval_every)
+    g_train.add_argument("--seed", type=int, default=d_train.seed)
+    g_train.add_argument("--threads", type=int, default=d_train.threads)
+    g_train.add_argument("--precision", choices=PRECISIONS, default=d_train.precision,
                    help="matrix products of the training steps: fp32, or bf16 (mixed precision: weights, gradients "
                         "and every evaluation stay fp32); auto (default): bf16 where the CPU has it natively")
-    t.add_argument("--out", metavar="DIR", help="checkpoint folder to write (replaced whole; default with --resume: "
+    g_out.add_argument("--out", metavar="DIR", help="checkpoint folder to write (replaced whole; default with --resume: "
                    "the resumed folder)")
-    t.add_argument("--overwrite", action="store_true", help="replace the checkpoint that --out already holds")
-    t.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (after Ctrl-C, or with --epochs N "
+    g_out.add_argument("--overwrite", action="store_true", help="replace the checkpoint that --out already holds")
+    g_out.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR (after Ctrl-C, or with --epochs N "
                    "/ --max-seconds S more after it finished); its model, data and settings are kept")
 
     e = sub.add_parser("eval", help="evaluate a checkpoint; prints one JSON object")
@@ -564,6 +583,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("checkpoint", metavar="DIR")
     x.add_argument("--out", required=True, metavar="FILE.py",
                    help="the Python file to write; the weights go to FILE.safetensors beside it")
+    for parser in (t, e, r):  # every option's default in --help: options without a help text get their name
+        parser.formatter_class = _DefaultsFormatter
+        for action in parser._actions:
+            if action.help is None and action.option_strings:
+                action.help = action.dest.replace("_", " ")
     return p
 
 
