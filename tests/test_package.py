@@ -57,3 +57,14 @@ def test_dockerfile_passes_hadolint():
         pytest.skip("hadolint not installed")
     r = subprocess.run([exe, str(ROOT / "Dockerfile")], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_readme_serves_with_the_dockerfiles_own_commands():
+    """The Dockerfile's header names how to build and run it; the README's serving section gives the same commands."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [line.lstrip("# ").strip() for line in (ROOT / "Dockerfile").read_text().splitlines()
+                if line.startswith("#   docker ")]
+    assert len(commands) == 2
+    for c in commands:
+        assert c in readme, c
+    assert sum(1 for _ in readme.splitlines()) <= 160  # a user's guide, not a lab notebook (docs/ has the rest)
