@@ -329,8 +329,12 @@ def test_lesson_link_sets_every_runs_budget(raw, want):
         assert at.segmented_control(key="budget").disabled
         at.button(key="btn_start").click().run()
         rid = ok(at).session_state["run_id"]
-        cfg = at.session_state["run_cfgs"][1]
-        assert cfg.max_seconds == want and cfg.epochs is None and rid
+        assert rid, [w.value for w in at.warning] + [e.value for e in at.error]
+        from seq2seq.trainer import get_trainer
+
+        cfg = get_trainer("thread").snapshot(rid)["train_cfg"]  # what the run trains with
+        cfg = cfg if isinstance(cfg, dict) else cfg.to_dict()
+        assert cfg["max_seconds"] == want and cfg["epochs"] is None and cfg["stop_patience"] == 0 and rid
         assert at.query_params.get("lesson") in ([f"{want:g}"], f"{want:g}")  # the link stays a lesson link
     finally:
         from seq2seq.trainer import get_trainer

@@ -32,7 +32,9 @@ def app():
 
 
 def to_compare(at: AppTest) -> AppTest:
-    small_data(at)  # reversal of 200 pairs, at most 6 letters; GRU... no: the Model page's LSTM with H=16, E=8
+    small_data(at)  # reversal of 200 pairs, at most 6 letters; the Model page's LSTM with H=16, E=8
+    at.switch_page("pages/model.py").run()
+    at.segmented_control(key="attention").set_value("none").run()  # model A without attention (B: "with ...")
     at.switch_page("pages/compare.py").run()
     return ok(at)
 

@@ -41,7 +41,8 @@ def gru_bi_3layer() -> Current:
     """Bidirectional 3-layer GRU, no attention, word tokens."""
     vocab = Vocab.build([["red", "green", "blue", "big", "small"]])
     torch.manual_seed(0)
-    cfg = ModelConfig(len(vocab), len(vocab), cell="gru", embed=8, hidden=12, layers=3, bidirectional=True)
+    cfg = ModelConfig(len(vocab), len(vocab), cell="gru", embed=8, hidden=12, layers=3, bidirectional=True,
+                      attention="none")
     return Current("test: GRU bi 3", Seq2Seq(cfg).eval(), cfg, None, "word", None, vocab, vocab, {}, {},
                    ["big red blue", "small green", "red red red green"])
 
