@@ -230,7 +230,8 @@ def _resume(args: argparse.Namespace, given: set[str]):
              "data_seed": int, "tokens": str, "max_len": int, "max_vocab": int, "seed": int, "columns": str,
              "dedup": str, "vocab_size": int, "lowercase": bool}
     bad = [k for k, kind in kinds.items() if saved.get(k) is not None and (not isinstance(saved[k], kind)
-                                                                           or isinstance(saved[k], bool))]
+                                                                           or (kind is not bool
+                                                                               and isinstance(saved[k], bool)))]
     if bad or not all(isinstance(p, str) for p in saved.get("param") or []) or saved.get("max_len") is None:
         raise UsageError(f"{args.resume}/training.json is damaged (its data arguments: {', '.join(bad) or 'param'})")
     data_args = argparse.Namespace(**{k: saved.get(k, DATA_ARG_DEFAULTS.get(k)) for k in DATA_ARGS})

@@ -265,7 +265,7 @@ def test_sgd_lr_50_saves_the_best_weights_and_says_it_got_worse(tmp_path, capsys
     weights (here: the untrained model's), its metrics and the final line say the run got worse."""
     from seq2seq.model import build
 
-    assert main(["train", *TINY, "--optimizer", "sgd", "--lr", "50", "--epochs", "4", "--out",
+    assert main(["train", *TINY, "--optimizer", "sgd", "--lr", "50", "--epochs", "4", "--attention", "none", "--out",
                  str(tmp_path / "m")]) == 0
     out, err = capsys.readouterr()
     assert "it got worse" in out.strip().splitlines()[-1] and "saved the best evaluation, step 0" in out

@@ -55,10 +55,10 @@ def inputs_for(ckpt, n: int = 100) -> list[str]:
 def predicted(ckpt, text: str) -> str:
     """What `predict` prints for `text` (or its error line): the library's own functions."""
     try:
-        check_input_text(text, ckpt.src_vocab, ckpt.tokens, get_limits().max_seq_len)
+        check_input_text(text, ckpt.src_vocab, ckpt.tokenizer, get_limits().max_seq_len)
     except DataError as e:
         return f"error: {e}"
-    return translate(ckpt.model, (ckpt.src_vocab, ckpt.tgt_vocab, ckpt.tokens), text)
+    return translate(ckpt.model, (ckpt.src_vocab, ckpt.tgt_vocab, ckpt.tokenizer), text)
 
 
 def exported(mod, model, text: str) -> str:
@@ -104,7 +104,7 @@ def test_exported_file_imports_only_torch_safetensors_and_the_standard_library(t
     tree = ast.parse(py.read_text())
     roots = {(a.name if isinstance(n, ast.Import) else n.module).split(".")[0]
              for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
-    assert roots <= {"argparse", "random", "sys", "pathlib", "torch", "safetensors"}, roots
+    assert roots <= {"argparse", "random", "re", "sys", "pathlib", "torch", "safetensors"}, roots
     assert "seq2seq" not in py.read_text().replace("Seq2Seq", "").replace("seq2seq predict", "")
 
 

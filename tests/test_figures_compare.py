@@ -15,11 +15,11 @@ def cfg(**kw) -> ModelConfig:
 
 def test_labels_name_each_difference_from_model_a():
     a = cfg(cell="lstm", attention="none", bidirectional=True)
-    others = [cfg(cell="lstm", attention="additive"), cfg(cell="rnn"), cfg(cell="gru", hidden=256, bidirectional=False),
-              cfg()]
+    others = [cfg(cell="lstm", attention="additive"), cfg(cell="rnn", attention="none"),
+              cfg(cell="gru", hidden=256, bidirectional=False, attention="none"), cfg(attention="none")]
     assert fc.model_labels([a, *others[:3]]) == ["A: LSTM, bidirectional, no attention", "B: + additive attention",
                                                   "C: RNN cell", "D: GRU cell, one-directional, H=256"]
-    assert fc.model_labels([cfg(attention="dot"), cfg()]) == ["A: LSTM, bidirectional, dot attention",
+    assert fc.model_labels([cfg(attention="dot"), cfg(attention="none")]) == ["A: LSTM, bidirectional, dot attention",
                                                             "B: no attention"]
     assert fc.model_labels([a, others[3]])[1] == "B: the same as A" and fc.model_labels([]) == []
 
