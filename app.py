@@ -18,23 +18,25 @@ def main() -> None:
     st.set_page_config(page_title="Seq2Seq Explorer", page_icon=":material/swap_horiz:", layout="wide")
     state.shared_trainer()  # start (once per process) and warm the training workers, so "Start" trains at once
 
-    pg = st.navigation({
-        "Build": [
-            st.Page("pages/data.py", title="Data", icon=":material/table_view:", default=True),
-            st.Page("pages/model.py", title="Model", icon=":material/account_tree:"),
-            st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-        ],
-        "Look inside": [
-            st.Page("pages/encoder.py", title="Encoder", icon=":material/input:"),
-            st.Page("pages/states.py", title="Hidden states & context", icon=":material/grid_on:"),
-            st.Page("pages/decoder.py", title="Decoder", icon=":material/output:"),
-            st.Page("pages/one_step.py", title="One training step", icon=":material/footprint:"),
-        ],
-        "Experiments": [
-            st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-        ],
-        "Teach": [st.Page("pages/lesson.py", title="Lesson", icon=":material/school:")],
-    })
+    pg = st.navigation(
+        {
+            "Build": [
+                st.Page("pages/data.py", title="Data", icon=":material/table_view:", default=True),
+                st.Page("pages/model.py", title="Model", icon=":material/account_tree:"),
+                st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+            ],
+            "Look inside": [
+                st.Page("pages/encoder.py", title="Encoder", icon=":material/input:"),
+                st.Page("pages/states.py", title="Hidden states & context", icon=":material/grid_on:"),
+                st.Page("pages/decoder.py", title="Decoder", icon=":material/output:"),
+                st.Page("pages/one_step.py", title="One training step", icon=":material/footprint:"),
+            ],
+            "Experiments": [
+                st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+            ],
+            "Teach": [st.Page("pages/lesson.py", title="Lesson", icon=":material/school:")],
+        }
+    )
     state.seed_from_url()  # a shared link's settings, for every page (first run only)
     lesson.banner(pg)  # lesson mode: the lesson bar on top of the page (and a pending step's page switch)
     sidebar.render()

@@ -10,6 +10,7 @@
    count, over 5 s, how often the loss line's SVG path changes in the page (what a viewer sees) and how many
    fragment reruns the page received (the polling rate).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,17 +52,28 @@ def rerun_times(n: int = 20) -> None:
             assert not at.exception, at.exception
         cur = at.session_state["current"]
         cfg = cur.model_cfg
-        print(f"{page:18s} slider {key!r} over {lo}..{hi}, {n} moves: median {statistics.median(times):6.1f} ms, "
-              f"p90 {sorted(times)[int(0.9 * n) - 1]:6.1f} ms, max {max(times):6.1f} ms   "
-              f"[model {cur.name}; {cfg.cell} H={cfg.hidden} E={cfg.embed} L={cfg.layers} "
-              f"bidirectional={cfg.bidirectional} attention={cfg.attention}]")
+        print(
+            f"{page:18s} slider {key!r} over {lo}..{hi}, {n} moves: median {statistics.median(times):6.1f} ms, "
+            f"p90 {sorted(times)[int(0.9 * n) - 1]:6.1f} ms, max {max(times):6.1f} ms   "
+            f"[model {cur.name}; {cfg.cell} H={cfg.hidden} E={cfg.embed} L={cfg.layers} "
+            f"bidirectional={cfg.bidirectional} attention={cfg.attention}]"
+        )
 
 
 def live_curve_rate(seconds: float = 5.0) -> None:
+    from conftest import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
+        SERVER_ENV,
+        STATE_HOOK,
+        VIEWPORT,
+        act,
+        button,
+        load,
+        start_server,
+        stop_server,
+    )
     from playwright.sync_api import sync_playwright
-
-    from conftest import (CHROMIUM, CHROMIUM_ARGS, SERVER_ENV, STATE_HOOK, VIEWPORT, act, button, load, start_server,
-                          stop_server)
     from test_pages import CHART_PROBE
 
     env = {**SERVER_ENV, "SEQ2SEQ_TRAINER_BACKEND": "process"}
@@ -75,20 +87,23 @@ def live_curve_rate(seconds: float = 5.0) -> None:
             load(page, f"{srv.url}/train?hidden=64&emb=32")
             act(page, page.locator("[data-testid='stButtonGroup'] button", has_text="seconds").click)
             act(page, button(page, "Start").click)
-            page.wait_for_function("() => document.querySelector('[data-testid=stMain] .mark-line path')",
-                                   timeout=120_000)
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=stMain] .mark-line path')", timeout=120_000
+            )
             runs0 = page.evaluate("() => window.__st.filter(e => e.s === 'running').length")
             probe = page.evaluate(CHART_PROBE, int(seconds * 1000))
             runs = page.evaluate("() => window.__st.filter(e => e.s === 'running').length") - runs0
             text = page.locator("[data-testid='stMain']").inner_text()
             model = next((ln for ln in text.splitlines() if "H=" in ln), "?")
             s = probe["samples"]
-            print(f"live curves while training [{model}; process backend, 1 session, Chromium]: "
-                  f"{probe['distinct'] - 1} loss-line redraws in {seconds:g} s = {(probe['distinct'] - 1) / seconds:.1f}/s"
-                  f", {runs} fragment reruns = {runs / seconds:.1f}/s, chart elements {probe['first']} "
-                  f"(removed {probe['removed']}, blank frames "
-                  f"{sum(x['svg'] < probe['first'] for x in s)}/{len(s)}), loss points {s[0]['points']} -> "
-                  f"{s[-1]['points']}")
+            print(
+                f"live curves while training [{model}; process backend, 1 session, Chromium]: "
+                f"{probe['distinct'] - 1} loss-line redraws in {seconds:g} s = {(probe['distinct'] - 1) / seconds:.1f}/s"
+                f", {runs} fragment reruns = {runs / seconds:.1f}/s, chart elements {probe['first']} "
+                f"(removed {probe['removed']}, blank frames "
+                f"{sum(x['svg'] < probe['first'] for x in s)}/{len(s)}), loss points {s[0]['points']} -> "
+                f"{s[-1]['points']}"
+            )
             b.close()
     finally:
         stop_server(srv.proc)

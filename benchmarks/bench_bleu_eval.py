@@ -4,11 +4,12 @@ sources (the Train page's periodic evaluation) against the same evaluation witho
 
     python benchmarks/bench_bleu_eval.py [--repeats 7]
 """
+
 import argparse
-from dataclasses import replace
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -38,8 +39,10 @@ def main():
             run.evaluate("valid", EVAL_EXAMPLES, bl)
             times[name].append(time.perf_counter() - t)
     base, bleu = statistics.median(times["without BLEU"]), statistics.median(times["with BLEU"])
-    print(f"periodic evaluation ({EVAL_EXAMPLES} pairs; BLEU/chrF on {BLEU_SOURCES} sources), median of {a.repeats}, "
-          f"interleaved: without BLEU {base * 1000:.0f} ms, with BLEU {bleu * 1000:.0f} ms, ratio {bleu / base:.2f}")
+    print(
+        f"periodic evaluation ({EVAL_EXAMPLES} pairs; BLEU/chrF on {BLEU_SOURCES} sources), median of {a.repeats}, "
+        f"interleaved: without BLEU {base * 1000:.0f} ms, with BLEU {bleu * 1000:.0f} ms, ratio {bleu / base:.2f}"
+    )
     print(f"at eval_every={TrainConfig().eval_every} steps that is {(bleu - base) * 1000:.0f} ms per evaluation")
 
 

@@ -14,6 +14,7 @@ pool, and the page's server-side rerun time.
     page (thread backend, tiny data): the time of a whole script rerun after switching the per-length chart between
     exact match and token accuracy, 20 times (target: median under 200 ms).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,12 @@ def speed(window: float = 12.0) -> None:
 
     data = build_data(generate_splits("reverse", n_train=5000, n_valid=200, n_test=200, seed=0), tokens="char")
     base = dict(cell="lstm", embed=32, hidden=128, bidirectional=True, attention="none")
-    models = {"A (LSTM, no attention)": base, "B (+ additive attention)": dict(base, attention="additive"),
-              "C (RNN cell)": dict(base, cell="rnn"), "D (GRU cell)": dict(base, cell="gru")}
+    models = {
+        "A (LSTM, no attention)": base,
+        "B (+ additive attention)": dict(base, attention="additive"),
+        "C (RNN cell)": dict(base, cell="rnn"),
+        "D (GRU cell)": dict(base, cell="gru"),
+    }
     cfg = {k: ModelConfig(len(data.src_vocab), len(data.tgt_vocab), **v) for k, v in models.items()}
     t_cfg = TrainConfig(epochs=1000, seed=0)
     pool = get_trainer("process")
@@ -57,8 +62,14 @@ def speed(window: float = 12.0) -> None:
             for r in ids.values():
                 pool.close(r)
 
-    rounds = [("single A", names[:1]), ("single B", names[1:2]), ("compare A+B", names[:2]),
-              ("compare A+B+C+D", names), ("single A", names[:1]), ("single B", names[1:2])]
+    rounds = [
+        ("single A", names[:1]),
+        ("single B", names[1:2]),
+        ("compare A+B", names[:2]),
+        ("compare A+B+C+D", names),
+        ("single A", names[:1]),
+        ("single B", names[1:2]),
+    ]
     singles: dict[str, list[float]] = {}
     results = []
     for label, which in rounds:
@@ -68,8 +79,10 @@ def speed(window: float = 12.0) -> None:
             for n, v in r.items():
                 singles.setdefault(n, []).append(v)
         print(f"  {label:16s} " + "   ".join(f"{n}: {v:5.1f} steps/s" for n, v in r.items()), flush=True)
-    print(f"\nworkers in the pool: {len(pool.worker_pids)}; "
-          f"machine cores: {os.cpu_count()}; window {window:g} s per round")
+    print(
+        f"\nworkers in the pool: {len(pool.worker_pids)}; "
+        f"machine cores: {os.cpu_count()}; window {window:g} s per round"
+    )
     for label, r in results:
         if label.startswith("compare"):
             parts = []
@@ -121,10 +134,14 @@ def rerun(n: int = 20) -> None:
         t0 = time.perf_counter()
         base.run()
         base_times.append(1000 * (time.perf_counter() - t0))
-    for name, ts in (("Compare page, finished 2-model comparison (switch exact match / token accuracy)", times),
-                     ("baseline: Model page (move the hidden-units slider)", base_times)):
-        print(f"{name}, {n} reruns: median {statistics.median(ts):6.1f} ms, p90 {sorted(ts)[int(0.9 * n) - 1]:6.1f} ms,"
-              f" max {max(ts):6.1f} ms")
+    for name, ts in (
+        ("Compare page, finished 2-model comparison (switch exact match / token accuracy)", times),
+        ("baseline: Model page (move the hidden-units slider)", base_times),
+    ):
+        print(
+            f"{name}, {n} reruns: median {statistics.median(ts):6.1f} ms, p90 {sorted(ts)[int(0.9 * n) - 1]:6.1f} ms,"
+            f" max {max(ts):6.1f} ms"
+        )
     print(f"ratio of medians Compare / Model: {statistics.median(times) / statistics.median(base_times):.2f}")
     from seq2seq.trainer import get_trainer
 

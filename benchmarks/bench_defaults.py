@@ -19,6 +19,7 @@ match (token accuracy for the families that say so), and "t99" the CPU seconds t
 defaults / best and whether the defaults beat the plain loop. One seed (0) per run: read differences of a few
 points as noise. Results are appended as JSON lines to --out as each run ends (so a long run can be read early).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
-
 from families import BY_NAME, FAMILIES, HALVES, write_tsv  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +44,13 @@ LEARNED = 0.05  # a best score below this: nothing was learned in the budget, so
 # Overrides of the CLI's flags ("defaults" = none: whatever the library's defaults are when this runs).
 CONFIGS: dict[str, dict] = {
     "defaults": {},
-    "old-defaults": {"attention": "none", "lr_schedule": "plateau", "lr_patience": 1, "epochs": 20.0,
-                     "stop_patience": 0},  # the defaults before issue 13
+    "old-defaults": {
+        "attention": "none",
+        "lr_schedule": "plateau",
+        "lr_patience": 1,
+        "epochs": 20.0,
+        "stop_patience": 0,
+    },  # the defaults before issue 13
     "dot": {"attention": "dot"},
     "constant": {"lr_schedule": "constant"},
     "dot+constant": {"attention": "dot", "lr_schedule": "constant"},
@@ -105,9 +110,15 @@ def run_library(data, model_cfg, train_cfg, budget: float, target: float = 0.99)
                 reached = cpu
                 break
     test = run.evaluate("test")
-    return {"exact_match": test["exact_match"], "token_accuracy": test["token_accuracy"], "n": test["n"],
-            "cpu_s": round(cpu, 2), "steps": run.step_count, "to_target_s": None if reached is None else round(reached, 2),
-            "stopped": run.message if run.done else ""}
+    return {
+        "exact_match": test["exact_match"],
+        "token_accuracy": test["token_accuracy"],
+        "n": test["n"],
+        "cpu_s": round(cpu, 2),
+        "steps": run.step_count,
+        "to_target_s": None if reached is None else round(reached, 2),
+        "stopped": run.message if run.done else "",
+    }
 
 
 def run_one(family: str, config: str, budget: float, quick: bool = False, n_pairs: int | None = None) -> dict:
@@ -122,14 +133,25 @@ def run_one(family: str, config: str, budget: float, quick: bool = False, n_pair
     t0 = time.perf_counter()
     if config == PLAIN:
         from plain_seq2seq import train_plain
+
         r = train_plain(data, budget)
     else:
         r = run_library(data, mc, tc, budget)
-    r.update(family=family, half=fam.half, config=config, budget_s=budget, score_name=fam.score,
-             score=r[fam.score], wall_s=round(time.perf_counter() - t0, 1), n_train=len(data.train),
-             quick=quick, settings="plain LSTM E128 H256 Adam 1e-3" if config == PLAIN else
-             f"{mc.cell} H{mc.hidden} E{mc.embed} att={mc.attention} {tc.lr_schedule}/p{tc.lr_patience} lr={tc.lr:g} "
-             f"batch={tc.batch_size} epochs={tc.epochs} stop={tc.stop_patience}")
+    r.update(
+        family=family,
+        half=fam.half,
+        config=config,
+        budget_s=budget,
+        score_name=fam.score,
+        score=r[fam.score],
+        wall_s=round(time.perf_counter() - t0, 1),
+        n_train=len(data.train),
+        quick=quick,
+        settings="plain LSTM E128 H256 Adam 1e-3"
+        if config == PLAIN
+        else f"{mc.cell} H{mc.hidden} E{mc.embed} att={mc.attention} {tc.lr_schedule}/p{tc.lr_patience} lr={tc.lr:g} "
+        f"batch={tc.batch_size} epochs={tc.epochs} stop={tc.stop_patience}",
+    )
     return r
 
 
@@ -139,10 +161,24 @@ def table(rows: list[dict]) -> str:
     by: dict[str, dict[str, dict]] = {}
     for r in rows:
         by.setdefault(r["family"], {})[r["config"]] = r  # a later row of the same run replaces an earlier one
-    fmt = lambda r: "-" if r is None else (f"{r['score']:.3f}" + (f" ({r['to_target_s']:.0f} s)"  # noqa: E731
-                                           if r.get("to_target_s") is not None else "") + f", {r['steps']:,} st")
-    out = ["| half | family | score | defaults (t99) | best config | best (t99) | plain loop (t99) | "
-           "defaults / best | defaults > plain |", "|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda r: (
+        "-"
+        if r is None
+        else (
+            f"{r['score']:.3f}"
+            + (
+                f" ({r['to_target_s']:.0f} s)"  # noqa: E731
+                if r.get("to_target_s") is not None
+                else ""
+            )
+            + f", {r['steps']:,} st"
+        )
+    )
+    out = [
+        "| half | family | score | defaults (t99) | best config | best (t99) | plain loop (t99) | "
+        "defaults / best | defaults > plain |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     summary = {h: [0, 0, 0] for h in HALVES}
     seen = {BY_NAME[r["family"]].half for r in rows}
     for fam in FAMILIES:
@@ -157,33 +193,51 @@ def table(rows: list[dict]) -> str:
         b = lib.get(best_name)
         # below LEARNED, no configuration learned the task in the budget: no ratio (a longer budget is needed)
         ratio = d["score"] / b["score"] if d and b and b["score"] >= LEARNED else float("nan")
-        beats = "-" if not (d and p) else ("yes" if d["score"] > p["score"] or (
-            d["score"] == p["score"] and (d["to_target_s"] or 1e9) < (p["to_target_s"] or 1e9)) else "NO")
+        beats = (
+            "-"
+            if not (d and p)
+            else (
+                "yes"
+                if d["score"] > p["score"]
+                or (d["score"] == p["score"] and (d["to_target_s"] or 1e9) < (p["to_target_s"] or 1e9))
+                else "NO"
+            )
+        )
         if d and ratio == ratio:  # not NaN
             s = summary[fam.half]
             s[0] += 1
             s[1] += ratio >= 0.9
             s[2] += beats == "yes"
-        out.append(f"| {fam.half} | {fam.name} | {fam.score.replace('_', ' ')} | {fmt(d)} | {best_name or '-'} | "
-                   f"{fmt(b)} | {fmt(p)} | {ratio:.2f} | {beats} |")
+        out.append(
+            f"| {fam.half} | {fam.name} | {fam.score.replace('_', ' ')} | {fmt(d)} | {best_name or '-'} | "
+            f"{fmt(b)} | {fmt(p)} | {ratio:.2f} | {beats} |"
+        )
     budgets = sorted({r["budget_s"] for r in rows})
     out.append("")
     for h, (n, ok, beat) in summary.items():
         if h in seen:
-            out.append(f"{h}: defaults >= 90% of the best on {ok}/{n} families, beat the plain loop on {beat}/{n} "
-                       f"(budget {'/'.join(f'{b:g}' for b in budgets)} CPU-s per run, seed 0; families where no "
-                       f"configuration reached {LEARNED:.0%} are left out: ratio nan).")
+            out.append(
+                f"{h}: defaults >= 90% of the best on {ok}/{n} families, beat the plain loop on {beat}/{n} "
+                f"(budget {'/'.join(f'{b:g}' for b in budgets)} CPU-s per run, seed 0; families where no "
+                f"configuration reached {LEARNED:.0%} are left out: ratio nan)."
+            )
     return "\n".join(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help=f"files of {QUICK_PAIRS} pairs, budget 3 CPU-s, defaults "
-                    "and the plain loop only")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"files of {QUICK_PAIRS} pairs, budget 3 CPU-s, defaults and the plain loop only",
+    )
     ap.add_argument("--half", choices=("all",) + HALVES, default="all")
     ap.add_argument("--families", default="", help="comma-separated family names (default: the half's)")
-    ap.add_argument("--configs", default=None, help=f"comma-separated: {', '.join(CONFIGS)} (default: "
-                    f"{DEFAULT_CONFIGS}); the plain loop always runs")
+    ap.add_argument(
+        "--configs",
+        default=None,
+        help=f"comma-separated: {', '.join(CONFIGS)} (default: {DEFAULT_CONFIGS}); the plain loop always runs",
+    )
     ap.add_argument("--no-plain", action="store_true", help="skip the plain loop (tuning runs)")
     ap.add_argument("--budget", type=float, default=None, help="CPU seconds per run (default 30; --quick 3)")
     ap.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
@@ -208,8 +262,11 @@ def main() -> None:
     for f in fams:
         family_file(f, args.quick)  # write the files once, before the workers read them
     jobs = [(f, c) for f in fams for c in [*configs, *([] if args.no_plain else [PLAIN])]]
-    print(f"{len(jobs)} runs of {budget:g} CPU-s, {args.jobs} at once; torch {torch.__version__}, load average "
-          f"{os.getloadavg()[0]:.1f} (shared machine); results -> {args.out}", flush=True)
+    print(
+        f"{len(jobs)} runs of {budget:g} CPU-s, {args.jobs} at once; torch {torch.__version__}, load average "
+        f"{os.getloadavg()[0]:.1f} (shared machine); results -> {args.out}",
+        flush=True,
+    )
     rows = []
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool, open(args.out, "a") as log:
@@ -219,9 +276,12 @@ def main() -> None:
             rows.append(r)
             log.write(json.dumps(r) + "\n")
             log.flush()
-            print(f"  {r['half']:8s} {r['family']:22s} {r['config']:20s} {r['score_name']} {r['score']:.3f} "
-                  f"t99 {r['to_target_s']} cpu {r['cpu_s']} s wall {r['wall_s']} s steps {r['steps']} "
-                  f"{r.get('stopped', '')[:60]} [{r['settings']}]", flush=True)
+            print(
+                f"  {r['half']:8s} {r['family']:22s} {r['config']:20s} {r['score_name']} {r['score']:.3f} "
+                f"t99 {r['to_target_s']} cpu {r['cpu_s']} s wall {r['wall_s']} s steps {r['steps']} "
+                f"{r.get('stopped', '')[:60]} [{r['settings']}]",
+                flush=True,
+            )
     print()
     print(table(rows))
 

@@ -6,6 +6,7 @@ introspection) in the same run, and the ratio total / fused, which is less sensi
 
     python benchmarks/bench_introspection.py [--threads 1] [--repeats 30]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,19 +60,35 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     src = "".join(letters[i] for i in torch.randint(0, 26, (args.tokens,), generator=g).tolist())
     tgt = src[::-1][: args.tokens - 1]  # 49 tokens + <eos> = 50 decoder steps
-    print(f"input: {args.tokens} tokens, hidden {args.hidden}, embed 32, torch threads {args.threads}, "
-          f"{args.repeats} repeats; decoder: teacher forced, {len(tgt) + 1} steps")
-    print(f"{'cell':5} {'layers':>6} {'bidir':>5} {'attention':>9} | {'encoder ms':>10} {'decoder ms':>10} "
-          f"{'total ms':>9} {'(min)':>7} {'cpu ms':>7} | {'fused fwd ms':>12} | {'ratio':>5}")
+    print(
+        f"input: {args.tokens} tokens, hidden {args.hidden}, embed 32, torch threads {args.threads}, "
+        f"{args.repeats} repeats; decoder: teacher forced, {len(tgt) + 1} steps"
+    )
+    print(
+        f"{'cell':5} {'layers':>6} {'bidir':>5} {'attention':>9} | {'encoder ms':>10} {'decoder ms':>10} "
+        f"{'total ms':>9} {'(min)':>7} {'cpu ms':>7} | {'fused fwd ms':>12} | {'ratio':>5}"
+    )
     for cell, layers, bidir, att in CASES:
         torch.manual_seed(0)
-        m = Seq2Seq(ModelConfig(len(sv), len(tv), cell=cell, embed=32, hidden=args.hidden, layers=layers,
-                                bidirectional=bidir, attention=att)).eval()
+        m = Seq2Seq(
+            ModelConfig(
+                len(sv),
+                len(tv),
+                cell=cell,
+                embed=32,
+                hidden=args.hidden,
+                layers=layers,
+                bidirectional=bidir,
+                attention=att,
+            )
+        ).eval()
         enc = trace_encoder(m, sv, src, "char")
         t_enc = median_ms(lambda: trace_encoder(m, sv, src, "char"), args.repeats)
         t_dec = median_ms(lambda: trace_decoder(m, enc, tv, target=tgt, teacher_forced=True), args.repeats)
-        t_all, t_min, t_cpu = timings_ms(lambda: trace_decoder(m, trace_encoder(m, sv, src, "char"), tv, target=tgt,
-                                                teacher_forced=True), args.repeats)
+        t_all, t_min, t_cpu = timings_ms(
+            lambda: trace_decoder(m, trace_encoder(m, sv, src, "char"), tv, target=tgt, teacher_forced=True),
+            args.repeats,
+        )
         x = torch.tensor([sv.encode(list(src))])
         y = torch.tensor([[1] + tv.encode(list(tgt))])
 
@@ -80,9 +97,11 @@ def main() -> None:
                 m(x, torch.tensor([x.shape[1]]), y)
 
         t_fused = median_ms(fused, args.repeats)
-        print(f"{cell:5} {layers:>6} {str(bidir):>5} {att:>9} | {t_enc:10.2f} {t_dec:10.2f} {t_all:9.2f} "
-              f"{t_min:7.2f} {t_cpu:7.2f} | "
-              f"{t_fused:12.2f} | {t_all / t_fused:5.1f}")
+        print(
+            f"{cell:5} {layers:>6} {str(bidir):>5} {att:>9} | {t_enc:10.2f} {t_dec:10.2f} {t_all:9.2f} "
+            f"{t_min:7.2f} {t_cpu:7.2f} | "
+            f"{t_fused:12.2f} | {t_all / t_fused:5.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ as bench_app.py does. Interleaved rounds, each timing one `.run()` (the whole sc
   * optimizer  another optimizer picked (the step computed again)
 Prints the median, p90 and max of each, and each median's ratio to the baseline's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,12 +63,16 @@ def main(n: int) -> None:
         _timed(step, times["optimizer"])
     cur = step.session_state["current"]
     base = statistics.median(times["baseline"])
-    print(f"bench_one_step on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; model {cur.name}; "
-          f"{n} interleaved rounds")
+    print(
+        f"bench_one_step on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; model {cur.name}; "
+        f"{n} interleaved rounds"
+    )
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"  {name:10s} median {med:7.1f} ms  p90 {sorted(ts)[max(0, int(0.9 * len(ts)) - 1)]:7.1f} ms  "
-              f"max {max(ts):7.1f} ms  ratio to baseline {med / base:5.2f}")
+        print(
+            f"  {name:10s} median {med:7.1f} ms  p90 {sorted(ts)[max(0, int(0.9 * len(ts)) - 1)]:7.1f} ms  "
+            f"max {max(ts):7.1f} ms  ratio to baseline {med / base:5.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ descendants (training workers, multiprocessing's resource tracker). Training ses
 default model (LSTM, E=32, H=128, batch 64) on the default task (reverse, 20,000 pairs); steps/s per session is read
 from each tab's progress bar over the measuring window.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
-from conftest import (CHROMIUM, CHROMIUM_ARGS, STATE_HOOK, VIEWPORT, _children, act, button, cpu_seconds,  # noqa: E402
-                      load, nav, rss_bytes, start_server, stop_server, worker_pids)
+from conftest import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    STATE_HOOK,
+    VIEWPORT,
+    _children,
+    act,
+    button,
+    cpu_seconds,  # noqa: E402
+    load,
+    nav,
+    rss_bytes,
+    start_server,
+    stop_server,
+    worker_pids,
+)
 
 
 def tree(pid: int) -> list[int]:
@@ -101,13 +116,17 @@ def main() -> None:
                 s1, t1 = [step_of_any(pg) for pg in pages], time.time()
                 cores = {k: (cpu_seconds(v) - c0[k]) / (t1 - t0) for k, v in groups.items()}
                 rates = [(b1 - a) / (t1 - t0) for a, b1 in zip(s0, s1)]
-                record(label, f"steps/s per session: median {statistics.median(rates):.1f}, min {min(rates):.1f}, "
-                       f"max {max(rates):.1f}, total {sum(rates):.0f}; CPU cores used: "
-                       + ", ".join(f"{k} {v:.2f}" for k, v in cores.items()))
+                record(
+                    label,
+                    f"steps/s per session: median {statistics.median(rates):.1f}, min {min(rates):.1f}, "
+                    f"max {max(rates):.1f}, total {sum(rates):.0f}; CPU cores used: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in cores.items()),
+                )
 
             measure(f"{n} training, Train pages live")
-            model = next((ln for ln in pages[0].locator("[data-testid='stMain']").inner_text().splitlines()
-                          if "H=" in ln), "?")
+            model = next(
+                (ln for ln in pages[0].locator("[data-testid='stMain']").inner_text().splitlines() if "H=" in ln), "?"
+            )
             for pg in pages:  # the live charts cost the (co-located) browser most: look elsewhere, keep training
                 nav(pg, "encoder")
                 pg.wait_for_selector("[data-testid='stSidebar'] [data-testid='stProgress']", timeout=60_000)
@@ -118,8 +137,10 @@ def main() -> None:
     finally:
         stop_server(srv.proc)
 
-    print(f"bench_server: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {len(workers)} training "
-          f"workers; model trained: {model}, task reverse (20,000 pairs), batch 64")
+    print(
+        f"bench_server: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; {len(workers)} training "
+        f"workers; model trained: {model}, task reverse (20,000 pairs), batch 64"
+    )
     print(f"{'state':32s} {'server MiB':>10s} {'workers MiB':>11s} {'total MiB':>10s}  notes")
     for label, a, w, t, note in rows:
         print(f"{label:32s} {a:10.0f} {w:11.0f} {t:10.0f}  {note}")

@@ -10,6 +10,7 @@ steps of every run over the window give the aggregate steps/s (the sum) and each
 Rounds are interleaved (4, 12, 4, 12, ...) so that the load of this shared machine falls on both alike; the ratio
 printed is aggregate(12) / aggregate(4) of the same round, and its median over rounds. The issue's target: >= 0.90.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,12 @@ from seq2seq.trainer import ProcessPoolBackend  # noqa: E402
 def default_data():
     spec = TASKS["reverse"]
     n_eval = max(20, spec.n_train // 10)
-    return build_data(dict(generate_splits("reverse", n_train=spec.n_train, n_valid=n_eval, n_test=n_eval, seed=0)),
-                      tokens=spec.tokens, max_len=50, seed=0)
+    return build_data(
+        dict(generate_splits("reverse", n_train=spec.n_train, n_valid=n_eval, n_test=n_eval, seed=0)),
+        tokens=spec.tokens,
+        max_len=50,
+        seed=0,
+    )
 
 
 def measure(trainer, data, n: int, seconds: float) -> dict:
@@ -52,9 +57,15 @@ def measure(trainer, data, n: int, seconds: float) -> dict:
         trainer.close(r)
     time.sleep(0.5)  # the workers drop the closed runs
     per_run = sorted((s1[r] - s0[r]) / (t1 - t0) for r in ids)
-    return {"n": n, "aggregate": sum(per_run), "min": per_run[0], "median": statistics.median(per_run),
-            "max": per_run[-1], "first_step_worst": max(first.values()),
-            "first_step_median": statistics.median(first.values())}
+    return {
+        "n": n,
+        "aggregate": sum(per_run),
+        "min": per_run[0],
+        "median": statistics.median(per_run),
+        "max": per_run[-1],
+        "first_step_worst": max(first.values()),
+        "first_step_median": statistics.median(first.values()),
+    }
 
 
 def main() -> None:
@@ -74,18 +85,23 @@ def main() -> None:
             res = {}
             for c in counts:
                 res[c] = m = measure(trainer, data, c, args.seconds)
-                print(f"round {k + 1}  {c:3d} runs: aggregate {m['aggregate']:6.1f} steps/s; per run min "
-                      f"{m['min']:.2f} / median {m['median']:.2f} / max {m['max']:.2f} (min/median "
-                      f"{m['min'] / m['median']:.2f}); Start-to-first-step median {m['first_step_median']:.2f} s, "
-                      f"worst {m['first_step_worst']:.2f} s; load average {os.getloadavg()[0]:.2f}", flush=True)
+                print(
+                    f"round {k + 1}  {c:3d} runs: aggregate {m['aggregate']:6.1f} steps/s; per run min "
+                    f"{m['min']:.2f} / median {m['median']:.2f} / max {m['max']:.2f} (min/median "
+                    f"{m['min'] / m['median']:.2f}); Start-to-first-step median {m['first_step_median']:.2f} s, "
+                    f"worst {m['first_step_worst']:.2f} s; load average {os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
             for c in counts[1:]:
                 ratios[c].append(res[c]["aggregate"] / res[counts[0]]["aggregate"])
                 print(f"round {k + 1}  aggregate({c}) / aggregate({counts[0]}) = {ratios[c][-1]:.3f}", flush=True)
     finally:
         trainer.shutdown()
     for c, r in ratios.items():
-        print(f"aggregate throughput {c} runs / {counts[0]} runs: median {statistics.median(r):.3f} over "
-              f"{len(r)} interleaved rounds ({', '.join(f'{x:.3f}' for x in r)}); target >= 0.90")
+        print(
+            f"aggregate throughput {c} runs / {counts[0]} runs: median {statistics.median(r):.3f} over "
+            f"{len(r)} interleaved rounds ({', '.join(f'{x:.3f}' for x in r)}); target >= 0.90"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ held-out sentences that come back exactly from the library's own encode -> decod
 into one space). Both are trained the way seq2seq/tokens.py uses a BPE: inside word tokens (words and punctuation
 marks), never across them.
 """
+
 import argparse
 import io
 import sys
@@ -34,10 +35,17 @@ def train_sp(texts, n):
     import sentencepiece as spm
 
     buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter([" ".join(words(t)) for t in texts]), model_writer=buf,
-                                   vocab_size=n, model_type="bpe", character_coverage=1.0,
-                                   normalization_rule_name="identity", minloglevel=2, hard_vocab_limit=False,
-                                   num_threads=1)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter([" ".join(words(t)) for t in texts]),
+        model_writer=buf,
+        vocab_size=n,
+        model_type="bpe",
+        character_coverage=1.0,
+        normalization_rule_name="identity",
+        minloglevel=2,
+        hard_vocab_limit=False,
+        num_threads=1,
+    )
     return spm.SentencePieceProcessor(model_proto=buf.getvalue())
 
 
@@ -49,8 +57,10 @@ def main():
     splits = generate_splits("tatoeba", seed=0)
     train = [x for p in splits["train"] for x in p]
     held = [x for k in ("valid", "test") for p in splits[k] for x in p]
-    print(f"Tatoeba eng-fra: {len(splits['train'])} training pairs ({len(train)} texts), {len(held)} held-out texts, "
-          f"vocab size {args.vocab_size}, best of {args.repeats}")
+    print(
+        f"Tatoeba eng-fra: {len(splits['train'])} training pairs ({len(train)} texts), {len(held)} held-out texts, "
+        f"vocab size {args.vocab_size}, best of {args.repeats}"
+    )
     times = {"tokenizers": [], "sentencepiece": []}
     models = {"tokenizers": [], "sentencepiece": []}
     for _ in range(args.repeats):
@@ -73,13 +83,19 @@ def main():
     sp_known = sum(sp.unk_id() not in ids for ids in sp_pieces)
     sp_rt = sum(sp.decode(sp.encode(t)) == n for t, n in zip(held, norm))
     sp_same = all(m.serialized_model_proto() == sp.serialized_model_proto() for m in models["sentencepiece"])
-    rows = [("tokenizers", min(times["tokenizers"]), hf_same, hf_known, sum(map(len, hf_pieces)), hf_rt),
-            ("sentencepiece", min(times["sentencepiece"]), sp_same, sp_known, sum(map(len, sp_pieces)), sp_rt)]
-    print(f"{'library':14} {'train s':>8} {'same twice':>10} {'held-out words known':>21} {'pieces/word':>11} "
-          f"{'round trip':>10}")
+    rows = [
+        ("tokenizers", min(times["tokenizers"]), hf_same, hf_known, sum(map(len, hf_pieces)), hf_rt),
+        ("sentencepiece", min(times["sentencepiece"]), sp_same, sp_known, sum(map(len, sp_pieces)), sp_rt),
+    ]
+    print(
+        f"{'library':14} {'train s':>8} {'same twice':>10} {'held-out words known':>21} {'pieces/word':>11} "
+        f"{'round trip':>10}"
+    )
     for name, t, same, known, npieces, rt in rows:
-        print(f"{name:14} {t:8.3f} {str(same):>10} {known / len(hw):21.2%} {npieces / len(hw):11.2f} "
-              f"{rt / len(held):10.2%}")
+        print(
+            f"{name:14} {t:8.3f} {str(same):>10} {known / len(hw):21.2%} {npieces / len(hw):11.2f} "
+            f"{rt / len(held):10.2%}"
+        )
     print(f"ratio train time sentencepiece / tokenizers: {rows[1][1] / rows[0][1]:.2f}")
 
 

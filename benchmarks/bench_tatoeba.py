@@ -12,8 +12,8 @@ runs see different loads: run it on an idle one, or read the ratio with that in 
 Both are scored the same way on the test split: exact match against any reference of a source, corpus BLEU and
 chrF (sacrebleu) against all of them, on the text joined back from tokens.
 """
+
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -41,10 +41,25 @@ def score(outputs: dict[str, str], refs: dict[str, list[str]], norm) -> dict:
 def ours(seconds: float):
     args = build_parser().parse_args(command("tatoeba"))
     data, _ = make_data(args)
-    mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=args.cell, embed=args.embed, hidden=args.hidden,
-                     bidirectional=args.bidirectional, attention=args.attention)
-    tc = TrainConfig(lr=args.lr, batch_size=args.batch_size, epochs=None, max_seconds=seconds, seed=0,
-                     eval_every=args.eval_every, precision="fp32", lr_schedule=args.lr_schedule)
+    mc = ModelConfig(
+        len(data.src_vocab),
+        len(data.tgt_vocab),
+        cell=args.cell,
+        embed=args.embed,
+        hidden=args.hidden,
+        bidirectional=args.bidirectional,
+        attention=args.attention,
+    )
+    tc = TrainConfig(
+        lr=args.lr,
+        batch_size=args.batch_size,
+        epochs=None,
+        max_seconds=seconds,
+        seed=0,
+        eval_every=args.eval_every,
+        precision="fp32",
+        lr_schedule=args.lr_schedule,
+    )
     run = Run(data, mc, tc)
     while not run.done:
         run.step()
@@ -78,8 +93,10 @@ class AttnDecoder(nn.Module):  # Bahdanau attention, as in the tutorial
 
 def plain(data, seconds: float, H: int = 128):
     norm = data.tokenizer  # the same lowercased word tokens, so the scores compare like with like
+
     def ids(vocab, text):
         return [vocab.stoi.get(t, 3) for t in norm.tokenize(text)][:30]
+
     sv, tv = data.src_vocab, data.tgt_vocab
     train = [(ids(sv, s), ids(tv, t) + [2]) for s, t in data.train]
     torch.manual_seed(0)
@@ -92,15 +109,14 @@ def plain(data, seconds: float, H: int = 128):
         for a in range(0, len(order), 32):
             if time.perf_counter() - t0 >= seconds:
                 break
-            b = [train[i] for i in order[a:a + 32]]
+            b = [train[i] for i in order[a : a + 32]]
             x, y = pad([s for s, _ in b]), pad([t for _, t in b])
             keys, h = enc(x)
             y_in = torch.cat([torch.full((len(b), 1), 1), y[:, :-1]], 1)
             loss, mask = 0.0, x != 0
             for t in range(y.shape[1]):  # teacher forcing, one step at a time as in the tutorial
-                logits, h = dec.step(y_in[:, t:t + 1], h, keys, mask)
-                loss = loss + nn.functional.cross_entropy(logits.squeeze(1), y[:, t], ignore_index=0,
-                                                          reduction="sum")
+                logits, h = dec.step(y_in[:, t : t + 1], h, keys, mask)
+                loss = loss + nn.functional.cross_entropy(logits.squeeze(1), y[:, t], ignore_index=0, reduction="sum")
             loss = loss / (y != 0).sum()
             opt.zero_grad()
             loss.backward()
@@ -132,15 +148,23 @@ def main():
     outputs, steps_plain = plain(data, a.seconds)
     refs = data.references("test")
     r_plain = score(outputs, refs, lambda t: data.tokenizer.detokenize(data.tokenizer.tokenize(t)))
-    print(f"Tatoeba eng->fra, test split: {len(refs)} sources, {len(data.test)} references; {a.seconds:g} s of "
-          f"training each, {a.threads} thread(s)")
+    print(
+        f"Tatoeba eng->fra, test split: {len(refs)} sources, {len(data.test)} references; {a.seconds:g} s of "
+        f"training each, {a.threads} thread(s)"
+    )
     print(f"{'model':34} {'steps':>6} {'exact match':>11} {'BLEU':>6} {'chrF':>6}")
-    print(f"{'ours (pretrained settings)':34} {steps_ours:6d} {r_ours['exact_match']:11.3f} {r_ours['bleu']:6.2f} "
-          f"{r_ours['chrf']:6.2f}")
-    print(f"{'plain PyTorch (tutorial recipe)':34} {steps_plain:6d} {r_plain['exact_match']:11.3f} "
-          f"{r_plain['bleu']:6.2f} {r_plain['chrf']:6.2f}")
-    print(f"ratio ours / plain: BLEU {r_ours['bleu'] / max(r_plain['bleu'], 1e-9):.2f}, chrF "
-          f"{r_ours['chrf'] / max(r_plain['chrf'], 1e-9):.2f}")
+    print(
+        f"{'ours (pretrained settings)':34} {steps_ours:6d} {r_ours['exact_match']:11.3f} {r_ours['bleu']:6.2f} "
+        f"{r_ours['chrf']:6.2f}"
+    )
+    print(
+        f"{'plain PyTorch (tutorial recipe)':34} {steps_plain:6d} {r_plain['exact_match']:11.3f} "
+        f"{r_plain['bleu']:6.2f} {r_plain['chrf']:6.2f}"
+    )
+    print(
+        f"ratio ours / plain: BLEU {r_ours['bleu'] / max(r_plain['bleu'], 1e-9):.2f}, chrF "
+        f"{r_ours['chrf'] / max(r_plain['chrf'], 1e-9):.2f}"
+    )
 
 
 if __name__ == "__main__":

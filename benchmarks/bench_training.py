@@ -20,6 +20,7 @@ what the targets are judged on) and the wall time (inflated when other processes
     The decoder and the whole step are timed with the library's hand-written decoder backward
     (seq2seq/attention_decoder.py) and with autograd's (Seq2Seq.fast_decoder = False), interleaved.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,11 +45,13 @@ def task_data(task: str, **params):
 
 
 def describe(mc: ModelConfig, tc: TrainConfig) -> str:
-    return (f"cell={mc.cell} E={mc.embed} H={mc.hidden} layers={mc.layers} bi={mc.bidirectional} "
-            f"attention={mc.attention} | {tc.optimizer} lr={tc.lr:g} {tc.lr_schedule}"
-            f"{f'/{tc.lr_half_life}' if tc.lr_schedule == 'halving' else ''} batch={tc.batch_size} clip={tc.clip:g} "
-            f"tf={tc.teacher_forcing:g} eval_every={tc.eval_every} threads={torch.get_num_threads()} "
-            f"precision={resolve_precision(tc.precision)}")
+    return (
+        f"cell={mc.cell} E={mc.embed} H={mc.hidden} layers={mc.layers} bi={mc.bidirectional} "
+        f"attention={mc.attention} | {tc.optimizer} lr={tc.lr:g} {tc.lr_schedule}"
+        f"{f'/{tc.lr_half_life}' if tc.lr_schedule == 'halving' else ''} batch={tc.batch_size} clip={tc.clip:g} "
+        f"tf={tc.teacher_forcing:g} eval_every={tc.eval_every} threads={torch.get_num_threads()} "
+        f"precision={resolve_precision(tc.precision)}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- (1) throughput
@@ -114,9 +117,11 @@ def bench_throughput(quick: bool) -> None:
             ours.append(run_loop(data, mc, tc, seconds))
         pc, oc = med([c for c, _ in plain]), med([c for c, _ in ours])
         pw, ow = med([w for _, w in plain]), med([w for _, w in ours])
-        print(f"  {cell:4s}  CPU: plain {pc:7,.0f} tok/s  Run {oc:7,.0f} tok/s  ratio {oc / pc:.2f} | wall: plain "
-              f"{pw:7,.0f}  Run {ow:7,.0f}  ratio {ow / pw:.2f}   (median of {rounds} interleaved rounds of "
-              f"{seconds:g} CPU-s) [{describe(mc, tc)}]")
+        print(
+            f"  {cell:4s}  CPU: plain {pc:7,.0f} tok/s  Run {oc:7,.0f} tok/s  ratio {oc / pc:.2f} | wall: plain "
+            f"{pw:7,.0f}  Run {ow:7,.0f}  ratio {ow / pw:.2f}   (median of {rounds} interleaved rounds of "
+            f"{seconds:g} CPU-s) [{describe(mc, tc)}]"
+        )
     bench_pool(data, seconds * 2)
 
 
@@ -135,9 +140,11 @@ def bench_pool(data, seconds: float) -> None:
     finally:
         pool.shutdown()
     p = plain_loop(mc, tc, batches, seconds)[1]
-    print(f"  lstm  plain (wall) {p:9,.0f} tok/s   ProcessPoolBackend {s['tokens_per_second']:9,.0f} tok/s   ratio "
-          f"{s['tokens_per_second'] / p:.2f}   (worker process, 1 thread, snapshots pushed 10x/s) "
-          f"[{describe(mc, tc)}]")
+    print(
+        f"  lstm  plain (wall) {p:9,.0f} tok/s   ProcessPoolBackend {s['tokens_per_second']:9,.0f} tok/s   ratio "
+        f"{s['tokens_per_second'] / p:.2f}   (worker process, 1 thread, snapshots pushed 10x/s) "
+        f"[{describe(mc, tc)}]"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ (2) converge
@@ -162,8 +169,10 @@ def seconds_to(data, mc: ModelConfig, tc: TrainConfig, target: float, budget: fl
 
 
 def bench_converge(quick: bool, attention: str = "dot", only: str = "", seed: int = 0) -> None:
-    print("\n== (2) seconds to 99% held-out exact match (library defaults; test split confirms) ==\n"
-          "  judged on process CPU time with 1 torch thread (~ idle-machine wall time on one core); wall time in ()")
+    print(
+        "\n== (2) seconds to 99% held-out exact match (library defaults; test split confirms) ==\n"
+        "  judged on process CPU time with 1 torch thread (~ idle-machine wall time on one core); wall time in ()"
+    )
     reverse = task_data("reverse", min_len=5, max_len=15)
     addition = task_data("addition", digits=3)
     cases = [("reverse 5-15", reverse, cell, attention, 15) for cell in ("rnn", "gru", "lstm")]
@@ -176,13 +185,18 @@ def bench_converge(quick: bool, attention: str = "dot", only: str = "", seed: in
         tc = TrainConfig(epochs=None, max_seconds=10_000, seed=seed)
         budget = target_s * (1.5 if quick else 2.5)
         secs, steps, test = seconds_to(data, mc, tc, 0.99, budget)
-        got = (f"CPU {secs[0]:5.1f} s (wall {secs[1]:5.1f} s, {secs[0] / steps * 1000:4.1f} ms/step)"
-               if secs is not None else f"not reached in {budget:.0f} CPU-s")
+        got = (
+            f"CPU {secs[0]:5.1f} s (wall {secs[1]:5.1f} s, {secs[0] / steps * 1000:4.1f} ms/step)"
+            if secs is not None
+            else f"not reached in {budget:.0f} CPU-s"
+        )
         verdict = "ok" if secs is not None and secs[0] < target_s else "MISSED"
-        print(f"  {name:17s} {cell:4s} att={att:8s} {got} at step {steps}  (target < {target_s} s CPU: {verdict}; "
-              f"test exact match "
-              f"{test.get('exact_match', float('nan')):.3f} on n={test.get('n')}) "
-              f"[{describe(mc, tc)}; seed={tc.seed}; train n={len(data.train)}]")
+        print(
+            f"  {name:17s} {cell:4s} att={att:8s} {got} at step {steps}  (target < {target_s} s CPU: {verdict}; "
+            f"test exact match "
+            f"{test.get('exact_match', float('nan')):.3f} on n={test.get('n')}) "
+            f"[{describe(mc, tc)}; seed={tc.seed}; train n={len(data.train)}]"
+        )
 
 
 # ------------------------------------------------------------------------------------------------- (3) threads
@@ -199,10 +213,14 @@ def bench_threads(quick: bool) -> None:
             rates.setdefault(n, []).append(run_loop(data, mc, tc, seconds, cpu=False)[1])  # wall: 2 threads use 2 CPUs
         torch.set_num_threads(1)
         r1, r2 = max(rates[1]), max(rates[2])
-        print(f"  {cell:4s}  1 thread {r1:9,.0f} tok/s   2 threads {r2:9,.0f} tok/s   speed-up {r2 / r1:.2f}x   "
-              f"[{describe(mc, tc).replace('threads=1', 'threads=1|2')}]")
-    print("  recommended default: TrainConfig.threads = 1 (the web server and the browser need the other core;\n"
-          "  with a busy second core, 2-thread training collapsed on this machine — see shared notes)")
+        print(
+            f"  {cell:4s}  1 thread {r1:9,.0f} tok/s   2 threads {r2:9,.0f} tok/s   speed-up {r2 / r1:.2f}x   "
+            f"[{describe(mc, tc).replace('threads=1', 'threads=1|2')}]"
+        )
+    print(
+        "  recommended default: TrainConfig.threads = 1 (the web server and the browser need the other core;\n"
+        "  with a busy second core, 2-thread training collapsed on this machine — see shared notes)"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- (4) breakdown
@@ -232,12 +250,15 @@ def decoder_matmul_floor_ms(mc: ModelConfig, B: int, T: int) -> float:
         for _t in range(T):
             torch.addmm(b, x, W_ih.t()), torch.addmm(b, h, W_hh.t())  # forward
             g.mm(W_ih), g.mm(W_hh), g.t().mm(x), g.t().mm(h)  # backward: d input, d state, d W_ih, d W_hh
+
     return _cpu_ms(one_pass, [None] * 20)
 
 
 def bench_breakdown(quick: bool, attention: str = "dot") -> None:
-    print(f"\n== (4) where a training step goes: reverse 5-15, {attention} attention, library defaults, 1 thread, "
-          f"CPU ms ==")
+    print(
+        f"\n== (4) where a training step goes: reverse 5-15, {attention} attention, library defaults, 1 thread, "
+        f"CPU ms =="
+    )
     data = task_data("reverse", min_len=5, max_len=15)
     for cell in ("rnn", "gru", "lstm"):
         mc = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, attention=attention)
@@ -272,25 +293,34 @@ def bench_breakdown(quick: bool, attention: str = "dot") -> None:
                     ms[fast].append(_cpu_ms(fn, items, rounds=2))
             model.fast_decoder = True
             return f"{min(ms[True]):5.1f} ms (autograd's backward: {min(ms[False]):5.1f})"
-        print(f"  {cell:4s}  whole step {both(step, one_len)} (one source length per batch; "
-              f"{_cpu_ms(step, mixed):5.1f} ms when a batch mixes source lengths, {len(mixed)}/{len(pool)} batches) "
-              f"= encoder fwd+bwd {_cpu_ms(enc, one_len):5.1f} ms ({_cpu_ms(enc, mixed):5.1f} mixed) + "
-              f"attention decoder fwd+bwd {both(dec, encoded)} (its matrix products alone: {floor:5.1f} ms "
-              f"for {round(T)} timesteps) + clipping and Adam [batch {tc.batch_size}, mean target length {T:.1f}]")
+
+        print(
+            f"  {cell:4s}  whole step {both(step, one_len)} (one source length per batch; "
+            f"{_cpu_ms(step, mixed):5.1f} ms when a batch mixes source lengths, {len(mixed)}/{len(pool)} batches) "
+            f"= encoder fwd+bwd {_cpu_ms(enc, one_len):5.1f} ms ({_cpu_ms(enc, mixed):5.1f} mixed) + "
+            f"attention decoder fwd+bwd {both(dec, encoded)} (its matrix products alone: {floor:5.1f} ms "
+            f"for {round(T)} timesteps) + clipping and Adam [batch {tc.batch_size}, mean target length {T:.1f}]"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="shorter timings, fewer configurations")
     ap.add_argument("--part", choices=["all", "throughput", "converge", "threads", "breakdown"], default="all")
-    ap.add_argument("--attention", choices=["dot", "additive"], default="dot",
-                    help="converge: the attention of the reversal runs (both count as 'with attention')")
+    ap.add_argument(
+        "--attention",
+        choices=["dot", "additive"],
+        default="dot",
+        help="converge: the attention of the reversal runs (both count as 'with attention')",
+    )
     ap.add_argument("--only", default="", help="converge: only the cases whose 'task cell' contains this text")
     ap.add_argument("--seed", type=int, default=0, help="converge: the runs' seed (TrainConfig.seed)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
-          f"(shared machine: numbers are noisy)")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+        f"(shared machine: numbers are noisy)"
+    )
     if args.part in ("all", "throughput"):
         bench_throughput(args.quick)
     if args.part in ("all", "converge"):

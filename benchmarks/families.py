@@ -17,29 +17,44 @@ Its held-out siblings are uniform 4-digit addition and uniform 3-digit subtracti
     python benchmarks/families.py                 # list the families and their halves
     python benchmarks/families.py --write DIR     # write every family's TSV into DIR
 """
+
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import random
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 TATOEBA = Path("/work/shared/data/tatoeba-eng-fra-5k.tsv")  # 3 columns: English, French, attribution
 
 
 # ---------------------------------------------------------------------------------------------- generators
 def _uniform_op(op: str, hi: int):
     """a <op> b with both operands uniform in 0..hi (so most have the full digit count), query as written."""
+
     def gen(rng: random.Random) -> tuple[str, str]:
         a, b = rng.randint(0, hi), rng.randint(0, hi)
         value = {"+": a + b, "-": a - b, "*": a * b}[op]
         return f"{a}{op}{b}", str(value)
+
     return gen
 
 
@@ -47,6 +62,7 @@ def _string_map(alphabet: str, lo: int, hi: int, f: Callable[[str], str]):
     def gen(rng: random.Random) -> tuple[str, str]:
         x = "".join(rng.choice(alphabet) for _ in range(rng.randint(lo, hi)))
         return x, f(x)
+
     return gen
 
 
@@ -89,7 +105,8 @@ def _words_below_1000(n: int) -> list[str]:
 def digits_to_words(rng):  # "4 0 3 1 2" -> "forty thousand three hundred twelve" (word tokens, 0..99,999)
     n = rng.randint(0, 99_999)
     words = (_words_below_1000(n // 1000) + ["thousand"] if n >= 1000 else []) + (
-        _words_below_1000(n % 1000) if n % 1000 or n < 1000 else [])
+        _words_below_1000(n % 1000) if n % 1000 or n < 1000 else []
+    )
     return " ".join(str(n)), " ".join(words)
 
 
@@ -97,11 +114,13 @@ def _lexicon(size: int, seed: str) -> tuple[list[str], dict[str, str]]:
     """`size` made-up source words and a fixed made-up translation of each (distinct, 2-4 syllables)."""
     rng = random.Random(zlib.crc32(seed.encode()))
     syll = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+
     def words(n: int) -> list[str]:
         seen: set[str] = set()
         while len(seen) < n:
             seen.add("".join(rng.choice(syll) for _ in range(rng.randint(2, 4))))
         return sorted(seen)
+
     src, tgt = words(size), words(size)
     rng.shuffle(tgt)
     return src, dict(zip(src, tgt))
@@ -112,10 +131,12 @@ def _lexicon_task(size: int, lo: int, hi: int, reverse: bool, zipf: bool):
     word i is drawn with weight 1/(i+1) (a long tail of rare words, as in real text)."""
     src, table = _lexicon(size, f"lexicon{size}")
     weights = [1 / (i + 1) for i in range(size)] if zipf else None
+
     def gen(rng):
         ws = rng.choices(src, weights=weights, k=rng.randint(lo, hi))
         out = [table[w] for w in ws]
         return " ".join(ws), " ".join(out[::-1] if reverse else out)
+
     return gen
 
 
@@ -161,36 +182,111 @@ def _tatoeba_pairs() -> list[tuple[str, str]]:
 
 FAMILIES: list[Family] = [
     # ---------------------------------------------------------------- tuning half
-    Family("add3-uniform", "tuning", "char", 48_750, "a+b, operands uniform 0-999 (the issue's file: 39,000 "
-           "training pairs, query not reversed)", _uniform_op("+", 999)),
-    Family("reverse-digits-1k", "tuning", "char", 1_000, "reverse 4-10 digits, 1,000 pairs (small data)",
-           _string_map("0123456789", 4, 10, lambda x: x[::-1])),
-    Family("sort-10letters-100k", "tuning", "char", 100_000, "sort 5-12 letters of a-j, 100,000 pairs (large data)",
-           _string_map(LETTERS[:10], 5, 12, lambda x: "".join(sorted(x)))),
+    Family(
+        "add3-uniform",
+        "tuning",
+        "char",
+        48_750,
+        "a+b, operands uniform 0-999 (the issue's file: 39,000 training pairs, query not reversed)",
+        _uniform_op("+", 999),
+    ),
+    Family(
+        "reverse-digits-1k",
+        "tuning",
+        "char",
+        1_000,
+        "reverse 4-10 digits, 1,000 pairs (small data)",
+        _string_map("0123456789", 4, 10, lambda x: x[::-1]),
+    ),
+    Family(
+        "sort-10letters-100k",
+        "tuning",
+        "char",
+        100_000,
+        "sort 5-12 letters of a-j, 100,000 pairs (large data)",
+        _string_map(LETTERS[:10], 5, 12, lambda x: "".join(sorted(x))),
+    ),
     Family("dates-iso-to-long", "tuning", "char", 10_000, "2026-11-24 -> 24 November 2026", dates_iso_to_long),
-    Family("copy-noisy10", "tuning", "char", 5_000, "copy 3-10 letters, 10% of targets are another example's "
-           "(label noise: the best possible exact match is about 90%)", _string_map(LETTERS, 3, 10, lambda x: x),
-           noise=0.10),
-    Family("digits-to-words", "tuning", "word", 20_000, "'4 0 3 1 2' -> 'forty thousand three hundred twelve' "
-           "(word tokens, 0-99,999)", digits_to_words),
-    Family("lexicon1000-reverse", "tuning", "word", 30_000, "word-for-word translation, 1,000-word made-up lexicon "
-           "(Zipf frequencies), word order reversed, 3-7 words", _lexicon_task(1000, 3, 7, True, True)),
+    Family(
+        "copy-noisy10",
+        "tuning",
+        "char",
+        5_000,
+        "copy 3-10 letters, 10% of targets are another example's "
+        "(label noise: the best possible exact match is about 90%)",
+        _string_map(LETTERS, 3, 10, lambda x: x),
+        noise=0.10,
+    ),
+    Family(
+        "digits-to-words",
+        "tuning",
+        "word",
+        20_000,
+        "'4 0 3 1 2' -> 'forty thousand three hundred twelve' (word tokens, 0-99,999)",
+        digits_to_words,
+    ),
+    Family(
+        "lexicon1000-reverse",
+        "tuning",
+        "word",
+        30_000,
+        "word-for-word translation, 1,000-word made-up lexicon (Zipf frequencies), word order reversed, 3-7 words",
+        _lexicon_task(1000, 3, 7, True, True),
+    ),
     # ---------------------------------------------------------------- held-out half (never tuned on)
     Family("add4-uniform", "held-out", "char", 60_000, "a+b, operands uniform 0-9999", _uniform_op("+", 9999)),
-    Family("sub3-uniform", "held-out", "char", 48_750, "a-b, operands uniform 0-999 (negative results)",
-           _uniform_op("-", 999)),
+    Family(
+        "sub3-uniform",
+        "held-out",
+        "char",
+        48_750,
+        "a-b, operands uniform 0-999 (negative results)",
+        _uniform_op("-", 999),
+    ),
     Family("mul2-uniform", "held-out", "char", 8_000, "a*b, operands uniform 0-99", _uniform_op("*", 99)),
-    Family("reverse-long", "held-out", "char", 20_000, "reverse 8-20 letters of a-z",
-           _string_map(LETTERS, 8, 20, lambda x: x[::-1])),
-    Family("dates-us-short", "held-out", "char", 10_000, "11/24/26 -> November 24, 2026 (century inferred)",
-           dates_us_short_to_long),
-    Family("add2-noisy10-1.5k", "held-out", "char", 1_500, "a+b, operands uniform 0-99, 1,500 pairs, 10% wrong "
-           "labels (small, noisy)", _uniform_op("+", 99), noise=0.10),
-    Family("lexicon3000-monotone", "held-out", "word", 40_000, "word-for-word translation, 3,000-word made-up "
-           "lexicon (Zipf frequencies), same order, 2-8 words", _lexicon_task(3000, 2, 8, False, True)),
-    Family("tatoeba-eng-fra", "held-out", "word", 5_000, "real sentences: Tatoeba English -> French, the 5,000 "
-           "shortest lines, first two columns, word tokens (scored by token accuracy: exact match stays low)",
-           None, score="token_accuracy"),
+    Family(
+        "reverse-long",
+        "held-out",
+        "char",
+        20_000,
+        "reverse 8-20 letters of a-z",
+        _string_map(LETTERS, 8, 20, lambda x: x[::-1]),
+    ),
+    Family(
+        "dates-us-short",
+        "held-out",
+        "char",
+        10_000,
+        "11/24/26 -> November 24, 2026 (century inferred)",
+        dates_us_short_to_long,
+    ),
+    Family(
+        "add2-noisy10-1.5k",
+        "held-out",
+        "char",
+        1_500,
+        "a+b, operands uniform 0-99, 1,500 pairs, 10% wrong labels (small, noisy)",
+        _uniform_op("+", 99),
+        noise=0.10,
+    ),
+    Family(
+        "lexicon3000-monotone",
+        "held-out",
+        "word",
+        40_000,
+        "word-for-word translation, 3,000-word made-up lexicon (Zipf frequencies), same order, 2-8 words",
+        _lexicon_task(3000, 2, 8, False, True),
+    ),
+    Family(
+        "tatoeba-eng-fra",
+        "held-out",
+        "word",
+        5_000,
+        "real sentences: Tatoeba English -> French, the 5,000 "
+        "shortest lines, first two columns, word tokens (scored by token accuracy: exact match stays low)",
+        None,
+        score="token_accuracy",
+    ),
 ]
 BY_NAME = {f.name: f for f in FAMILIES}
 HALVES = ("tuning", "held-out")

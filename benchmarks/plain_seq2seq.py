@@ -10,6 +10,7 @@ sides see the same examples, and it is scored the same way: exact match is "the 
 target", computed as "the teacher-forced argmax is right at every position" (the same thing for any model that
 decodes greedily, see Run.evaluate).
 """
+
 from __future__ import annotations
 
 import time
@@ -32,8 +33,7 @@ class PlainSeq2Seq(nn.Module):
         self.out = nn.Linear(hidden, tgt_vocab)
 
     def forward(self, src, src_len, tgt_in):  # src (B, S), tgt_in (B, T) -> logits (B, T, V)
-        packed = pack_padded_sequence(self.src_emb(src), src_len.clamp(min=1), batch_first=True,
-                                      enforce_sorted=False)
+        packed = pack_padded_sequence(self.src_emb(src), src_len.clamp(min=1), batch_first=True, enforce_sorted=False)
         _, (h, c) = self.encoder(packed)  # the last real timestep's state of every example
         s, _ = self.decoder(self.tgt_emb(tgt_in), (h, c))  # (B, T, H)
         return self.out(s)
@@ -56,8 +56,9 @@ def evaluate(model: PlainSeq2Seq, split, limit: int | None = None) -> dict:
     return {"exact_match": exact / max(n, 1), "token_accuracy": correct / max(tokens, 1), "n": n}
 
 
-def train_plain(data, budget_cpu_s: float, target: float = 0.99, seed: int = 0, eval_every: int = 50,
-                batch_size: int = 64) -> dict:
+def train_plain(
+    data, budget_cpu_s: float, target: float = 0.99, seed: int = 0, eval_every: int = 50, batch_size: int = 64
+) -> dict:
     """Train for `budget_cpu_s` CPU seconds (evaluations included). After each evaluation whose validation exact
     match (256 examples) reaches `target`, the test split is checked (not timed) and the run ends if it reaches
     `target` too. Returns the test scores, the CPU seconds to `target` (None if not reached), steps."""

@@ -7,6 +7,7 @@ As on the Train page, the runs live in the trainer's worker pool; a fragment pol
 and redraws only the live part. Measurements (accuracy by length, gradient per timestep) need the weights, so they
 are made in this process once per finished model, or on "Measure now".
 """
+
 import pandas as pd
 import streamlit as st
 
@@ -21,8 +22,7 @@ limits = get_limits()
 POLL = 0.5  # seconds between polls while the comparison trains (slower when many runs train on the server)
 
 st.title("Compare models side by side")
-with st.expander("Same data, same budget, one change: what am I looking at?", expanded=False,
-                 icon=":material/school:"):
+with st.expander("Same data, same budget, one change: what am I looking at?", expanded=False, icon=":material/school:"):
     st.markdown(text_compare.COMPARE)
 
 K_USED = "cmp_used"  # set by a "Use model" click inside the live fragment: rerun the whole page once, to show it
@@ -34,18 +34,25 @@ if msg:
 # ---------------------------------------------------------------------------------------------------- the preset
 with st.container(border=True):
     a, b = st.columns([3, 1], gap="large", vertical_alignment="center")
-    a.markdown(f"**Why attention?** Reversal of {compare.WHY_LENGTHS[0]}-{compare.WHY_LENGTHS[1]} letters, an LSTM "
-               f"without and with attention, {compare.WHY_EPOCHS} epochs each: the classic experiment in one click.")
-
+    a.markdown(
+        f"**Why attention?** Reversal of {compare.WHY_LENGTHS[0]}-{compare.WHY_LENGTHS[1]} letters, an LSTM "
+        f"without and with attention, {compare.WHY_EPOCHS} epochs each: the classic experiment in one click."
+    )
 
     def why_attention() -> None:
         problem = compare.start_why_attention()
         if problem:
             state.notice(problem)
 
-
-    b.button("Run “Why attention?”", type="primary", icon=":material/science:", on_click=why_attention,
-             width="stretch", key="btn_why", help="Sets up the two models and the data below and starts training.")
+    b.button(
+        "Run “Why attention?”",
+        type="primary",
+        icon=":material/science:",
+        on_click=why_attention,
+        width="stretch",
+        key="btn_why",
+        help="Sets up the two models and the data below and starts training.",
+    )
 
 cmp = compare.get()
 if cmp is not None and cmp.preset == "why_attention":
@@ -58,44 +65,63 @@ opts = compare.models()
 cfgs = compare.configs(data, opts)
 labels = fc.model_labels(cfgs)
 with st.container(border=True):
-    st.markdown(f"**Data** (for Start): {data_desc}: {len(data.train):,} training / {len(data.valid):,} validation pairs")
+    st.markdown(
+        f"**Data** (for Start): {data_desc}: {len(data.train):,} training / {len(data.valid):,} validation pairs"
+    )
     st.markdown("**Models** (A is the Model page's model; the others are A with one change)")
     for i, (cfg, label) in enumerate(zip(cfgs, labels)):
         c1, c2, c3 = st.columns([5, 2, 1], vertical_alignment="center")
-        c1.markdown(f"<span style='color:{fc.MODEL_COLORS[i]};font-size:1.4em'>■</span> {label}",
-                    unsafe_allow_html=True)  # labels come from the model options only, never from user text
+        c1.markdown(
+            f"<span style='color:{fc.MODEL_COLORS[i]};font-size:1.4em'>■</span> {label}", unsafe_allow_html=True
+        )  # labels come from the model options only, never from user text
         n = count_parameters(cfg)["total"]
         c2.markdown(f"{n:,} parameters" + (" — over the limit" if n > limits.max_params else ""))
         if i:
-            c3.button("Remove", key=f"btn_cmp_remove_{i}", icon=":material/close:", on_click=compare.remove_model,
-                      args=(i,))
+            c3.button(
+                "Remove", key=f"btn_cmp_remove_{i}", icon=":material/close:", on_click=compare.remove_model, args=(i,)
+            )
     a, b, c = st.columns([3, 1, 2], vertical_alignment="bottom")
     choices = compare.variant_choices(opts[0])
     full = len(opts) >= limits.max_compare_models
-    pick = a.selectbox("Add a model: the same as A, but …", choices, key="cmp_add", disabled=full,
-                       help=f"Up to {limits.max_compare_models} models (SEQ2SEQ_MAX_COMPARE_MODELS).")
-
+    pick = a.selectbox(
+        "Add a model: the same as A, but …",
+        choices,
+        key="cmp_add",
+        disabled=full,
+        help=f"Up to {limits.max_compare_models} models (SEQ2SEQ_MAX_COMPARE_MODELS).",
+    )
 
     def add() -> None:
         problem = compare.add_model(st.session_state.get("cmp_add"))
         if problem:
             state.notice(problem)
 
-
     b.button("Add", key="btn_cmp_add", icon=":material/add:", on_click=add, disabled=full, width="stretch")
-    c.button("Model A = the Model page's model", key="btn_cmp_reset", icon=":material/restart_alt:",
-             on_click=compare.reset_models, width="stretch",
-             help="Start the list again from the model set up on the Model page.")
+    c.button(
+        "Model A = the Model page's model",
+        key="btn_cmp_reset",
+        icon=":material/restart_alt:",
+        on_click=compare.reset_models,
+        width="stretch",
+        help="Start the list again from the model set up on the Model page.",
+    )
     st.page_link("pages/model.py", label="Change model A on the Model page", icon=":material/account_tree:")
 
     a, b = st.columns([1, 3], vertical_alignment="bottom")
     st.session_state.setdefault("cmp_epochs", compare.DEFAULT_EPOCHS)  # (the preset sets it: no value= here)
-    epochs = a.number_input("Epochs (every model)", 1, 1000, key="cmp_epochs",
-                            help="The same number of passes over the training pairs for every model.")
+    epochs = a.number_input(
+        "Epochs (every model)",
+        1,
+        1000,
+        key="cmp_epochs",
+        help="The same number of passes over the training pairs for every model.",
+    )
     t_cfg = compare.train_config(epochs)
-    b.caption(f"Training settings from the Train page, the same for every model: {t_cfg.optimizer}, learning rate "
-              f"{state.fmt_lr(t_cfg.lr)} ({t_cfg.lr_schedule}), batch {t_cfg.batch_size}, seed {t_cfg.seed}, "
-              f"teacher forcing {t_cfg.teacher_forcing:g}, clipping {t_cfg.clip:g}.")
+    b.caption(
+        f"Training settings from the Train page, the same for every model: {t_cfg.optimizer}, learning rate "
+        f"{state.fmt_lr(t_cfg.lr)} ({t_cfg.lr_schedule}), batch {t_cfg.batch_size}, seed {t_cfg.seed}, "
+        f"teacher forcing {t_cfg.teacher_forcing:g}, clipping {t_cfg.clip:g}."
+    )
 
 # ------------------------------------------------------------------------------------------------------ controls
 statuses = [state.trainer().snapshot(r)["status"] for r in cmp.run_ids] if cmp else []
@@ -103,22 +129,53 @@ any_active = any(s in compare.ACTIVE for s in statuses)
 
 
 def start() -> None:
-    problem = compare.start(data, data_desc, compare.models(), st.session_state.get("cmp_epochs") or compare.DEFAULT_EPOCHS)
+    problem = compare.start(
+        data, data_desc, compare.models(), st.session_state.get("cmp_epochs") or compare.DEFAULT_EPOCHS
+    )
     if problem:
         state.notice(problem)
 
 
 cols = st.columns([1.6, 1, 1, 1, 4])
-cols[0].button("Start the comparison" if not cmp else "Start again", type="primary", icon=":material/play_arrow:",
-               on_click=start, width="stretch", key="btn_cmp_start", disabled=len(opts) < 2,
-               help="Train every model above from fresh random weights, at the same time." if len(opts) > 1 else
-               "Add at least one more model first.")
-cols[1].button("Pause", icon=":material/pause:", on_click=compare.control, args=("pause",), width="stretch",
-               disabled=not any_active, key="btn_cmp_pause")
-cols[2].button("Resume", icon=":material/resume:", on_click=compare.control, args=("resume",), width="stretch",
-               disabled="paused" not in statuses, key="btn_cmp_resume")
-cols[3].button("Stop", icon=":material/stop:", on_click=compare.control, args=("stop",), width="stretch",
-               disabled=not any(s in compare.LIVE for s in statuses), key="btn_cmp_stop")
+cols[0].button(
+    "Start the comparison" if not cmp else "Start again",
+    type="primary",
+    icon=":material/play_arrow:",
+    on_click=start,
+    width="stretch",
+    key="btn_cmp_start",
+    disabled=len(opts) < 2,
+    help="Train every model above from fresh random weights, at the same time."
+    if len(opts) > 1
+    else "Add at least one more model first.",
+)
+cols[1].button(
+    "Pause",
+    icon=":material/pause:",
+    on_click=compare.control,
+    args=("pause",),
+    width="stretch",
+    disabled=not any_active,
+    key="btn_cmp_pause",
+)
+cols[2].button(
+    "Resume",
+    icon=":material/resume:",
+    on_click=compare.control,
+    args=("resume",),
+    width="stretch",
+    disabled="paused" not in statuses,
+    key="btn_cmp_resume",
+)
+cols[3].button(
+    "Stop",
+    icon=":material/stop:",
+    on_click=compare.control,
+    args=("stop",),
+    width="stretch",
+    disabled=not any(s in compare.LIVE for s in statuses),
+    key="btn_cmp_stop",
+)
 
 
 # ----------------------------------------------------------------------------------------------------- live view
@@ -135,20 +192,27 @@ def chart(col, title: str, table, spec: dict, key: str, empty: str) -> None:
 
 
 K_LIVE = "cmp_live_charts"  # (version, tables, specs): rebuilt only when a snapshot has new points
-K_FIGS = "cmp_figs"  # (version, figures): the measurement figures, rebuilt only when a measurement or the choice changes
+K_FIGS = (
+    "cmp_figs"  # (version, figures): the measurement figures, rebuilt only when a measurement or the choice changes
+)
 
 
 def live_charts(cmp, snaps) -> tuple[dict, dict]:
     """The live charts' Arrow tables and Vega-Lite specs, rebuilt only when some run has new points."""
-    version = (cmp.id, tuple((s["step"], len((s.get("history") or {}).get("eval_step") or []), s["status"])
-                             for s in snaps))
+    version = (
+        cmp.id,
+        tuple((s["step"], len((s.get("history") or {}).get("eval_step") or []), s["status"]) for s in snaps),
+    )
     cached = st.session_state.get(K_LIVE)
     if cached and cached[0] == version:
         return cached[1], cached[2]
     hist = [(label, s.get("history") or {}) for label, s in zip(cmp.labels, snaps)]
-    measures = {"train": ("step", "train_loss", "cross-entropy", None), "valid": ("eval_step", "valid_loss",
-                "cross-entropy", None), "em": ("eval_step", "exact_match", "share exactly right", (0, 1)),
-                "tok": ("eval_step", "token_accuracy", "share of tokens right", (0, 1))}
+    measures = {
+        "train": ("step", "train_loss", "cross-entropy", None),
+        "valid": ("eval_step", "valid_loss", "cross-entropy", None),
+        "em": ("eval_step", "exact_match", "share exactly right", (0, 1)),
+        "tok": ("eval_step", "token_accuracy", "share of tokens right", (0, 1)),
+    }
     tables, specs = {}, {}
     for name, (x, y, y_title, dom) in measures.items():
         tables[name] = figures.arrow(fc.curves_table(hist, x, y))
@@ -168,27 +232,48 @@ def live(polling: bool) -> None:
         return
     t = state.trainer()
     snaps = [t.snapshot(r) for r in cmp.run_ids]
-    st.caption(f"This comparison trains on {cmp.data_desc}: {len(cmp.data.train):,} training pairs; "
-               f"{cmp.train_cfg.epochs:g} epochs per model.")
+    st.caption(
+        f"This comparison trains on {cmp.data_desc}: {len(cmp.data.train):,} training pairs; "
+        f"{cmp.train_cfg.epochs:g} epochs per model."
+    )
     # the status of each model, and the table of sizes and speeds
     rows = []
     for i, (label, snap) in enumerate(zip(cmp.labels, snaps)):
         steps_s = snap["step"] / snap["seconds"] if snap.get("seconds") else None
         best = snap.get("best_exact_match")
-        rows.append({"model": label, "status": snap["status"], "parameters": count_parameters(cmp.cfgs[i])["total"],
-                     "step": snap["step"], "epoch": round(snap["epoch"], 2),
-                     "steps/s": round(steps_s, 1) if steps_s else None,
-                     "best exact match": None if best is None else round(100 * best, 1)})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cmp_table", column_config={
-        "parameters": st.column_config.NumberColumn(format="localized"),
-        "best exact match": st.column_config.NumberColumn(format="%.1f %%")})
+        rows.append(
+            {
+                "model": label,
+                "status": snap["status"],
+                "parameters": count_parameters(cmp.cfgs[i])["total"],
+                "step": snap["step"],
+                "epoch": round(snap["epoch"], 2),
+                "steps/s": round(steps_s, 1) if steps_s else None,
+                "best exact match": None if best is None else round(100 * best, 1),
+            }
+        )
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="cmp_table",
+        column_config={
+            "parameters": st.column_config.NumberColumn(format="localized"),
+            "best exact match": st.column_config.NumberColumn(format="%.1f %%"),
+        },
+    )
     cols = st.columns(len(cmp.labels))
     for i, (col, snap) in enumerate(zip(cols, snaps)):
-        col.button(f"Use model {fc.LETTERS[i]}", key=f"btn_cmp_use_{i}", icon=":material/check_circle:",
-                   on_click=use, args=(i,), width="stretch",
-                   disabled=snap["status"] in compare.ACTIVE + ("diverged", "error") or not snap["step"],
-                   help=f"Make {cmp.labels[i]} the current model: the Encoder, Hidden states and Decoder pages "
-                        "show it, and the sidebar lists it.")
+        col.button(
+            f"Use model {fc.LETTERS[i]}",
+            key=f"btn_cmp_use_{i}",
+            icon=":material/check_circle:",
+            on_click=use,
+            args=(i,),
+            width="stretch",
+            disabled=snap["status"] in compare.ACTIVE + ("diverged", "error") or not snap["step"],
+            help=f"Make {cmp.labels[i]} the current model: the Encoder, Hidden states and Decoder pages "
+            "show it, and the sidebar lists it.",
+        )
     if st.session_state.pop(K_USED, False):
         st.rerun()  # the whole page: the sidebar shows the new current model, the notice its name
     for snap, label in zip(snaps, cmp.labels):
@@ -200,8 +285,14 @@ def live(polling: bool) -> None:
     after_eval = f"Appears after the first evaluation (every {every} optimizer steps)."
     tables, specs = live_charts(cmp, snaps)
     a, b = st.columns(2)
-    chart(a, "**Training loss**", tables["train"], specs["train"], "cmp_chart_train",
-          "Appears after the first optimizer step.")
+    chart(
+        a,
+        "**Training loss**",
+        tables["train"],
+        specs["train"],
+        "cmp_chart_train",
+        "Appears after the first optimizer step.",
+    )
     chart(b, "**Validation loss**", tables["valid"], specs["valid"], "cmp_chart_valid", after_eval)
     a, b = st.columns(2)
     chart(a, "**Validation exact match**", tables["em"], specs["em"], "cmp_chart_em", after_eval)
@@ -249,9 +340,13 @@ def measurements(cmp, snaps) -> None:
     res = [cmp.results.get(r) for r in cmp.run_ids]
     have = [(lab, r) for lab, r in zip(cmp.labels, res) if r]
     if any(s["status"] in compare.ACTIVE for s in snaps):
-        st.button("Measure now", icon=":material/straighten:", key="btn_cmp_measure", on_click=measure_now,
-                  help="Measure the models at their current weights (each model is measured by itself when it "
-                       "finishes).")
+        st.button(
+            "Measure now",
+            icon=":material/straighten:",
+            key="btn_cmp_measure",
+            on_click=measure_now,
+            help="Measure the models at their current weights (each model is measured by itself when it finishes).",
+        )
     if not have:
         st.caption("Measured on fresh held-out examples when the models finish training (or press Measure now).")
         return
@@ -260,17 +355,25 @@ def measurements(cmp, snaps) -> None:
     cached = st.session_state.get(K_FIGS)
     if not cached or cached[0] != version:  # both accuracy measures at once: switching between them is free
         lengths = sorted({r["grad_length"] for _, r in have})
-        grads = fc.fig_timestep_grads([(lab, r["grads"]) for lab, r in have],
-                                      f"‖∂L/∂h_t‖ on inputs of {', '.join(map(str, lengths))} tokens")
-        by_len = {m: fc.fig_accuracy_by_length([(lab, r["by_length"]) for lab, r in have], m.replace(" ", "_"),
-                                               cmp.train_range) for m in ("exact match", "token accuracy")}
+        grads = fc.fig_timestep_grads(
+            [(lab, r["grads"]) for lab, r in have], f"‖∂L/∂h_t‖ on inputs of {', '.join(map(str, lengths))} tokens"
+        )
+        by_len = {
+            m: fc.fig_accuracy_by_length(
+                [(lab, r["by_length"]) for lab, r in have], m.replace(" ", "_"), cmp.train_range
+            )
+            for m in ("exact match", "token accuracy")
+        }
         cached = st.session_state[K_FIGS] = (version, grads, by_len)
     a.plotly_chart(cached[1], key="cmp_fig_grads", config={"displayModeBar": False})
-    a.caption("Mean over up to 32 held-out inputs of one length, at each model's latest measured weights "
-              "(step " + ", ".join(f"{lab[0]}: {r['step']:,}" for lab, r in have) + "). Log scale: a line falling "
-              "towards t = 1 is a vanishing gradient.")
-    measure = b.segmented_control("Accuracy", ["exact match", "token accuracy"], default="exact match",
-                                  key="cmp_measure", required=True)
+    a.caption(
+        "Mean over up to 32 held-out inputs of one length, at each model's latest measured weights "
+        "(step " + ", ".join(f"{lab[0]}: {r['step']:,}" for lab, r in have) + "). Log scale: a line falling "
+        "towards t = 1 is a vanishing gradient."
+    )
+    measure = b.segmented_control(
+        "Accuracy", ["exact match", "token accuracy"], default="exact match", key="cmp_measure", required=True
+    )
     b.plotly_chart(cached[2][measure], key="cmp_fig_length", config={"displayModeBar": False})
     n = sum(x["n"] for x in have[0][1]["by_length"])
     b.caption(f"{n:,} held-out examples (none of them in the training data).")
@@ -279,5 +382,7 @@ def measurements(cmp, snaps) -> None:
 if cmp is not None:
     st.fragment(live, run_every=poll_seconds() if any_active else None)(any_active)
 else:
-    st.info("Add a model (for example “with additive attention”), then press **Start the comparison**; or run the "
-            "**Why attention?** preset above. The curves of every model appear here, live.")
+    st.info(
+        "Add a model (for example “with additive attention”), then press **Start the comparison**; or run the "
+        "**Why attention?** preset above. The curves of every model appear here, live."
+    )

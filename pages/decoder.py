@@ -1,5 +1,6 @@
 """Decoder page: s_t = g(y_{t-1}, c, s_{t-1}), the output distribution p_t at every step, attention, decoding
 strategies (greedy, sampling, beam search with its tree), teacher forcing with cross-entropy, and forcing a token."""
+
 import numpy as np
 import streamlit as st
 
@@ -39,8 +40,14 @@ c1, c2 = st.columns(2)
 with c1:
     strategy = st.radio("Decoding strategy", [GREEDY, SAMPLE, BEAM], horizontal=True, key=K_STRAT)
 with c2:
-    mode = st.radio("Mode", [FREE, FORCED], horizontal=True, key=K_MODE, disabled=strategy == BEAM,
-                    help="Beam search is always free-running.")
+    mode = st.radio(
+        "Mode",
+        [FREE, FORCED],
+        horizontal=True,
+        key=K_MODE,
+        disabled=strategy == BEAM,
+        help="Beam search is always free-running.",
+    )
 if strategy == BEAM:
     mode = FREE
 st.markdown(TXT.STRATEGY_TEXT[{GREEDY: "greedy", SAMPLE: "sample", BEAM: "beam"}[strategy]])
@@ -77,21 +84,50 @@ force_dict = {force[2]: force[3]} if force is not None and strategy != BEAM else
 
 
 def run(force_: dict | None):
-    key = (tuple(tokens), strategy, temperature, top_k, seed, tuple(target_tokens or ()),
-           tuple(sorted((force_ or {}).items())))
-    return cached(cur, "decoder", key, lambda: trace_decoder(
-        cur.model, enc, cur.tgt_vocab, strategy="sample" if strategy == SAMPLE else "greedy", temperature=temperature,
-        top_k=int(top_k), seed=int(seed), target=target_tokens, teacher_forced=mode == FORCED, force=force_))
+    key = (
+        tuple(tokens),
+        strategy,
+        temperature,
+        top_k,
+        seed,
+        tuple(target_tokens or ()),
+        tuple(sorted((force_ or {}).items())),
+    )
+    return cached(
+        cur,
+        "decoder",
+        key,
+        lambda: trace_decoder(
+            cur.model,
+            enc,
+            cur.tgt_vocab,
+            strategy="sample" if strategy == SAMPLE else "greedy",
+            temperature=temperature,
+            top_k=int(top_k),
+            seed=int(seed),
+            target=target_tokens,
+            teacher_forced=mode == FORCED,
+            force=force_,
+        ),
+    )
 
 
 beam = None
 if strategy == BEAM:
-    beam = cached(cur, "beam", (tuple(tokens), width),
-                  lambda: beam_search(cur.model, enc.ids, width, max_len=2 * len(enc.ids) + 10))
+    beam = cached(
+        cur,
+        "beam",
+        (tuple(tokens), width),
+        lambda: beam_search(cur.model, enc.ids, width, max_len=2 * len(enc.ids) + 10),
+    )
     best = [itos[i] for i in beam.best]
     # step through the best hypothesis: feed it back as the "target" to see p_t and attention along its path
-    trace = cached(cur, "decoder", (tuple(tokens), "beam-path", tuple(best)), lambda: trace_decoder(
-        cur.model, enc, cur.tgt_vocab, target=best, teacher_forced=True))
+    trace = cached(
+        cur,
+        "decoder",
+        (tuple(tokens), "beam-path", tuple(best)),
+        lambda: trace_decoder(cur.model, enc, cur.tgt_vocab, target=best, teacher_forced=True),
+    )
     before = None
 else:
     trace = run(force_dict)
@@ -108,12 +144,20 @@ if mode == FORCED:
     m2.metric("steps where the model's top choice = target", f"{n_right} / {len(trace.steps)}")
 
 if strategy == BEAM:
-    plot(F.beam_tree_figure(beam.tree, itos, best_ids=F.beam_best_path(beam.tree, beam.best),
-                            max_pruned_per_step=width))
-    st.caption(f"Showing every kept node and at most {width} pruned candidates per step. Scores are total "
-               "log-probabilities (higher is better); the final ranking divides by the length.")
-    st.dataframe({"hypothesis": [detokenize([itos[i] for i in ids], cur.tokenizer) for ids, _ in beam.hypotheses],
-                  "score (mean log p per token)": [round(sc, 4) for _, sc in beam.hypotheses]}, hide_index=True)
+    plot(
+        F.beam_tree_figure(beam.tree, itos, best_ids=F.beam_best_path(beam.tree, beam.best), max_pruned_per_step=width)
+    )
+    st.caption(
+        f"Showing every kept node and at most {width} pruned candidates per step. Scores are total "
+        "log-probabilities (higher is better); the final ranking divides by the length."
+    )
+    st.dataframe(
+        {
+            "hypothesis": [detokenize([itos[i] for i in ids], cur.tokenizer) for ids, _ in beam.hypotheses],
+            "score (mean log p per token)": [round(sc, 4) for _, sc in beam.hypotheses],
+        },
+        hide_index=True,
+    )
 elif force_dict:
     t_f, tok_f = force[2], force[3]
     plot(F.force_compare_figure([s.chosen_token for s in before.steps], [s.chosen_token for s in trace.steps], t_f - 1))
@@ -129,10 +173,12 @@ if strategy != BEAM:
         t_pick = f1.number_input("Step t", 1, len(base.steps), min(2, len(base.steps)), key="dec_force_t")
         st_pick = base.steps[t_pick - 1]
         options = [t for t in itos if t not in (PAD, SOS)]
-        runner_up = next((itos[i] for i in np.argsort(-st_pick.probs) if itos[i] in options and i != st_pick.chosen_id),
-                         options[0])
-        tok_pick = f2.selectbox(f"Token y_{t_pick} (default: the runner-up at step {t_pick})", options,
-                                index=options.index(runner_up))
+        runner_up = next(
+            (itos[i] for i in np.argsort(-st_pick.probs) if itos[i] in options and i != st_pick.chosen_id), options[0]
+        )
+        tok_pick = f2.selectbox(
+            f"Token y_{t_pick} (default: the runner-up at step {t_pick})", options, index=options.index(runner_up)
+        )
         if f3.button("Force it", type="primary", key="dec_force_go"):
             st.session_state[K_FORCE] = (cur.uid, src_text, int(t_pick), tok_pick)
             st.rerun()
@@ -150,11 +196,16 @@ if n_steps > 1:
 else:
     t = 1
 step = trace.steps[t - 1]
-what = "forced" if step.forced else ("sampled" if strategy == SAMPLE else "top choice" if strategy == GREEDY else
-                                     "beam's choice")
+what = (
+    "forced"
+    if step.forced
+    else ("sampled" if strategy == SAMPLE else "top choice" if strategy == GREEDY else "beam's choice")
+)
 if mode == FORCED or strategy == BEAM:
-    line = (f"Step {t}: input y_{t - 1} = {step.input_token!r} → target y_{t} = {step.target_token!r}; "
-            f"model's top choice {itos[int(np.argmax(step.probs))]!r}")
+    line = (
+        f"Step {t}: input y_{t - 1} = {step.input_token!r} → target y_{t} = {step.target_token!r}; "
+        f"model's top choice {itos[int(np.argmax(step.probs))]!r}"
+    )
     if mode == FORCED:
         line += f"; cross-entropy −log p = {step.cross_entropy:.3g}"
 else:
@@ -165,25 +216,55 @@ show_k = st.slider("Tokens shown in the distribution", 3, min(30, len(itos)), mi
 cl, cr = st.columns(2)
 with cl:
     chosen_id = step.chosen_id if mode == FREE and strategy != BEAM else int(np.argmax(step.probs))
-    plot(F.topk_figure(step.probs, itos, chosen_id, show_k, step.target_id if mode == FORCED or strategy == BEAM
-                       else None, title=f"Output distribution p_{t}"))
+    plot(
+        F.topk_figure(
+            step.probs,
+            itos,
+            chosen_id,
+            show_k,
+            step.target_id if mode == FORCED or strategy == BEAM else None,
+            title=f"Output distribution p_{t}",
+        )
+    )
     if step.sample_probs is not None:
-        plot(F.topk_figure(step.sample_probs, itos, step.chosen_id, show_k,
-                           title=f"Distribution sampled from (T = {temperature}, top-k = {top_k or 'all'})"))
+        plot(
+            F.topk_figure(
+                step.sample_probs,
+                itos,
+                step.chosen_id,
+                show_k,
+                title=f"Distribution sampled from (T = {temperature}, top-k = {top_k or 'all'})",
+            )
+        )
 with cr:
     if has_attention and step.attention is not None:
         plot(F.attention_bar(step.attention, enc.tokens, f"Attention a_{t} over the source"))
     else:
-        st.info("No attention in this model: at every step the decoder sees the same context vector c, never the "
-                "individual encoder states h_1..h_T.")
+        st.info(
+            "No attention in this model: at every step the decoder sees the same context vector c, never the "
+            "individual encoder states h_1..h_T."
+        )
     plot(F.vector_strip(step.s[-1], f"Decoder state s_{t} (top layer)", "s_t"))
 
 # ---- all steps -------------------------------------------------------------------------------------------------
 row_tokens = [s.chosen_token if mode == FREE and strategy != BEAM else s.target_token for s in trace.steps]
 A = trace.attention_matrix()
 if A is not None:
-    plot(F.attention_matrix_figure(A, enc.tokens, row_tokens, highlight=t - 1,
-                                   title="Attention over all steps (rows: output tokens, columns: source tokens)"))
+    plot(
+        F.attention_matrix_figure(
+            A,
+            enc.tokens,
+            row_tokens,
+            highlight=t - 1,
+            title="Attention over all steps (rows: output tokens, columns: source tokens)",
+        )
+    )
 if mode == FORCED:
-    plot(F.cross_entropy_figure([s.cross_entropy for s in trace.steps], [s.target_token for s in trace.steps],
-                                [itos[int(np.argmax(s.probs))] for s in trace.steps], highlight=t - 1))
+    plot(
+        F.cross_entropy_figure(
+            [s.cross_entropy for s in trace.steps],
+            [s.target_token for s in trace.steps],
+            [itos[int(np.argmax(s.probs))] for s in trace.steps],
+            highlight=t - 1,
+        )
+    )

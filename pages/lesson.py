@@ -1,4 +1,5 @@
 """Lesson page: the guided lesson's outline, and where it starts (ui/lesson.py holds the steps and the lesson bar)."""
+
 import streamlit as st
 
 from ui import lesson
@@ -13,13 +14,26 @@ st.markdown(
     f"**Keyboard:** {lesson.NEXT_KEY} / {lesson.BACK_KEY} = next / previous step (a presenter's clicker sends these), "
     f"→ / ← = next / previous timestep on the Encoder and Decoder pages, {lesson.PRESENTER_KEY} = presenter mode "
     "(larger text). The notation: x_t input token, h_t encoder state, c context vector, s_t decoder state, "
-    "y_t output token, a_t attention weights, p_t the distribution over the next token.")
+    "y_t output token, a_t attention weights, p_t the distribution over the next token."
+)
 if lesson.active():
-    st.button("Restart the lesson from step 1", key="lesson_restart", on_click=lesson.start, args=(0,),
-              icon=":material/replay:")
+    st.button(
+        "Restart the lesson from step 1",
+        key="lesson_restart",
+        on_click=lesson.start,
+        args=(0,),
+        icon=":material/replay:",
+    )
 else:
-    st.button("Start the lesson", key="lesson_start", on_click=lesson.start, args=(0,), type="primary",
-              shortcut=lesson.NEXT_KEY, icon=":material/play_arrow:")
+    st.button(
+        "Start the lesson",
+        key="lesson_start",
+        on_click=lesson.start,
+        args=(0,),
+        type="primary",
+        shortcut=lesson.NEXT_KEY,
+        icon=":material/play_arrow:",
+    )
 for k, step in enumerate(lesson.STEPS):
     c1, c2 = st.columns([5, 1], vertical_alignment="center")
     c1.markdown(f"**{k + 1}. {step.title}** — {step.say}")

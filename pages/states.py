@@ -1,5 +1,6 @@
 """Hidden states & context page: all encoder states at once, the context vector c, trajectories of many inputs in
 2-D (PCA), and two inputs compared."""
+
 import numpy as np
 import streamlit as st
 
@@ -27,8 +28,10 @@ def encode(tokens: list[str]):
 with theory("What am I looking at?", "states"):
     st.markdown(TXT.STATES_INTRO)
     if cfg.bidirectional:
-        st.markdown("This encoder is **bidirectional**: each row is [h_t→ ; h_t←], forward units left of the dashed "
-                    "line, backward units right of it.")
+        st.markdown(
+            "This encoder is **bidirectional**: each row is [h_t→ ; h_t←], forward units left of the dashed "
+            "line, backward units right of it."
+        )
 
 tokens = input_picker(cur)
 if tokens is None:
@@ -41,8 +44,15 @@ if st.session_state.get(K_LAYER) not in range(1, L + 1):
 layer = st.selectbox("Layer", list(range(1, L + 1)), key=K_LAYER, disabled=L == 1) - 1
 states = np.concatenate([trace.h[layer, d] for d in range(D)], axis=1)  # (T, D*H)
 xlabel = "hidden unit" + (" (forward | backward)" if D == 2 else "")
-plot(F.states_heatmap(states, trace.tokens, f"All encoder states h_1..h_{T} (layer {layer + 1})", xlabel=xlabel,
-                      divider=H if D == 2 else None))
+plot(
+    F.states_heatmap(
+        states,
+        trace.tokens,
+        f"All encoder states h_1..h_{T} (layer {layer + 1})",
+        xlabel=xlabel,
+        divider=H if D == 2 else None,
+    )
+)
 st.markdown(TXT.CONTEXT)
 plot(F.vector_strip(trace.context, "Context vector c", "c"))
 
@@ -54,6 +64,7 @@ texts = many_inputs(cur, n)
 if len(texts) < 2:
     st.info("Not enough example inputs for this model to draw trajectories (load data on the Data page).")
 else:
+
     def fit():
         outs = [encode(toks).outputs for toks in texts.values()]
         return F.pca_fit(outs)
@@ -67,8 +78,11 @@ else:
     tok_lists.append(trace.tokens)
     names.append(cur.tokenizer.detokenize(trace.tokens))
     plot(F.pca_trajectories_figure(coords, names, tok_lists, ratio, highlight=[len(coords) - 1]))
-    st.caption("The states are the encoder's top-layer outputs" + (" [h_t→ ; h_t←]" if D == 2 else "") +
-               ". The thick black path is your input.")
+    st.caption(
+        "The states are the encoder's top-layer outputs"
+        + (" [h_t→ ; h_t←]" if D == 2 else "")
+        + ". The thick black path is your input."
+    )
 
 # ---- compare two inputs -------------------------------------------------------------------------------------
 st.header("Compare two inputs")

@@ -5,6 +5,7 @@ polls a snapshot from a fragment (every 0.3 s, slower when many runs train: poll
 the whole app) and coming back finds the run and its curves where they are, and the widgets stay responsive while it
 trains.
 """
+
 import copy
 
 import pandas as pd
@@ -28,18 +29,25 @@ ACTIVE = ("queued", "running")
 OI = figures.OI
 
 st.title("Train: watch the model learn")
-with st.expander("Loss, exact match and vanishing gradients: what am I looking at?", expanded=False,
-                 icon=":material/school:"):
+with st.expander(
+    "Loss, exact match and vanishing gradients: what am I looking at?", expanded=False, icon=":material/school:"
+):
     st.markdown(text.TRAIN)
 
 # ------------------------------------------------------------------------------------------------ what is trained
 data = state.get_data() or state.default_data()
 data_desc = state.get_data_desc() or state.default_data_desc()
 cur = state.current()
-init = st.radio("Start from", state.INIT_CHOICES, horizontal=True, key="init", **Q,
-                help="Random weights train the model set up on the Model page from scratch. The current model's "
-                     f"weights ({cur.name}) keep training the model shown in the sidebar: it must have been "
-                     "trained on data with the same vocabulary.")
+init = st.radio(
+    "Start from",
+    state.INIT_CHOICES,
+    horizontal=True,
+    key="init",
+    **Q,
+    help="Random weights train the model set up on the Model page from scratch. The current model's "
+    f"weights ({cur.name}) keep training the model shown in the sidebar: it must have been "
+    "trained on data with the same vocabulary.",
+)
 warm = init == state.INIT_CHOICES[1]
 mismatch = None
 if warm:  # the data must be expressed in the current model's own vocabularies (its embedding rows, output units)
@@ -68,37 +76,74 @@ with st.container(border=True):
     optimizer = a.segmented_control("Optimizer", OPTIMIZERS, default=DEF["opt"], key="opt", required=True, **Q)
     lr = a.select_slider("Learning rate", state.LEARNING_RATES, DEF["lr"], key="lr", **Q, format_func=state.fmt_lr)
     lr_schedule = a.selectbox(
-        "Learning-rate schedule", LR_SCHEDULES, index=LR_SCHEDULES.index(DEF["sched"]), key="sched", **Q,
+        "Learning-rate schedule",
+        LR_SCHEDULES,
+        index=LR_SCHEDULES.index(DEF["sched"]),
+        key="sched",
+        **Q,
         help="plateau: halve the rate when an evaluation brings no new lowest validation loss"
-             f"{'' if TrainConfig.lr_patience == 1 else f' ({TrainConfig.lr_patience} evaluations in a row)'}; "
-             f"after a halving at step k, not again before step {PLATEAU_SPACING:g} k, and never below "
-             f"1/{round(1 / PLATEAU_FLOOR)} of the starting rate. The fast start lasts while progress lasts, and "
-             "the weights can settle at the end. constant: never change it. "
-             f"halving: halve it every {TrainConfig.lr_half_life:,} steps, whatever happens.")
+        f"{'' if TrainConfig.lr_patience == 1 else f' ({TrainConfig.lr_patience} evaluations in a row)'}; "
+        f"after a halving at step k, not again before step {PLATEAU_SPACING:g} k, and never below "
+        f"1/{round(1 / PLATEAU_FLOOR)} of the starting rate. The fast start lasts while progress lasts, and "
+        "the weights can settle at the end. constant: never change it. "
+        f"halving: halve it every {TrainConfig.lr_half_life:,} steps, whatever happens.",
+    )
     batch = b.select_slider("Batch size", state.BATCH_SIZES, DEF["batch"], key="batch", **Q)
-    budget = b.segmented_control("Train for", state.BUDGETS, default=DEF["budget"], key="budget", required=True, **Q,
-                                 disabled=bool(lesson),
-                                 help="until it stops improving: train until that many evaluations in a row bring "
-                                      "neither a better validation exact match nor a lower validation loss (and at "
-                                      f"most this server's {limits.max_train_seconds:g} s).")
+    budget = b.segmented_control(
+        "Train for",
+        state.BUDGETS,
+        default=DEF["budget"],
+        key="budget",
+        required=True,
+        **Q,
+        disabled=bool(lesson),
+        help="until it stops improving: train until that many evaluations in a row bring "
+        "neither a better validation exact match nor a lower validation loss (and at "
+        f"most this server's {limits.max_train_seconds:g} s).",
+    )
     epochs = seconds = None
     patience = 0
     if budget == "epochs":
-        epochs = c.number_input("Epochs", 1, 1000, DEF["epochs"], key="epochs", **Q, disabled=bool(lesson),
-                                help="One epoch = one pass over the training pairs.")
+        epochs = c.number_input(
+            "Epochs",
+            1,
+            1000,
+            DEF["epochs"],
+            key="epochs",
+            **Q,
+            disabled=bool(lesson),
+            help="One epoch = one pass over the training pairs.",
+        )
     elif budget == "seconds":
-        seconds = c.number_input("Seconds", 5, int(limits.max_train_seconds), DEF["seconds"], key="seconds", **Q,
-                                 disabled=bool(lesson))
+        seconds = c.number_input(
+            "Seconds", 5, int(limits.max_train_seconds), DEF["seconds"], key="seconds", **Q, disabled=bool(lesson)
+        )
     else:
-        patience = c.number_input("Evaluations without progress", 1, 1000, DEF["patience"], key="patience", **Q,
-                                  disabled=bool(lesson),
-                                  help=f"Stop after this many evaluations in a row (one every "
-                                       f"{TrainConfig.eval_every} steps) without a new best validation exact match "
-                                       "or loss.")
-    seed = c.number_input("Seed", 0, 1_000_000, DEF["seed"], key="seed", **Q, help="Same seed, same settings: same run.")
-    teacher_forcing = d.slider("Teacher forcing", 0.0, 1.0, DEF["tf"], 0.05, key="tf", **Q,
-                               help="Probability of feeding the true previous token y_{t-1} to the decoder "
-                                    "(else its own guess).")
+        patience = c.number_input(
+            "Evaluations without progress",
+            1,
+            1000,
+            DEF["patience"],
+            key="patience",
+            **Q,
+            disabled=bool(lesson),
+            help=f"Stop after this many evaluations in a row (one every "
+            f"{TrainConfig.eval_every} steps) without a new best validation exact match "
+            "or loss.",
+        )
+    seed = c.number_input(
+        "Seed", 0, 1_000_000, DEF["seed"], key="seed", **Q, help="Same seed, same settings: same run."
+    )
+    teacher_forcing = d.slider(
+        "Teacher forcing",
+        0.0,
+        1.0,
+        DEF["tf"],
+        0.05,
+        key="tf",
+        **Q,
+        help="Probability of feeding the true previous token y_{t-1} to the decoder (else its own guess).",
+    )
     clip = d.slider("Gradient clipping (max norm, 0 = off)", 0.0, 5.0, DEF["clip"], 0.25, key="clip", **Q)
     if lesson:
         epochs, seconds, patience = None, lesson, 0  # a lesson: every run trains its seconds, together
@@ -108,21 +153,42 @@ with st.container(border=True):
 def diverge_preset() -> None:
     """Settings that make any model here blow up within a few steps (see docs/DESIGN.md, training)."""
     st.session_state.update(opt="sgd", lr=1000.0, clip=0.0)
-    state.notice("Set up a run that diverges: SGD, learning rate 1000, no gradient clipping. Press Start and watch "
-                 "the loss explode until the run is stopped. Then set the learning rate back to "
-                 f"{state.fmt_lr(DEF['lr'])}.")
+    state.notice(
+        "Set up a run that diverges: SGD, learning rate 1000, no gradient clipping. Press Start and watch "
+        "the loss explode until the run is stopped. Then set the learning rate back to "
+        f"{state.fmt_lr(DEF['lr'])}."
+    )
 
 
-d.button("Show a diverging run", icon=":material/trending_up:", on_click=diverge_preset, key="btn_diverge",
-         help="Fill in settings whose steps are far too large, to see what divergence looks like.")
-train_cfg = TrainConfig(optimizer=optimizer, lr=float(lr), lr_schedule=lr_schedule, batch_size=int(batch),
-                        epochs=float(epochs) if epochs else None, max_seconds=float(seconds) if seconds else None,
-                        stop_patience=int(patience), clip=float(clip), teacher_forcing=float(teacher_forcing),
-                        seed=int(seed))
-st.button("Recommended settings for this data", icon=":material/auto_fix_high:", key="btn_recommend_train",
-          on_click=state.apply_recommended, args=(data, data_desc), disabled=warm,
-          help="Fill in the model and these settings as the defaults benchmark found to work on data like this "
-               "one, sized from this dataset, each with the reason for it.")
+d.button(
+    "Show a diverging run",
+    icon=":material/trending_up:",
+    on_click=diverge_preset,
+    key="btn_diverge",
+    help="Fill in settings whose steps are far too large, to see what divergence looks like.",
+)
+train_cfg = TrainConfig(
+    optimizer=optimizer,
+    lr=float(lr),
+    lr_schedule=lr_schedule,
+    batch_size=int(batch),
+    epochs=float(epochs) if epochs else None,
+    max_seconds=float(seconds) if seconds else None,
+    stop_patience=int(patience),
+    clip=float(clip),
+    teacher_forcing=float(teacher_forcing),
+    seed=int(seed),
+)
+st.button(
+    "Recommended settings for this data",
+    icon=":material/auto_fix_high:",
+    key="btn_recommend_train",
+    on_click=state.apply_recommended,
+    args=(data, data_desc),
+    disabled=warm,
+    help="Fill in the model and these settings as the defaults benchmark found to work on data like this "
+    "one, sized from this dataset, each with the reason for it.",
+)
 rec = state.recommended_reasons()
 if rec:
     with st.expander(f"Why these settings ({rec[0]})", expanded=False, icon=":material/lightbulb:"):
@@ -144,8 +210,10 @@ def start(generation: int) -> None:
     """Start (again). `generation` is the trainer's count of starts when this button was drawn: clicks that arrive
     while a start is in flight (20 in a second) start one run, not one each (SessionTrainer.start)."""
     if n_params > limits.max_params:
-        state.notice(f"This model has {n_params:,} parameters, over this server's limit of {limits.max_params:,} "
-                     f"(SEQ2SEQ_MAX_PARAMS). Choose fewer hidden units, a smaller embedding or fewer layers.")
+        state.notice(
+            f"This model has {n_params:,} parameters, over this server's limit of {limits.max_params:,} "
+            f"(SEQ2SEQ_MAX_PARAMS). Choose fewer hidden units, a smaller embedding or fewer layers."
+        )
         return
     if len(data.train) < 2 or not data.valid:
         state.notice("The dataset is too small to train and validate on: use more examples on the Data page.")
@@ -155,8 +223,14 @@ def start(generation: int) -> None:
         return
 
     try:
-        trainer.start(data, model_cfg, train_cfg, cur.model.state_dict() if warm else None, generation=generation,
-                      page_info=(data, (model_cfg, train_cfg, data_desc)))
+        trainer.start(
+            data,
+            model_cfg,
+            train_cfg,
+            cur.model.state_dict() if warm else None,
+            generation=generation,
+            page_info=(data, (model_cfg, train_cfg, data_desc)),
+        )
     except (LimitError, ValueError) as e:
         state.notice(f"Training could not start: {e}")
 
@@ -171,11 +245,22 @@ def use_trained() -> None:
     model.load_state_dict(trainer.weights(run_id))
     metrics = dict(snap.get("last_eval") or {})
     metrics["best_exact_match"] = snap.get("best_exact_match")
-    task = desc[len("task: "):].split(" ")[0] if desc.startswith("task: ") else None
-    name = f"trained in this session #{len(state.trained_models()) + 1}: {task or 'custom data'} ({state.describe(m_cfg)})"
-    ckpt = Checkpoint(model=model, model_cfg=m_cfg, train_cfg=t_cfg, tokens=run_data.tokens, tokenizer=run_data.tokenizer,
-                      src_vocab=run_data.src_vocab, tgt_vocab=run_data.tgt_vocab, metrics=metrics,
-                      history=snap.get("history") or {}, task=task)
+    task = desc[len("task: ") :].split(" ")[0] if desc.startswith("task: ") else None
+    name = (
+        f"trained in this session #{len(state.trained_models()) + 1}: {task or 'custom data'} ({state.describe(m_cfg)})"
+    )
+    ckpt = Checkpoint(
+        model=model,
+        model_cfg=m_cfg,
+        train_cfg=t_cfg,
+        tokens=run_data.tokens,
+        tokenizer=run_data.tokenizer,
+        src_vocab=run_data.src_vocab,
+        tgt_vocab=run_data.tgt_vocab,
+        metrics=metrics,
+        history=snap.get("history") or {},
+        task=task,
+    )
     state.trained_models()[name] = ckpt
     state.set_current(copy.deepcopy(ckpt), name)
     state.notice(f"Now showing {name} on the Encoder, Hidden states and Decoder pages.")
@@ -192,20 +277,62 @@ def control(action: str) -> None:
 
 
 cols = st.columns([1.3, 1, 1, 1, 1.4, 2.2])
-cols[0].button("Start" if not run_id else "Start again", type="primary", icon=":material/play_arrow:", on_click=start,
-               args=(trainer.generation,), width="stretch", key="btn_start", help="Start a new run from fresh random weights.")
-cols[1].button("Pause", icon=":material/pause:", on_click=control, args=("pause",), disabled=status not in ACTIVE,
-               width="stretch", key="btn_pause")
-cols[2].button("Resume", icon=":material/resume:", on_click=control, args=("resume",), disabled=status != "paused",
-               width="stretch", key="btn_resume")
-cols[3].button("Stop", icon=":material/stop:", on_click=control, args=("stop",),
-               disabled=status not in ACTIVE + ("paused",), width="stretch", key="btn_stop")
-cols[4].button("Continue", icon=":material/fast_forward:", on_click=control, args=("continue",),
-               disabled=status not in ("finished", "stopped"), width="stretch", key="btn_continue",
-               help="Train the same run further: by the epochs or seconds set above, or until it stops improving again.")
-cols[5].button("Use the trained model", icon=":material/check_circle:", on_click=use_trained, width="stretch",
-               disabled=not snap or status in ACTIVE + ("diverged", "error") or not snap.get("step"),
-               key="btn_use", help="Show this model on the Encoder, Hidden states and Decoder pages.")
+cols[0].button(
+    "Start" if not run_id else "Start again",
+    type="primary",
+    icon=":material/play_arrow:",
+    on_click=start,
+    args=(trainer.generation,),
+    width="stretch",
+    key="btn_start",
+    help="Start a new run from fresh random weights.",
+)
+cols[1].button(
+    "Pause",
+    icon=":material/pause:",
+    on_click=control,
+    args=("pause",),
+    disabled=status not in ACTIVE,
+    width="stretch",
+    key="btn_pause",
+)
+cols[2].button(
+    "Resume",
+    icon=":material/resume:",
+    on_click=control,
+    args=("resume",),
+    disabled=status != "paused",
+    width="stretch",
+    key="btn_resume",
+)
+cols[3].button(
+    "Stop",
+    icon=":material/stop:",
+    on_click=control,
+    args=("stop",),
+    disabled=status not in ACTIVE + ("paused",),
+    width="stretch",
+    key="btn_stop",
+)
+cols[4].button(
+    "Continue",
+    icon=":material/fast_forward:",
+    on_click=control,
+    args=("continue",),
+    disabled=status not in ("finished", "stopped"),
+    width="stretch",
+    key="btn_continue",
+    help="Train the same run further: by the epochs or seconds set above, or until it stops improving again.",
+)
+cols[5].button(
+    "Use the trained model",
+    icon=":material/check_circle:",
+    on_click=use_trained,
+    width="stretch",
+    disabled=not snap or status in ACTIVE + ("diverged", "error") or not snap.get("step"),
+    key="btn_use",
+    help="Show this model on the Encoder, Hidden states and Decoder pages.",
+)
 msg = state.notice()
 if msg:  # a problem from the buttons above (a limit, the data, the vocabulary), or the model now shown
     (st.success if msg.startswith("Now showing") else st.warning)(msg)
@@ -233,13 +360,29 @@ def other_runs() -> None:
         s = trainer.snapshot(rid)
         cfg = s.get("model_cfg") or {}
         a, b, c = st.columns([4, 1, 1], vertical_alignment="center")
-        a.text(f"run {rid[:6]}: {str(cfg.get('cell', '?')).upper()} H={cfg.get('hidden', '?')} · {s['status']} · "
-               f"step {int(s.get('step') or 0):,}")
-        b.button("Stop", icon=":material/stop:", on_click=stop_run, args=(rid,), key=f"btn_stop_{rid}",
-                 disabled=s["status"] not in ACTIVE + ("paused",), width="stretch")
-        c.button("Remove", icon=":material/delete:", on_click=remove_run, args=(rid,), key=f"btn_remove_{rid}",
-                 disabled=s["status"] in ACTIVE + ("paused",), width="stretch",
-                 help="Forget this ended run (stop it first).")
+        a.text(
+            f"run {rid[:6]}: {str(cfg.get('cell', '?')).upper()} H={cfg.get('hidden', '?')} · {s['status']} · "
+            f"step {int(s.get('step') or 0):,}"
+        )
+        b.button(
+            "Stop",
+            icon=":material/stop:",
+            on_click=stop_run,
+            args=(rid,),
+            key=f"btn_stop_{rid}",
+            disabled=s["status"] not in ACTIVE + ("paused",),
+            width="stretch",
+        )
+        c.button(
+            "Remove",
+            icon=":material/delete:",
+            on_click=remove_run,
+            args=(rid,),
+            key=f"btn_remove_{rid}",
+            disabled=s["status"] in ACTIVE + ("paused",),
+            width="stretch",
+            help="Forget this ended run (stop it first).",
+        )
 
 
 other_runs()
@@ -261,12 +404,25 @@ def poll_seconds() -> float:
     return min(2.0, max(POLL, 0.1 * active))
 
 
-LOSS_SPEC = figures.line_spec("step", "optimizer step", "loss",
-                              {"training loss": OI["blue"], "validation loss": OI["orange"]})
-ACC_SPEC = figures.line_spec("step", "optimizer step", "share correct",
-                             {"exact match": OI["green"], "token accuracy": OI["purple"]}, y_domain=(0, 1), points=True)
-SCORE_SPEC = figures.line_spec("step", "optimizer step", "score (0-100)",
-                                {"BLEU": OI["vermillion"], "chrF": OI["sky"]}, y_domain=(0, 100), points=True)
+LOSS_SPEC = figures.line_spec(
+    "step", "optimizer step", "loss", {"training loss": OI["blue"], "validation loss": OI["orange"]}
+)
+ACC_SPEC = figures.line_spec(
+    "step",
+    "optimizer step",
+    "share correct",
+    {"exact match": OI["green"], "token accuracy": OI["purple"]},
+    y_domain=(0, 1),
+    points=True,
+)
+SCORE_SPEC = figures.line_spec(
+    "step",
+    "optimizer step",
+    "score (0-100)",
+    {"BLEU": OI["vermillion"], "chrF": OI["sky"]},
+    y_domain=(0, 100),
+    points=True,
+)
 GROUP_SPEC = figures.bar_spec("parameter group", "‖gradient‖ (log)", OI["blue"], horizontal=True)
 STEP_SPEC = figures.bar_spec("encoder timestep", "‖∂L/∂h_t‖ (log)", OI["vermillion"])
 
@@ -282,10 +438,12 @@ def live_tables(run_id: str, snap: dict) -> dict[str, pa.Table]:
     # a source with several correct targets shows them as "a | b | c": right if the output is any of them
     table["correct"] = [p in t.split(" | ") for p, t in zip(table["prediction"], table["target"])]
     tables = {
-        "loss": figures.curves_frame(history, {"training loss": ("step", "train_loss"),
-                                               "validation loss": ("eval_step", "valid_loss")}),
-        "acc": figures.curves_frame(history, {"exact match": ("eval_step", "exact_match"),
-                                              "token accuracy": ("eval_step", "token_accuracy")}),
+        "loss": figures.curves_frame(
+            history, {"training loss": ("step", "train_loss"), "validation loss": ("eval_step", "valid_loss")}
+        ),
+        "acc": figures.curves_frame(
+            history, {"exact match": ("eval_step", "exact_match"), "token accuracy": ("eval_step", "token_accuracy")}
+        ),
         "scores": figures.curves_frame(history, {"BLEU": ("eval_step", "bleu"), "chrF": ("eval_step", "chrf")}),
         "groups": figures.bars_frame(snap.get("grad_norms") or {}),
         "steps": figures.bars_frame(snap.get("timestep_grad_norms") or [], prefix="t="),
@@ -313,24 +471,50 @@ def chart(col, title: str, table: pa.Table, spec: dict, key: str, empty: str) ->
 def curves(snap: dict, tables: dict[str, pa.Table]) -> None:
     scored = "bleu" in (snap.get("history") or {})  # word and subword data: BLEU and chrF next to exact match
     cols = st.columns(3 if scored else 2)
-    chart(cols[0], "**Loss (cross-entropy)**", tables["loss"], LOSS_SPEC, "chart_loss",
-          "The training loss appears after the first optimizer step.")
+    chart(
+        cols[0],
+        "**Loss (cross-entropy)**",
+        tables["loss"],
+        LOSS_SPEC,
+        "chart_loss",
+        "The training loss appears after the first optimizer step.",
+    )
     chart(cols[1], "**Validation accuracy**", tables["acc"], ACC_SPEC, "chart_acc", after_first_eval(snap))
     if scored:
-        chart(cols[2], "**Translation scores** (BLEU, chrF; sacrebleu)", tables["scores"], SCORE_SPEC, "chart_scores",
-              after_first_eval(snap))
+        chart(
+            cols[2],
+            "**Translation scores** (BLEU, chrF; sacrebleu)",
+            tables["scores"],
+            SCORE_SPEC,
+            "chart_scores",
+            after_first_eval(snap),
+        )
         last = snap.get("last_eval") or {}
         if "bleu" in last:
-            cols[2].caption(f"Latest: BLEU {last['bleu']:.1f}, chrF {last['chrf']:.1f} on the first "
-                            f"{last.get('n_scored', 0)} validation sources, scored against all their references.")
+            cols[2].caption(
+                f"Latest: BLEU {last['bleu']:.1f}, chrF {last['chrf']:.1f} on the first "
+                f"{last.get('n_scored', 0)} validation sources, scored against all their references."
+            )
 
 
 def gradients(snap: dict, tables: dict[str, pa.Table]) -> None:
     a, b = st.columns(2)
-    chart(a, "**Gradient norm per parameter group** (latest step)", tables["groups"], GROUP_SPEC, "chart_groups",
-          "Appears after the first optimizer step.")
-    chart(b, "**Gradient reaching each encoder timestep** ‖∂L/∂h_t‖", tables["steps"], STEP_SPEC, "chart_steps",
-          after_first_eval(snap))
+    chart(
+        a,
+        "**Gradient norm per parameter group** (latest step)",
+        tables["groups"],
+        GROUP_SPEC,
+        "chart_groups",
+        "Appears after the first optimizer step.",
+    )
+    chart(
+        b,
+        "**Gradient reaching each encoder timestep** ‖∂L/∂h_t‖",
+        tables["steps"],
+        STEP_SPEC,
+        "chart_steps",
+        after_first_eval(snap),
+    )
 
 
 def live(run_id: str, polling: bool) -> None:
@@ -357,8 +541,12 @@ def live(run_id: str, polling: bool) -> None:
     gradients(snap, tables)
     st.markdown("**Sample predictions** (validation inputs, at the latest evaluation)")
     if len(tables["samples"]):
-        st.dataframe(tables["samples"], hide_index=True, key="samples_table",
-                     column_config={"correct": st.column_config.CheckboxColumn("correct")})
+        st.dataframe(
+            tables["samples"],
+            hide_index=True,
+            key="samples_table",
+            column_config={"correct": st.column_config.CheckboxColumn("correct")},
+        )
     else:
         st.caption(after_first_eval(snap))
     if polling and s not in ACTIVE:
@@ -368,5 +556,7 @@ def live(run_id: str, polling: bool) -> None:
 if run_id:
     st.fragment(live, run_every=poll_seconds() if status in ACTIVE else None)(run_id, status in ACTIVE)
 else:
-    st.info("Press **Start** to train. The curves appear here and update a few times a second; you can switch pages "
-            "while it trains and come back.")
+    st.info(
+        "Press **Start** to train. The curves appear here and update a few times a second; you can switch pages "
+        "while it trains and come back."
+    )

@@ -1,4 +1,5 @@
 """`python -m seq2seq train|eval|predict ...` — see seq2seq/cli.py."""
+
 import sys
 
 from .cli import main

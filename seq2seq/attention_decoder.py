@@ -28,6 +28,7 @@ the matrix products with the weights, forward and backward, take bf16 inputs (th
 and everything else stays fp32: the gate pre-activations they are added into, the states, the attention, the
 gradients. The results are within bf16's rounding of the fp32 ones (tested: ~0.5% relative).
 """
+
 from __future__ import annotations
 
 import torch
@@ -57,7 +58,7 @@ class _AttentionDecoder(torch.autograd.Function):
         final state s_T, m_T."""
         B, T, E = e.shape
         H = W_hh.shape[1]
-        scale = H ** -0.5
+        scale = H**-0.5
         additive = kp is not None
         ks = None if additive else k * scale  # dot: scores = s . k_j / sqrt(H) = s . ks_j
         U = e.new_empty(T, B, k.shape[1], H) if additive else None  # additive: u_tj = tanh(W_s s_{t-1} + kp_j)
@@ -86,18 +87,26 @@ class _AttentionDecoder(torch.autograd.Function):
             c = torch.bmm(a.unsqueeze(1), k, out=C[t].unsqueeze(1)).squeeze(1)
             if cell == "lstm":
                 G = _addmm_(_addmm_(xe[t], c, W_icT), s, W_hhT)
-                G[:, 2 * H:3 * H].mul_(2)
+                G[:, 2 * H : 3 * H].mul_(2)
                 act = torch.sigmoid(G, out=ACT[t])
-                g = act[:, 2 * H:3 * H].mul_(2).sub_(1)  # tanh(x) = 2 sigma(2x) - 1
-                m = torch.mul(act[:, H:2 * H], m, out=M[t + 1]).addcmul_(act[:, :H], g)  # f m_{t-1} + i g
-                s = torch.mul(act[:, 3 * H:], _tanh(m), out=S[t + 1])  # o tanh(m_t)
+                g = act[:, 2 * H : 3 * H].mul_(2).sub_(1)  # tanh(x) = 2 sigma(2x) - 1
+                m = torch.mul(act[:, H : 2 * H], m, out=M[t + 1]).addcmul_(act[:, :H], g)  # f m_{t-1} + i g
+                s = torch.mul(act[:, 3 * H :], _tanh(m), out=S[t + 1])  # o tanh(m_t)
             elif cell == "gru":
                 Gx = _addmm_(xe[t], c, W_icT)
-                Gh = torch.addmm(b_hh, s, W_hhT, out=ACT[t, :, H:]) if lowp is None else \
-                    _addmm_(ACT[t, :, H:].copy_(b_hh), s, W_hhT)  # r and z blocks overwritten next
-                rz = torch.sigmoid(Gx[:, :2 * H].add_(Gh[:, :2 * H]), out=ACT[t, :, :2 * H])
-                n = torch.sigmoid(torch.addcmul(Gx[:, 2 * H:], rz[:, :H], Gh[:, 2 * H:]).mul_(2),
-                                  out=ACT[t, :, 2 * H:3 * H]).mul_(2).sub_(1)
+                Gh = (
+                    torch.addmm(b_hh, s, W_hhT, out=ACT[t, :, H:])
+                    if lowp is None
+                    else _addmm_(ACT[t, :, H:].copy_(b_hh), s, W_hhT)
+                )  # r and z blocks overwritten next
+                rz = torch.sigmoid(Gx[:, : 2 * H].add_(Gh[:, : 2 * H]), out=ACT[t, :, : 2 * H])
+                n = (
+                    torch.sigmoid(
+                        torch.addcmul(Gx[:, 2 * H :], rz[:, :H], Gh[:, 2 * H :]).mul_(2), out=ACT[t, :, 2 * H : 3 * H]
+                    )
+                    .mul_(2)
+                    .sub_(1)
+                )
                 s = torch.lerp(n, s, rz[:, H:], out=S[t + 1])  # (1 - z) n + z s_{t-1}
             else:
                 s = torch.sigmoid(_addmm_(_addmm_(xe[t], c, W_icT), s, W_hhT).mul_(2), out=S[t + 1])
@@ -105,8 +114,7 @@ class _AttentionDecoder(torch.autograd.Function):
         ctx.cell, ctx.scale, ctx.lowp = cell, scale, lowp
         ctx.save_for_backward(e, k, ks, W_ih, W_hh, A, C, ACT, S, M, U, W_s, v)
         ctx.set_materialize_grads(False)
-        return S[1:].transpose(0, 1), C.transpose(0, 1), A.transpose(0, 1), s.clone(), \
-            None if m is None else m.clone()
+        return S[1:].transpose(0, 1), C.transpose(0, 1), A.transpose(0, 1), s.clone(), None if m is None else m.clone()
 
     @staticmethod
     def backward(ctx, gS, gC, gA, gs_T, gm_T):
@@ -129,17 +137,17 @@ class _AttentionDecoder(torch.autograd.Function):
         # gate derivatives for every step at once: sigma' = x - x*x for x = sigma(.), tanh' = 1 - x*x for x = tanh(.)
         one = Q.new_ones(())
         if cell == "lstm":
-            I, F, Gg, O = ACT[..., :H], ACT[..., H:2 * H], ACT[..., 2 * H:3 * H], ACT[..., 3 * H:]
+            I, F, Gg, O = ACT[..., :H], ACT[..., H : 2 * H], ACT[..., 2 * H : 3 * H], ACT[..., 3 * H :]
             tm = _tanh(M[1:])
             dO_ = torch.addcmul(one, tm, tm, value=-1).mul_(O)  # d s_t / d m_t = o tanh'
             # dG_t = [dm g i', dm m_{t-1} f', dm i g', ds tanh(m_t) o'] with x' the activation's derivative
             FACT = torch.empty_like(ACT)
             torch.addcmul(I, I, I, value=-1, out=FACT[..., :H]).mul_(Gg)
-            torch.addcmul(F, F, F, value=-1, out=FACT[..., H:2 * H]).mul_(M[:-1])
-            torch.addcmul(one, Gg, Gg, value=-1, out=FACT[..., 2 * H:3 * H]).mul_(I)
-            torch.addcmul(O, O, O, value=-1, out=FACT[..., 3 * H:]).mul_(tm)
+            torch.addcmul(F, F, F, value=-1, out=FACT[..., H : 2 * H]).mul_(M[:-1])
+            torch.addcmul(one, Gg, Gg, value=-1, out=FACT[..., 2 * H : 3 * H]).mul_(I)
+            torch.addcmul(O, O, O, value=-1, out=FACT[..., 3 * H :]).mul_(tm)
         elif cell == "gru":
-            R, Z, N, Ghn = ACT[..., :H], ACT[..., H:2 * H], ACT[..., 2 * H:3 * H], ACT[..., 3 * H:]
+            R, Z, N, Ghn = ACT[..., :H], ACT[..., H : 2 * H], ACT[..., 2 * H : 3 * H], ACT[..., 3 * H :]
             dN_ = torch.addcmul(one, N, N, value=-1)
             dN_ = torch.addcmul(dN_, Z, dN_, value=-1)  # d s_t / d (pre-activation of n) = (1 - z) tanh'
             dZ_ = torch.addcmul(Z, Z, Z, value=-1).mul_(Q - N)  # d s_t / d (pre-activation of z)
@@ -163,11 +171,11 @@ class _AttentionDecoder(torch.autograd.Function):
                 dc, ds = dcs[:, :H], dcs[:, H:]
             elif cell == "gru":
                 dGx, dGh = DGx[t], DGh[t]
-                dn = torch.mul(ds, dN_[t], out=dGx[:, 2 * H:])
+                dn = torch.mul(ds, dN_[t], out=dGx[:, 2 * H :])
                 torch.mul(dn, dR_[t], out=dGx[:, :H])
-                torch.mul(ds, dZ_[t], out=dGx[:, H:2 * H])
-                dGh[:, :2 * H] = dGx[:, :2 * H]
-                torch.mul(dn, R[t], out=dGh[:, 2 * H:])
+                torch.mul(ds, dZ_[t], out=dGx[:, H : 2 * H])
+                dGh[:, : 2 * H] = dGx[:, : 2 * H]
+                torch.mul(dn, R[t], out=dGh[:, 2 * H :])
                 dc = _mm(dGx, W_ic)
                 ds = _addmm_(ds * Z[t], dGh, W_hh)
             else:
@@ -202,10 +210,22 @@ class _AttentionDecoder(torch.autograd.Function):
         return None, None, de, dk, None, ds, dm0, dW_ih, dW_hh, db_ih, db_hh, dkp, dW_s, dv
 
 
-def decode(cell: str, e: Tensor, k: Tensor, mask: Tensor, s0: Tensor, m0: Tensor | None,
-           W_ih: Tensor, W_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
-           kp: Tensor | None = None, W_s: Tensor | None = None, v: Tensor | None = None,
-           lowp: torch.dtype | None = None):
+def decode(
+    cell: str,
+    e: Tensor,
+    k: Tensor,
+    mask: Tensor,
+    s0: Tensor,
+    m0: Tensor | None,
+    W_ih: Tensor,
+    W_hh: Tensor,
+    b_ih: Tensor,
+    b_hh: Tensor,
+    kp: Tensor | None = None,
+    W_s: Tensor | None = None,
+    v: Tensor | None = None,
+    lowp: torch.dtype | None = None,
+):
     """Teacher-forced one-layer decoder with attention: dot, or additive when kp (B, S, H) = W_k k_j + b_k, W_s
     (H, H) and v (1, H) are given. e (B, T, E), k (B, S, H), mask (B, S) True at real source positions, s0 (and m0
     for an LSTM) (B, H). lowp: the dtype of the products with the weights (None: the inputs' own; bf16: mixed

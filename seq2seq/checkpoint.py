@@ -45,6 +45,7 @@ sizes and compression ratios are checked, and the weights must match, name for n
 dtype, the model that config.json describes, with every value finite. Any problem raises CheckpointError with a
 message a student can act on; no other exception escapes `load` or `from_zip_bytes`.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -71,12 +72,18 @@ from safetensors.torch import save as st_save
 
 from .config import ModelConfig, TrainConfig
 from .data import SPECIALS, Vocab
-from .tokens import Tokenizer, as_tokenizer
 from .limits import get_limits
 from .model import Seq2Seq, count_parameters
+from .tokens import Tokenizer, as_tokenizer
 
 FORMAT_VERSION = 2  # 2: the attention decoder feeds c_t (computed from s_{t-1}) into its cell (see model.py)
-WEIGHTS, CONFIG, VOCAB, METRICS, HISTORY = "model.safetensors", "config.json", "vocab.json", "metrics.json", "history.json"
+WEIGHTS, CONFIG, VOCAB, METRICS, HISTORY = (
+    "model.safetensors",
+    "config.json",
+    "vocab.json",
+    "metrics.json",
+    "history.json",
+)
 MANIFEST = "manifest.json"
 TRAIN_TENSORS, TRAIN_STATE = "training.safetensors", "training.json"
 MODEL_FILES = (WEIGHTS, CONFIG, VOCAB, METRICS, HISTORY)  # every checkpoint has these
@@ -143,8 +150,11 @@ def _dump(obj) -> bytes:
 def make_manifest(files: dict[str, bytes]) -> dict:
     """{"format", "set_id", "files": {name: {"sha256", "bytes"}}} for a checkpoint's files (the manifest excluded).
     The set id is a hash of the names and hashes: the same files always give the same manifest (and zip bytes)."""
-    entries = {name: {"sha256": hashlib.sha256(files[name]).hexdigest(), "bytes": len(files[name])}
-               for name in sorted(files) if name != MANIFEST}
+    entries = {
+        name: {"sha256": hashlib.sha256(files[name]).hexdigest(), "bytes": len(files[name])}
+        for name in sorted(files)
+        if name != MANIFEST
+    }
     set_id = hashlib.sha256("".join(f"{n} {e['sha256']}\n" for n, e in entries.items()).encode()).hexdigest()[:32]
     return {"format": MANIFEST_FORMAT, "set_id": set_id, "files": entries}
 
@@ -237,7 +247,7 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- the writer's lock
-_HELD: dict[str, "CheckpointLock"] = {}  # locks this process holds, by target
+_HELD: dict[str, CheckpointLock] = {}  # locks this process holds, by target
 _SAVE_LOCK = threading.Lock()  # one save at a time within a process
 
 
@@ -258,7 +268,7 @@ class CheckpointLock:
         self.target = Path(path)
         self._fd: int | None = None
 
-    def acquire(self) -> "CheckpointLock":
+    def acquire(self) -> CheckpointLock:
         t = self.target
         try:
             t.parent.mkdir(parents=True, exist_ok=True)
@@ -277,8 +287,11 @@ class CheckpointLock:
                 raise CheckpointError(f"cannot lock {t} for writing: {e.strerror or e}") from None
             pid = int(text) if text.isdigit() else None
             who = f"process {pid}" if pid is not None else "another process"
-            raise CheckpointLocked(f"{t} is being written by {who} (another train --out or save into it); wait for "
-                                   "it to finish or choose another folder", pid) from None
+            raise CheckpointLocked(
+                f"{t} is being written by {who} (another train --out or save into it); wait for "
+                "it to finish or choose another folder",
+                pid,
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
@@ -295,7 +308,7 @@ class CheckpointLock:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
-    def __enter__(self) -> "CheckpointLock":
+    def __enter__(self) -> CheckpointLock:
         return self.acquire() if self._fd is None else self
 
     def __exit__(self, *exc) -> None:
@@ -314,7 +327,7 @@ def _siblings(target: Path) -> dict[str, dict[str, Path]]:
         for kind in ("new", "old"):
             prefix = f".{target.name}.{kind}-"
             if name.startswith(prefix) and len(name) > len(prefix):
-                out[kind][name[len(prefix):]] = target.parent / name
+                out[kind][name[len(prefix) :]] = target.parent / name
     return out
 
 
@@ -340,7 +353,7 @@ def _recover(target: Path) -> None:
 
 
 def describe_target(path: str | os.PathLike) -> str:
-    """"missing" | "empty" (an empty folder) | "checkpoint" | "file" | "other" (a folder holding other files) |
+    """ "missing" | "empty" (an empty folder) | "checkpoint" | "file" | "other" (a folder holding other files) |
     "link" — what a save into `path` would replace."""
     p = Path(path)
     try:
@@ -369,8 +382,10 @@ def _check_replaceable(target: Path) -> None:
     if kind == "link":
         raise CheckpointError(f"{target} is a symbolic link; give the checkpoint folder itself")
     if kind == "other":
-        raise CheckpointError(f"{target} is a folder holding other files than a checkpoint's; it is never "
-                              "replaced: give a new or empty folder")
+        raise CheckpointError(
+            f"{target} is a folder holding other files than a checkpoint's; it is never "
+            "replaced: give a new or empty folder"
+        )
 
 
 def check_target(path: str | os.PathLike, nbytes: int) -> None:
@@ -389,14 +404,17 @@ def check_target(path: str | os.PathLike, nbytes: int) -> None:
         raise CheckpointError(f"{parent} is not writable, so {target} cannot be saved there")
     free = shutil.disk_usage(parent).free
     if free < nbytes:
-        raise CheckpointError(f"{parent} has {free / 2**20:.1f} MB free; the checkpoint needs about "
-                              f"{nbytes / 2**20:.1f} MB")
+        raise CheckpointError(
+            f"{parent} has {free / 2**20:.1f} MB free; the checkpoint needs about {nbytes / 2**20:.1f} MB"
+        )
 
 
 def _os_message(e: OSError, target: Path) -> str:
     if e.errno == errno.ENOSPC:
-        return (f"no space left on the device to save {target}; nothing was replaced (the previous checkpoint, if "
-                "any, is untouched): free some space and save again")
+        return (
+            f"no space left on the device to save {target}; nothing was replaced (the previous checkpoint, if "
+            "any, is untouched): free some space and save again"
+        )
     if e.errno == errno.EDQUOT:
         return f"disk quota exceeded saving {target}; nothing was replaced"
     return f"cannot save the checkpoint to {target}: {e.strerror or e}; nothing was replaced"
@@ -452,8 +470,10 @@ def _save_locked(files: dict[str, bytes], target: Path) -> Path:
                 try:
                     FS.rename(old, target)  # put the old one back
                 except OSError:  # both folders are complete: load reads the new one, the next save finishes
-                    raise CheckpointError(f"cannot finish saving {target} ({e.strerror or e}); the new checkpoint "
-                                          f"is complete in {new.name} and the next save or load uses it") from None
+                    raise CheckpointError(
+                        f"cannot finish saving {target} ({e.strerror or e}); the new checkpoint "
+                        f"is complete in {new.name} and the next save or load uses it"
+                    ) from None
                 raise
     except OSError as e:
         _remove(new)
@@ -512,8 +532,7 @@ def load(path: str | os.PathLike, training: bool = False) -> Checkpoint:
             return _load_once(p, training)
         except _Replaced:
             continue
-    raise CheckpointError(f"{p} kept being replaced while it was read (another process is saving into it); "
-                          "try again")
+    raise CheckpointError(f"{p} kept being replaced while it was read (another process is saving into it); try again")
 
 
 def _load_once(p: Path, training: bool) -> Checkpoint:
@@ -606,8 +625,10 @@ def _read_file(f: Path, max_bytes: int, dir_fd: int | None = None) -> bytes:
         if not stat.S_ISREG(st_.st_mode):
             raise CheckpointError(f"{f.name} is not a plain file")
         if st_.st_size > max_bytes:
-            raise CheckpointError(f"{f.name} is {st_.st_size / 2**20:.1f} MB, over the upload limit of "
-                                  f"{max_bytes / 2**20:.1f} MB (SEQ2SEQ_MAX_UPLOAD_MB)")
+            raise CheckpointError(
+                f"{f.name} is {st_.st_size / 2**20:.1f} MB, over the upload limit of "
+                f"{max_bytes / 2**20:.1f} MB (SEQ2SEQ_MAX_UPLOAD_MB)"
+            )
         try:
             with open(fd, "rb", closefd=False) as fh:
                 data = fh.read(max_bytes + 1)  # the file may grow between stat and read
@@ -631,11 +652,15 @@ def from_zip_bytes(b: bytes, training: bool = False) -> Checkpoint:
     if not isinstance(b, (bytes, bytearray, memoryview)):
         raise CheckpointError("expected the bytes of a .zip file")
     if len(b) > max_bytes:
-        raise CheckpointError(f"the file is {len(b) / 2**20:.1f} MB, over the upload limit of "
-                              f"{max_bytes / 2**20:.1f} MB (SEQ2SEQ_MAX_UPLOAD_MB)")
+        raise CheckpointError(
+            f"the file is {len(b) / 2**20:.1f} MB, over the upload limit of "
+            f"{max_bytes / 2**20:.1f} MB (SEQ2SEQ_MAX_UPLOAD_MB)"
+        )
     if bytes(b[:2]) != b"PK":
-        raise CheckpointError("not a .zip file: upload the .zip downloaded from the app (model.safetensors, "
-                              "config.json, vocab.json, metrics.json, history.json, manifest.json)")
+        raise CheckpointError(
+            "not a .zip file: upload the .zip downloaded from the app (model.safetensors, "
+            "config.json, vocab.json, metrics.json, history.json, manifest.json)"
+        )
     try:
         zf = zipfile.ZipFile(io.BytesIO(bytes(b)))
         infos = zf.infolist()
@@ -643,8 +668,9 @@ def from_zip_bytes(b: bytes, training: bool = False) -> Checkpoint:
         raise CheckpointError(f"the .zip file is damaged or unsupported ({e})") from None
     with zf:
         if len(infos) > 3 * len(ALL_FILES):
-            raise CheckpointError(f"the .zip holds {len(infos)} entries; a checkpoint has {len(MODEL_FILES)} to "
-                                  f"{len(ALL_FILES)} files")
+            raise CheckpointError(
+                f"the .zip holds {len(infos)} entries; a checkpoint has {len(MODEL_FILES)} to {len(ALL_FILES)} files"
+            )
         members: dict[str, zipfile.ZipInfo] = {}
         prefixes = set()
         for info in infos:
@@ -661,8 +687,9 @@ def from_zip_bytes(b: bytes, training: bool = False) -> Checkpoint:
             if parts[-1].startswith("._") or parts[0] == "__MACOSX":
                 continue  # macOS resource forks from Finder's "Compress"
             if len(parts) > 2 or parts[-1] not in ALL_FILES:
-                raise CheckpointError(f"unexpected file {name!r} in the .zip; a checkpoint holds only "
-                                      f"{', '.join(ALL_FILES)}")
+                raise CheckpointError(
+                    f"unexpected file {name!r} in the .zip; a checkpoint holds only {', '.join(ALL_FILES)}"
+                )
             if parts[-1] in members:
                 raise CheckpointError(f"the .zip holds {parts[-1]} twice")
             prefixes.add(parts[0] if len(parts) == 2 else "")
@@ -674,12 +701,15 @@ def from_zip_bytes(b: bytes, training: bool = False) -> Checkpoint:
             raise CheckpointError(f"the .zip lacks {', '.join(missing)}")
         total = sum(i.file_size for i in members.values())
         if total > max_bytes:
-            raise CheckpointError(f"the .zip unpacks to {total / 2**20:.1f} MB, over the upload limit of "
-                                  f"{max_bytes / 2**20:.1f} MB")
+            raise CheckpointError(
+                f"the .zip unpacks to {total / 2**20:.1f} MB, over the upload limit of {max_bytes / 2**20:.1f} MB"
+            )
         for name, info in members.items():
             if info.file_size > 1024 * 1024 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
-                raise CheckpointError(f"{name} in the .zip is compressed {info.file_size / max(info.compress_size, 1):.0f}"
-                                      f"x; refused as a possible zip bomb")
+                raise CheckpointError(
+                    f"{name} in the .zip is compressed {info.file_size / max(info.compress_size, 1):.0f}"
+                    f"x; refused as a possible zip bomb"
+                )
         files = {}
         for name, info in members.items():
             try:
@@ -755,8 +785,10 @@ def _read_header(data: bytes, name: str = WEIGHTS) -> dict:
     n = struct.unpack("<Q", data[:8])[0] if len(data) >= 8 else -1
     if not 2 <= n <= len(data) - 8:
         if data[:1] == b"\x80" or data[:2] == b"PK":  # pickle protocol 2+ / torch.save's zip of pickles
-            raise CheckpointError(f"{name} is not a safetensors file (it looks like a pickle or a "
-                                  "torch.save file); only safetensors weights are accepted, and nothing is unpickled")
+            raise CheckpointError(
+                f"{name} is not a safetensors file (it looks like a pickle or a "
+                "torch.save file); only safetensors weights are accepted, and nothing is unpickled"
+            )
         raise CheckpointError(f"{name} is truncated or damaged (its header length is out of range)")
     if data[8:9] != b"{":
         raise CheckpointError(f"{name} is not a safetensors file (its header is not JSON)")
@@ -775,11 +807,15 @@ def _check_weights(data: bytes, expected: dict[str, torch.Tensor]) -> dict[str, 
     missing = sorted(set(expected) - set(header))
     extra = sorted(set(header) - set(expected))
     if missing:
-        raise CheckpointError(f"model.safetensors lacks {len(missing)} tensor(s) the config needs, e.g. {missing[0]!r}"
-                              " (weights and config.json do not match)")
+        raise CheckpointError(
+            f"model.safetensors lacks {len(missing)} tensor(s) the config needs, e.g. {missing[0]!r}"
+            " (weights and config.json do not match)"
+        )
     if extra:
-        raise CheckpointError(f"model.safetensors holds {len(extra)} tensor(s) the config has no place for, "
-                              f"e.g. {extra[0][:80]!r} (weights and config.json do not match)")
+        raise CheckpointError(
+            f"model.safetensors holds {len(extra)} tensor(s) the config has no place for, "
+            f"e.g. {extra[0][:80]!r} (weights and config.json do not match)"
+        )
     for k, ref in expected.items():
         h = header[k]
         if not isinstance(h, dict):
@@ -788,8 +824,9 @@ def _check_weights(data: bytes, expected: dict[str, torch.Tensor]) -> dict[str, 
         if h.get("dtype") != want:
             raise CheckpointError(f"model.safetensors: {k} has dtype {h.get('dtype')!r}, expected {want}")
         if h.get("shape") != list(ref.shape):
-            raise CheckpointError(f"model.safetensors: {k} has shape {h.get('shape')!r}, the config needs "
-                                  f"{list(ref.shape)}")
+            raise CheckpointError(
+                f"model.safetensors: {k} has shape {h.get('shape')!r}, the config needs {list(ref.shape)}"
+            )
     try:
         weights = st_load(bytes(data))
     except Exception as e:  # SafetensorError and friends: the Rust parser validates offsets and coverage
@@ -812,12 +849,15 @@ def check_manifest(files: dict[str, bytes]) -> None:
     for name, entry in listed.items():
         if name not in ALL_FILES or name == MANIFEST:
             raise CheckpointError(f"manifest.json lists an unknown file {name[:80]!r}")
-        if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str)
-                and isinstance(entry.get("bytes"), int)):
+        if not (
+            isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("bytes"), int)
+        ):
             raise CheckpointError(f"manifest.json: damaged entry for {name}")
     expect = {n: {"sha256": e["sha256"], "bytes": e["bytes"]} for n, e in listed.items()}
-    if m["set_id"] != hashlib.sha256(
-            "".join(f"{n} {expect[n]['sha256']}\n" for n in sorted(expect)).encode()).hexdigest()[:32]:
+    if (
+        m["set_id"]
+        != hashlib.sha256("".join(f"{n} {expect[n]['sha256']}\n" for n in sorted(expect)).encode()).hexdigest()[:32]
+    ):
         raise CheckpointError("manifest.json is damaged (its set id does not match the files it lists)")
     set_id = m["set_id"][:8]
     for name in MODEL_FILES:
@@ -828,15 +868,19 @@ def check_manifest(files: dict[str, bytes]) -> None:
         if name == MANIFEST:
             continue
         if name in files and name not in listed:
-            raise CheckpointError(f"{name} does not belong with the other files of this checkpoint (manifest.json "
-                                  f"of set {set_id} does not list it): the files come from different saves; save "
-                                  "or download the checkpoint again")
+            raise CheckpointError(
+                f"{name} does not belong with the other files of this checkpoint (manifest.json "
+                f"of set {set_id} does not list it): the files come from different saves; save "
+                "or download the checkpoint again"
+            )
         if name in listed and name not in files and (name in MODEL_FILES or reading_training):
             raise CheckpointError(f"{name} is missing (manifest.json of set {set_id} lists it)")
         if name in files and hashlib.sha256(files[name]).hexdigest() != listed[name]["sha256"]:
-            raise CheckpointError(f"{name} does not belong with the other files of this checkpoint (its sha256 "
-                                  f"differs from the one manifest.json records for set {set_id}): the files come "
-                                  "from different saves; save or download the checkpoint again")
+            raise CheckpointError(
+                f"{name} does not belong with the other files of this checkpoint (its sha256 "
+                f"differs from the one manifest.json records for set {set_id}): the files come "
+                "from different saves; save or download the checkpoint again"
+            )
 
 
 def _training(files: dict[str, bytes]) -> dict | None:
@@ -845,8 +889,9 @@ def _training(files: dict[str, bytes]) -> dict | None:
     if not have:
         return None
     if len(have) != len(TRAINING_FILES):
-        raise CheckpointError(f"the checkpoint has {have[0]} without "
-                              f"{next(n for n in TRAINING_FILES if n not in have)}")
+        raise CheckpointError(
+            f"the checkpoint has {have[0]} without {next(n for n in TRAINING_FILES if n not in have)}"
+        )
     state = _parse_json(TRAIN_STATE, files[TRAIN_STATE])
     if not isinstance(state, dict):
         raise CheckpointError(f"{TRAIN_STATE}: expected a JSON object")
@@ -868,19 +913,27 @@ def from_files(files: dict[str, bytes], training: bool = False) -> Checkpoint:
     limits = get_limits()
     if MANIFEST in files:
         check_manifest(files)
-    config = _expect_keys(CONFIG, _parse_json(CONFIG, files[CONFIG]),
-                          {"format_version", "model", "train", "tokens", "task"}, {"tokenizer"})
+    config = _expect_keys(
+        CONFIG,
+        _parse_json(CONFIG, files[CONFIG]),
+        {"format_version", "model", "train", "tokens", "task"},
+        {"tokenizer"},
+    )
     if config["format_version"] not in (1, FORMAT_VERSION):
-        raise CheckpointError(f"config.json: format_version {config['format_version']!r} is not supported "
-                              f"(this version reads 1 and {FORMAT_VERSION})")
+        raise CheckpointError(
+            f"config.json: format_version {config['format_version']!r} is not supported "
+            f"(this version reads 1 and {FORMAT_VERSION})"
+        )
     try:
         model_cfg = ModelConfig.from_dict(config["model"])
         train_cfg = None if config["train"] is None else TrainConfig.from_dict(config["train"])
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"config.json: {e}") from None
     if config["format_version"] == 1 and model_cfg.attention != "none":  # same weights, different decoder math
-        raise CheckpointError("this model was saved by an older version whose attention decoder worked differently "
-                              "(format_version 1); its weights would give wrong outputs here. Train it again.")
+        raise CheckpointError(
+            "this model was saved by an older version whose attention decoder worked differently "
+            "(format_version 1); its weights would give wrong outputs here. Train it again."
+        )
     if config["tokens"] not in ("char", "word", "subword"):
         raise CheckpointError(f"config.json: tokens must be 'char', 'word' or 'subword', got {config['tokens']!r}")
     try:
@@ -888,20 +941,25 @@ def from_files(files: dict[str, bytes], training: bool = False) -> Checkpoint:
     except Exception as e:  # ValueError from our checks; anything else from a malformed object: still a message
         raise CheckpointError(f"config.json: {e}") from None
     if tokenizer.mode != config["tokens"]:
-        raise CheckpointError(f"config.json: the tokenizer cuts {tokenizer.mode} tokens but tokens says "
-                              f"{config['tokens']!r}")
+        raise CheckpointError(
+            f"config.json: the tokenizer cuts {tokenizer.mode} tokens but tokens says {config['tokens']!r}"
+        )
     task = config["task"]
     if task is not None and (not isinstance(task, str) or len(task) > 100):
         raise CheckpointError("config.json: task must be a short name or null")
     for side, size in (("source", model_cfg.src_vocab_size), ("target", model_cfg.tgt_vocab_size)):
         if size > limits.max_vocab:
-            raise CheckpointError(f"config.json: the {side} vocabulary has {size} tokens, over the limit of "
-                                  f"{limits.max_vocab} (SEQ2SEQ_MAX_VOCAB)")
+            raise CheckpointError(
+                f"config.json: the {side} vocabulary has {size} tokens, over the limit of "
+                f"{limits.max_vocab} (SEQ2SEQ_MAX_VOCAB)"
+            )
 
     n_params = count_parameters(model_cfg)["total"]  # arithmetic on the config: nothing allocated yet
     if n_params > limits.max_params:
-        raise CheckpointError(f"config.json describes a model with {n_params:,} parameters, over the limit of "
-                              f"{limits.max_params:,} (SEQ2SEQ_MAX_PARAMS)")
+        raise CheckpointError(
+            f"config.json describes a model with {n_params:,} parameters, over the limit of "
+            f"{limits.max_params:,} (SEQ2SEQ_MAX_PARAMS)"
+        )
     # Expected names, shapes and dtypes from the model built on the "meta" device (shapes only, no memory).
     try:
         with torch.device("meta"):
@@ -917,8 +975,9 @@ def from_files(files: dict[str, bytes], training: bool = False) -> Checkpoint:
     for name, obj in ((METRICS, metrics), (HISTORY, history)):
         if not isinstance(obj, dict):
             raise CheckpointError(f"{name}: expected a JSON object, got {type(obj).__name__}")
-    if "exact_match" in metrics and not (isinstance(metrics["exact_match"], (int, float))
-                                         and 0 <= metrics["exact_match"] <= 1):
+    if "exact_match" in metrics and not (
+        isinstance(metrics["exact_match"], (int, float)) and 0 <= metrics["exact_match"] <= 1
+    ):
         raise CheckpointError("metrics.json: exact_match must be a number between 0 and 1")
 
     weights = _check_weights(files[WEIGHTS], expected)
@@ -928,6 +987,16 @@ def from_files(files: dict[str, bytes], training: bool = False) -> Checkpoint:
     except (RuntimeError, ValueError) as e:
         raise CheckpointError(f"model.safetensors does not fit the model in config.json ({e})") from None
     model.eval()
-    return Checkpoint(model=model, model_cfg=model_cfg, train_cfg=train_cfg, tokens=config["tokens"],
-                      src_vocab=src_vocab, tgt_vocab=tgt_vocab, metrics=metrics, history=history, task=task,
-                      training=_training(files) if training else None, tokenizer=tokenizer)
+    return Checkpoint(
+        model=model,
+        model_cfg=model_cfg,
+        train_cfg=train_cfg,
+        tokens=config["tokens"],
+        src_vocab=src_vocab,
+        tgt_vocab=tgt_vocab,
+        metrics=metrics,
+        history=history,
+        task=task,
+        training=_training(files) if training else None,
+        tokenizer=tokenizer,
+    )

@@ -3,9 +3,9 @@
 Both round-trip through plain dicts (JSON in checkpoints, query parameters in the app) and validate what they read,
 so a hand-edited or hostile config gives a clear ValueError instead of a broken model.
 """
+
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 
 from .limits import check_number
@@ -19,15 +19,40 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 # Bounds of every number read from a dict (a checkpoint's JSON, a payload): wide, but finite and sized so that no
 # value can make the code allocate or loop without end. validate() then applies the tighter rules.
-_RANGES = {"src_vocab_size": (1, 1_000_000), "tgt_vocab_size": (1, 1_000_000), "embed": (1, 1_000_000),
-           "hidden": (1, 1_000_000), "layers": (1, 3), "dropout": (0.0, 1.0), "lr": (0.0, 1000.0),
-           "lr_half_life": (1, 10_000_000), "lr_patience": (1, 1000), "batch_size": (1, 4096),
-           "epochs": (0.0, 1_000_000.0), "max_seconds": (0.0, 10_000_000.0), "clip": (0.0, 1_000_000.0),
-           "teacher_forcing": (0.0, 1.0), "seed": (0, 2**63 - 1), "eval_every": (1, 10_000_000), "threads": (1, 1024)}
+_RANGES = {
+    "src_vocab_size": (1, 1_000_000),
+    "tgt_vocab_size": (1, 1_000_000),
+    "embed": (1, 1_000_000),
+    "hidden": (1, 1_000_000),
+    "layers": (1, 3),
+    "dropout": (0.0, 1.0),
+    "lr": (0.0, 1000.0),
+    "lr_half_life": (1, 10_000_000),
+    "lr_patience": (1, 1000),
+    "batch_size": (1, 4096),
+    "epochs": (0.0, 1_000_000.0),
+    "max_seconds": (0.0, 10_000_000.0),
+    "clip": (0.0, 1_000_000.0),
+    "teacher_forcing": (0.0, 1.0),
+    "seed": (0, 2**63 - 1),
+    "eval_every": (1, 10_000_000),
+    "threads": (1, 1024),
+}
 
 
-_INTS = {"src_vocab_size", "tgt_vocab_size", "embed", "hidden", "layers", "lr_half_life", "lr_patience", "batch_size",
-         "seed", "eval_every", "threads"}
+_INTS = {
+    "src_vocab_size",
+    "tgt_vocab_size",
+    "embed",
+    "hidden",
+    "layers",
+    "lr_half_life",
+    "lr_patience",
+    "batch_size",
+    "seed",
+    "eval_every",
+    "threads",
+}
 
 
 def _from_dict(cls, d: dict):
@@ -78,7 +103,7 @@ class ModelConfig:
     attention: str = "dot"  # "none" | "additive" | "dot" (see the note above on the defaults)
     dropout: float = 0.0
 
-    def validate(self) -> "ModelConfig":
+    def validate(self) -> ModelConfig:
         for name in ("src_vocab_size", "tgt_vocab_size", "embed", "hidden", "layers", "dropout"):
             check_number(name, getattr(self, name), -1e18, 1e18, integer=name != "dropout")
         if self.cell not in CELLS:
@@ -100,7 +125,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         return _from_dict(cls, d)
 
 
@@ -127,12 +152,20 @@ class TrainConfig:
     #                          gradients, optimizer state, loss and every evaluation stay fp32); "auto" = bf16 where
     #                          the CPU multiplies bfloat16 natively, else fp32 (see training.resolve_precision)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         for name in _RANGES:  # the numbers first: NaN, infinities, huge integers and text never pass
             if hasattr(self, name) and getattr(self, name) is not None and name not in ModelConfig.__annotations__:
-                check_number("learning rate" if name == "lr" else name, getattr(self, name), -1e18, 1e18,
-                             integer=name in _INTS)
-        for name in ("seed", "threads", "clip", "epochs", "max_seconds", "eval_every"):  # the ranges checked nowhere else
+                check_number(
+                    "learning rate" if name == "lr" else name, getattr(self, name), -1e18, 1e18, integer=name in _INTS
+                )
+        for name in (
+            "seed",
+            "threads",
+            "clip",
+            "epochs",
+            "max_seconds",
+            "eval_every",
+        ):  # the ranges checked nowhere else
             if getattr(self, name) is not None and getattr(self, name) > 0:
                 check_number(name, getattr(self, name), *_RANGES[name], integer=name in _INTS)
         if self.seed < 0:
@@ -150,8 +183,10 @@ class TrainConfig:
         if not 1 <= self.batch_size <= 4096:
             raise ValueError(f"batch size must be between 1 and 4096, got {self.batch_size}")
         if self.epochs is None and self.max_seconds is None and not self.stop_patience:
-            raise ValueError("set a number of epochs, a time budget in seconds or a stop patience (train until it "
-                             "stops improving), or several")
+            raise ValueError(
+                "set a number of epochs, a time budget in seconds or a stop patience (train until it "
+                "stops improving), or several"
+            )
         if self.epochs is not None and not self.epochs > 0:
             raise ValueError(f"epochs must be positive, got {self.epochs}")
         if self.max_seconds is not None and not self.max_seconds > 0:
@@ -172,5 +207,5 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         return _from_dict(cls, d)

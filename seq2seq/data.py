@@ -14,16 +14,18 @@ The path of one example, as the Data page shows it:
 * The decoder is trained with teacher forcing: its input at step t is the true previous token y_{t-1}, so for a
   target y_1..y_n the input row is  <sos> y_1 .. y_n  and the output row (what it must predict) is  y_1 .. y_n <eos>.
 """
+
 from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from .tokens import DEFAULT_VOCAB_SIZE, MODES as TOKEN_MODES, Tokenizer, as_tokenizer
+from .tokens import DEFAULT_VOCAB_SIZE, Tokenizer, as_tokenizer
+from .tokens import MODES as TOKEN_MODES
 
 PAD, SOS, EOS, UNK = "<pad>", "<sos>", "<eos>", "<unk>"
 SPECIALS = [PAD, SOS, EOS, UNK]
@@ -38,13 +40,13 @@ class DataError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------------- tokens
-def tokenize(text: str, mode: "str | Tokenizer") -> list[str]:
-    """"char": every character is a token (spaces too). "word": words and punctuation marks, with their spacing
+def tokenize(text: str, mode: str | Tokenizer) -> list[str]:
+    """ "char": every character is a token (spaces too). "word": words and punctuation marks, with their spacing
     (tokens.py). A Tokenizer (subwords, lowercasing) cuts the text its own way."""
     return as_tokenizer(mode).tokenize(text)
 
 
-def detokenize(tokens: Sequence[str], mode: "str | Tokenizer") -> str:
+def detokenize(tokens: Sequence[str], mode: str | Tokenizer) -> str:
     """Inverse of tokenize: exact for "char"; for words and subwords, whitespace comes back as single spaces."""
     return as_tokenizer(mode).detokenize(tokens)
 
@@ -59,7 +61,7 @@ class Vocab:
         self.counts: dict[str, int] = dict(counts or {})
 
     @classmethod
-    def build(cls, token_lists: Iterable[Sequence[str]], max_size: int | None = None, min_freq: int = 1) -> "Vocab":
+    def build(cls, token_lists: Iterable[Sequence[str]], max_size: int | None = None, min_freq: int = 1) -> Vocab:
         """Count tokens; keep those seen at least `min_freq` times, most frequent first (ties alphabetical).
 
         `max_size` caps the whole vocabulary, the 4 specials included; dropped tokens will encode as <unk>.
@@ -119,7 +121,7 @@ class Vocab:
         return {"itos": list(self.itos), "counts": dict(self.counts)}
 
     @classmethod
-    def from_dict(cls, d: dict | list) -> "Vocab":
+    def from_dict(cls, d: dict | list) -> Vocab:
         """Inverse of to_dict; also accepts a bare itos list (as in a checkpoint's vocab.json). Validates."""
         if isinstance(d, list):
             d = {"itos": d}
@@ -254,12 +256,18 @@ class Seq2SeqData:
                 raise DataError(f"the {name} split is empty")
             enc = [self.encode_pair(s, t) for s, t in pairs]
             b = make_batch([e[0] for e in enc], [e[1] for e in enc])
-            self._cache[name] = {"src": b.src, "src_len": b.src_len, "tgt_in": b.tgt_in, "tgt_out": b.tgt_out,
-                                 "tgt_len": b.tgt_len}
+            self._cache[name] = {
+                "src": b.src,
+                "src_len": b.src_len,
+                "tgt_in": b.tgt_in,
+                "tgt_out": b.tgt_out,
+                "tgt_len": b.tgt_len,
+            }
         return self._cache[name]
 
-    def batches(self, split: str = "train", batch_size: int = 128, shuffle: bool = True, seed: int = 0
-                ) -> Iterator[Batch]:
+    def batches(
+        self, split: str = "train", batch_size: int = 128, shuffle: bool = True, seed: int = 0
+    ) -> Iterator[Batch]:
         """One pass over a split in batches of `batch_size` (the last one may be smaller), each padded to its
         own longest sequence. With shuffle, the order is a permutation drawn from `seed` (same seed, same order)."""
         if batch_size < 1:
@@ -271,32 +279,57 @@ class Seq2SeqData:
         else:
             order = torch.arange(n)
         for start in range(0, n, batch_size):
-            idx = order[start: start + batch_size]
+            idx = order[start : start + batch_size]
             src_len, tgt_len = t["src_len"][idx], t["tgt_len"][idx]
             S, T = max(int(src_len.max()), 1), int(tgt_len.max())
-            yield Batch(t["src"][idx, :S], src_len, t["tgt_in"][idx, :T], t["tgt_out"][idx, :T],
-                        _mask(src_len, S), _mask(tgt_len, T), tgt_len)
+            yield Batch(
+                t["src"][idx, :S],
+                src_len,
+                t["tgt_in"][idx, :T],
+                t["tgt_out"][idx, :T],
+                _mask(src_len, S),
+                _mask(tgt_len, T),
+                tgt_len,
+            )
 
     def n_batches(self, split: str = "train", batch_size: int = 128) -> int:
         return -(-len(self.split(split)) // batch_size)
 
     # -- serialization (plain JSON-able dicts; used to ship data to training processes and into checkpoints)
     def to_dict(self) -> dict:
-        return {"tokens": self.tokens, "src_vocab": self.src_vocab.to_dict(), "tgt_vocab": self.tgt_vocab.to_dict(),
-                "train": [list(p) for p in self.train], "valid": [list(p) for p in self.valid],
-                "test": [list(p) for p in self.test], "max_len": self.max_len, "n_truncated": self.n_truncated,
-                "n_duplicates": self.n_duplicates, "n_empty": self.n_empty, "notes": list(self.notes),
-                "tokenizer": self.tokenizer.to_dict(), "dedup": self.dedup}
+        return {
+            "tokens": self.tokens,
+            "src_vocab": self.src_vocab.to_dict(),
+            "tgt_vocab": self.tgt_vocab.to_dict(),
+            "train": [list(p) for p in self.train],
+            "valid": [list(p) for p in self.valid],
+            "test": [list(p) for p in self.test],
+            "max_len": self.max_len,
+            "n_truncated": self.n_truncated,
+            "n_duplicates": self.n_duplicates,
+            "n_empty": self.n_empty,
+            "notes": list(self.notes),
+            "tokenizer": self.tokenizer.to_dict(),
+            "dedup": self.dedup,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Seq2SeqData":
+    def from_dict(cls, d: dict) -> Seq2SeqData:
         try:
             splits = {k: [(str(s), str(t)) for s, t in d[k]] for k in SPLITS}
-            return cls(d["tokens"], Vocab.from_dict(d["src_vocab"]), Vocab.from_dict(d["tgt_vocab"]), **splits,
-                       max_len=int(d["max_len"]), n_truncated=int(d.get("n_truncated", 0)),
-                       n_duplicates=int(d.get("n_duplicates", 0)), n_empty=int(d.get("n_empty", 0)),
-                       notes=[str(n) for n in d.get("notes", [])],
-                       tokenizer=Tokenizer.from_dict(d.get("tokenizer", d["tokens"])), dedup=str(d.get("dedup", "pairs")))
+            return cls(
+                d["tokens"],
+                Vocab.from_dict(d["src_vocab"]),
+                Vocab.from_dict(d["tgt_vocab"]),
+                **splits,
+                max_len=int(d["max_len"]),
+                n_truncated=int(d.get("n_truncated", 0)),
+                n_duplicates=int(d.get("n_duplicates", 0)),
+                n_empty=int(d.get("n_empty", 0)),
+                notes=[str(n) for n in d.get("notes", [])],
+                tokenizer=Tokenizer.from_dict(d.get("tokenizer", d["tokens"])),
+                dedup=str(d.get("dedup", "pairs")),
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"not a valid dataset description: {e}") from None
 
@@ -319,8 +352,7 @@ def _clean_pairs(pairs: Iterable, tok: Tokenizer) -> tuple[list[tuple[str, str]]
     return kept, n_empty
 
 
-def _dedupe(pairs: list[tuple[str, str]], how: str, seen: set[str] | None = None
-            ) -> tuple[list[tuple[str, str]], int]:
+def _dedupe(pairs: list[tuple[str, str]], how: str, seen: set[str] | None = None) -> tuple[list[tuple[str, str]], int]:
     """Drop duplicates (`how`: "pairs" = a (source, target) pair seen before, "source" = any pair after the first of
     its source, "none" = nothing), and any pair whose source is in `seen` (another split's). Returns (kept, n)."""
     seen = set() if seen is None else seen
@@ -351,14 +383,25 @@ def _flat(groups: list[list[tuple[str, str]]]) -> list[tuple[str, str]]:
     return [p for g in groups for p in g]
 
 
-DEDUP_NOTE = {"pairs": "Removed {n} pair(s) that repeat an earlier (source, target) pair exactly.",
-              "source": "Removed {n} pair(s) whose source was already seen (the first target of each source was kept).",
-              "none": "{n} pair(s) dropped because their source is also in the validation/test data."}
+DEDUP_NOTE = {
+    "pairs": "Removed {n} pair(s) that repeat an earlier (source, target) pair exactly.",
+    "source": "Removed {n} pair(s) whose source was already seen (the first target of each source was kept).",
+    "none": "{n} pair(s) dropped because their source is also in the validation/test data.",
+}
 
 
-def build_data(pairs_or_splits, tokens: "str | Tokenizer" = "char", max_len: int = 50, valid_frac: float = 0.1,
-               test_frac: float = 0.1, seed: int = 0, max_vocab: int | None = None, lowercase: bool = False,
-               vocab_size: int | None = None, dedup: str = "pairs") -> Seq2SeqData:
+def build_data(
+    pairs_or_splits,
+    tokens: str | Tokenizer = "char",
+    max_len: int = 50,
+    valid_frac: float = 0.1,
+    test_frac: float = 0.1,
+    seed: int = 0,
+    max_vocab: int | None = None,
+    lowercase: bool = False,
+    vocab_size: int | None = None,
+    dedup: str = "pairs",
+) -> Seq2SeqData:
     """Make a Seq2SeqData from a list of (source, target) pairs or from ready splits.
 
     Duplicates are removed as `dedup` says ("pairs": repeated (source, target) pairs, so several targets of one
@@ -406,9 +449,11 @@ def build_data(pairs_or_splits, tokens: "str | Tokenizer" = "char", max_len: int
         rng.shuffle(groups)
         carve = (not valid and valid_frac > 0) or (not test and test_frac > 0)
         if len(groups) < (MIN_PAIRS_TO_SPLIT if carve else 1):
-            raise DataError(f"The training data is too small{' to split off validation/test examples' if carve else ''}"
-                            f": {len(groups)} distinct source(s) after removing empty and duplicate pairs and sources "
-                            f"that are also in the validation/test data. Add more examples.")
+            raise DataError(
+                f"The training data is too small{' to split off validation/test examples' if carve else ''}"
+                f": {len(groups)} distinct source(s) after removing empty and duplicate pairs and sources "
+                f"that are also in the validation/test data. Add more examples."
+            )
         if not valid and valid_frac > 0:
             n = max(1, round(valid_frac * len(groups)))
             valid, groups = _flat(groups[:n]), groups[n:]
@@ -425,12 +470,13 @@ def build_data(pairs_or_splits, tokens: "str | Tokenizer" = "char", max_len: int
             raise DataError(
                 f"The dataset is too small to split into training, validation and test sets: it has {n} distinct "
                 f"source(s) after removing {n_dup} duplicate(s) and {n_empty} empty pair(s); at least "
-                f"{MIN_PAIRS_TO_SPLIT} are needed (a few hundred to learn anything). Add more examples.")
+                f"{MIN_PAIRS_TO_SPLIT} are needed (a few hundred to learn anything). Add more examples."
+            )
         rng.shuffle(groups)
         n_valid = max(1, round(valid_frac * n)) if valid_frac > 0 else 0
         n_test = max(1, round(test_frac * n)) if test_frac > 0 else 0
-        valid, test = _flat(groups[:n_valid]), _flat(groups[n_valid: n_valid + n_test])
-        train = _flat(groups[n_valid + n_test:])
+        valid, test = _flat(groups[:n_valid]), _flat(groups[n_valid : n_valid + n_test])
+        train = _flat(groups[n_valid + n_test :])
 
     if given:
         tok = given
@@ -443,23 +489,41 @@ def build_data(pairs_or_splits, tokens: "str | Tokenizer" = "char", max_len: int
     cap = min(caps) if caps else None
     src_vocab = Vocab.build((tok.tokenize(s) for s, _ in train), max_size=cap)
     tgt_vocab = Vocab.build((tok.tokenize(t) for _, t in train), max_size=cap)
-    n_truncated = sum(len(tok.tokenize(s)) > max_len or len(tok.tokenize(t)) > max_len
-                      for split in (train, valid, test) for s, t in split)
+    n_truncated = sum(
+        len(tok.tokenize(s)) > max_len or len(tok.tokenize(t)) > max_len
+        for split in (train, valid, test)
+        for s, t in split
+    )
     notes = []
     if n_dup:
         notes.append(DEDUP_NOTE[dedup].format(n=n_dup))
     n_multi = sum(len(g) > 1 for g in _groups(train))
     if n_multi:
-        notes.append(f"{n_multi:,} training source(s) have several targets; all are kept, and evaluation counts an "
-                     f"output as right if it matches any target of its source.")
+        notes.append(
+            f"{n_multi:,} training source(s) have several targets; all are kept, and evaluation counts an "
+            f"output as right if it matches any target of its source."
+        )
     if n_empty:
         notes.append(f"Removed {n_empty} pair(s) whose source or target has no {mode} tokens.")
     if n_truncated:
         notes.append(f"{n_truncated} example(s) are longer than {max_len} tokens and are cut to that length.")
     if cap is not None and max(len(src_vocab.counts), len(tgt_vocab.counts)) > cap - len(SPECIALS):
         notes.append(f"The vocabulary is capped at {cap} tokens: rarer tokens become <unk>.")
-    return Seq2SeqData(mode, src_vocab, tgt_vocab, train, valid, test, max_len, n_truncated, n_dup, n_empty, notes,
-                       tokenizer=tok, dedup=dedup)
+    return Seq2SeqData(
+        mode,
+        src_vocab,
+        tgt_vocab,
+        train,
+        valid,
+        test,
+        max_len,
+        n_truncated,
+        n_dup,
+        n_empty,
+        notes,
+        tokenizer=tok,
+        dedup=dedup,
+    )
 
 
 # ------------------------------------------------------------------------------------------- app helpers
@@ -476,19 +540,40 @@ def walkthrough(data: Seq2SeqData, src_text: str, tgt_text: str, batch_with: int
     others = [data.encode_pair(s, t) for s, t in data.train[:batch_with]]
     b = make_batch([src_ids] + [o[0] for o in others], [tgt_ids] + [o[1] for o in others])
     sv, tv = data.src_vocab, data.tgt_vocab
-    src_rows = [{"t": t + 1, "token": sv.itos[i], "id": i, "padding": i == PAD_ID,
-                 "text": src_tokens[t] if t < min(len(src_tokens), data.max_len) else ""}
-                for t, i in enumerate(b.src[0].tolist())]
-    tgt_rows = [{"t": t + 1, "decoder input": tv.itos[i_in], "input id": i_in,
-                 "target": tv.itos[i_out], "target id": i_out, "padding": i_in == PAD_ID}
-                for t, (i_in, i_out) in enumerate(zip(b.tgt_in[0].tolist(), b.tgt_out[0].tolist()))]
+    src_rows = [
+        {
+            "t": t + 1,
+            "token": sv.itos[i],
+            "id": i,
+            "padding": i == PAD_ID,
+            "text": src_tokens[t] if t < min(len(src_tokens), data.max_len) else "",
+        }
+        for t, i in enumerate(b.src[0].tolist())
+    ]
+    tgt_rows = [
+        {
+            "t": t + 1,
+            "decoder input": tv.itos[i_in],
+            "input id": i_in,
+            "target": tv.itos[i_out],
+            "target id": i_out,
+            "padding": i_in == PAD_ID,
+        }
+        for t, (i_in, i_out) in enumerate(zip(b.tgt_in[0].tolist(), b.tgt_out[0].tolist()))
+    ]
     return {
-        "src_tokens": src_tokens, "tgt_tokens": tgt_tokens, "src_ids": src_ids, "tgt_ids": tgt_ids,
+        "src_tokens": src_tokens,
+        "tgt_tokens": tgt_tokens,
+        "src_ids": src_ids,
+        "tgt_ids": tgt_ids,
         "src_unknown": [tok for tok, i in zip(src_tokens, src_ids) if i == UNK_ID],
         "tgt_unknown": [tok for tok, i in zip(tgt_tokens, tgt_ids) if i == UNK_ID],
         "truncated": len(src_tokens) > data.max_len or len(tgt_tokens) > data.max_len,
-        "batch_size": len(b), "S": b.src.shape[1], "T": b.tgt_in.shape[1],
-        "source": src_rows, "target": tgt_rows,
+        "batch_size": len(b),
+        "S": b.src.shape[1],
+        "T": b.tgt_in.shape[1],
+        "source": src_rows,
+        "target": tgt_rows,
     }
 
 
@@ -497,12 +582,20 @@ def length_stats(data: Seq2SeqData, splits: Sequence[str] = SPLITS) -> dict:
     pairs = [p for name in splits for p in data.split(name)]
     src = [len(data.tokenizer.tokenize(s)) for s, _ in pairs]
     tgt = [len(data.tokenizer.tokenize(t)) for _, t in pairs]
-    return {"source": src, "target": tgt, "max_len": data.max_len,
-            "n_src_cut": sum(n > data.max_len for n in src), "n_tgt_cut": sum(n > data.max_len for n in tgt),
-            "n_truncated": sum(a > data.max_len or b > data.max_len for a, b in zip(src, tgt)), "n": len(pairs)}
+    return {
+        "source": src,
+        "target": tgt,
+        "max_len": data.max_len,
+        "n_src_cut": sum(n > data.max_len for n in src),
+        "n_tgt_cut": sum(n > data.max_len for n in tgt),
+        "n_truncated": sum(a > data.max_len or b > data.max_len for a, b in zip(src, tgt)),
+        "n": len(pairs),
+    }
 
 
-def check_input_text(text: str, vocab: Vocab, tokens_mode: "str | Tokenizer", max_len: int) -> tuple[list[str], list[str]]:
+def check_input_text(
+    text: str, vocab: Vocab, tokens_mode: str | Tokenizer, max_len: int
+) -> tuple[list[str], list[str]]:
     """Validate text typed into the app before it reaches a model: returns (tokens, warnings).
 
     Raises DataError for empty input or input longer than max_len tokens. Warns (does not fail) when some or all
@@ -518,17 +611,21 @@ def check_input_text(text: str, vocab: Vocab, tokens_mode: "str | Tokenizer", ma
     unknown = [t for t in tokens if t not in vocab.stoi or vocab.stoi[t] < len(SPECIALS)]
     warnings = []
     if len(unknown) == len(tokens):
-        warnings.append("None of the input's tokens is in the model's vocabulary: the model sees only <unk> and "
-                        "its output will be meaningless. Try an input like the training examples.")
+        warnings.append(
+            "None of the input's tokens is in the model's vocabulary: the model sees only <unk> and "
+            "its output will be meaningless. Try an input like the training examples."
+        )
     elif unknown:
         shown = ", ".join(repr(t) for t in dict.fromkeys(unknown))
-        warnings.append(f"{len(unknown)} of {len(tokens)} tokens are not in the vocabulary and become <unk>: "
-                        f"{shown[:200]}")
+        warnings.append(
+            f"{len(unknown)} of {len(tokens)} tokens are not in the vocabulary and become <unk>: {shown[:200]}"
+        )
     return tokens, warnings
 
 
-def fit_to_vocab(data: Seq2SeqData, tokens: "str | Tokenizer", src_vocab: Vocab,
-                 tgt_vocab: Vocab) -> tuple[Seq2SeqData | None, str | None]:
+def fit_to_vocab(
+    data: Seq2SeqData, tokens: str | Tokenizer, src_vocab: Vocab, tgt_vocab: Vocab
+) -> tuple[Seq2SeqData | None, str | None]:
     """Re-express `data` in a trained model's vocabularies so the model can keep training on it.
 
     A model's embedding rows and output units are tied to its vocabularies id by id, so the data must be encoded
@@ -538,24 +635,31 @@ def fit_to_vocab(data: Seq2SeqData, tokens: "str | Tokenizer", src_vocab: Vocab,
     """
     tok = as_tokenizer(tokens)
     if tok.mode != data.tokens:
-        return None, (f"The model reads {tok.mode} tokens but this data is split into {data.tokens} tokens. "
-                      f"Train a new model, or choose {tok.mode}-level tokens on the Data page.")
+        return None, (
+            f"The model reads {tok.mode} tokens but this data is split into {data.tokens} tokens. "
+            f"Train a new model, or choose {tok.mode}-level tokens on the Data page."
+        )
     if tok != data.tokenizer:
-        return None, (f"The model cuts text differently from this data ({tok.describe()} against "
-                      f"{data.tokenizer.describe()}): its token ids would mean other things. Train a new model, or "
-                      f"choose the model's tokenization on the Data page.")
+        return None, (
+            f"The model cuts text differently from this data ({tok.describe()} against "
+            f"{data.tokenizer.describe()}): its token ids would mean other things. Train a new model, or "
+            f"choose the model's tokenization on the Data page."
+        )
     for side, mv, dv in (("source", src_vocab, data.src_vocab), ("target", tgt_vocab, data.tgt_vocab)):
         missing = [t for t in dv.itos if t not in mv.stoi]
         if missing:
             shown = ", ".join(repr(t) for t in missing[:5]) + (" ..." if len(missing) > 5 else "")
-            return None, (f"The model's {side} vocabulary ({len(mv):,} tokens) does not match this data: "
-                          f"{len(missing):,} token(s) in the data are unknown to the model ({shown}). Train a new "
-                          f"model from random weights, or load data like the data the model was trained on.")
+            return None, (
+                f"The model's {side} vocabulary ({len(mv):,} tokens) does not match this data: "
+                f"{len(missing):,} token(s) in the data are unknown to the model ({shown}). Train a new "
+                f"model from random weights, or load data like the data the model was trained on."
+            )
     return replace(data, src_vocab=src_vocab, tgt_vocab=tgt_vocab, tokenizer=tok), None
 
 
-def compare_tokenizations(data: Seq2SeqData, example: str, vocab_size: int = DEFAULT_VOCAB_SIZE,
-                          lowercase: bool = False) -> list[dict]:
+def compare_tokenizations(
+    data: Seq2SeqData, example: str, vocab_size: int = DEFAULT_VOCAB_SIZE, lowercase: bool = False
+) -> list[dict]:
     """How each tokenization cuts `example` and what it gives on this data, for the Data page: one row per mode
     ("char", "word", "subword" with `vocab_size` pieces learned on the training split), each with the example's
     tokens, the source and target vocabulary sizes built from the training split, the coverage (share of the held-out
@@ -565,9 +669,13 @@ def compare_tokenizations(data: Seq2SeqData, example: str, vocab_size: int = DEF
     rows = []
     for mode in TOKEN_MODES:
         if mode == "subword":
-            tok = (data.tokenizer if data.tokens == "subword" and data.tokenizer.vocab_size == vocab_size
-                   and data.tokenizer.lowercase == lowercase
-                   else Tokenizer.train_subword([x for p in data.train for x in p], vocab_size, lowercase))
+            tok = (
+                data.tokenizer
+                if data.tokens == "subword"
+                and data.tokenizer.vocab_size == vocab_size
+                and data.tokenizer.lowercase == lowercase
+                else Tokenizer.train_subword([x for p in data.train for x in p], vocab_size, lowercase)
+            )
         else:
             tok = Tokenizer(mode, lowercase)
         src_v = Vocab.build(tok.tokenize(s) for s, _ in data.train)
@@ -579,7 +687,15 @@ def compare_tokenizations(data: Seq2SeqData, example: str, vocab_size: int = DEF
                 known += sum(x in v.stoi for x in toks)
                 total += len(toks)
         lengths = [len(tok.tokenize(x)) for p in data.train for x in p]
-        rows.append({"tokens": mode, "example": tok.tokenize(example), "source vocab": len(src_v),
-                     "target vocab": len(tgt_v), "coverage": known / max(total, 1),
-                     "tokens per sentence": sum(lengths) / max(len(lengths), 1), "tokenizer": tok})
+        rows.append(
+            {
+                "tokens": mode,
+                "example": tok.tokenize(example),
+                "source vocab": len(src_v),
+                "target vocab": len(tgt_v),
+                "coverage": known / max(total, 1),
+                "tokens per sentence": sum(lengths) / max(len(lengths), 1),
+                "tokenizer": tok,
+            }
+        )
     return rows

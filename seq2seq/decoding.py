@@ -10,6 +10,7 @@ All functions run the fused model in eval mode (no dropout) without gradients, o
 greedy_batch. `max_len` is the most output tokens produced before <eos> (so at most max_len + 1 decoder steps;
 an output that has not ended by then is cut to max_len tokens).
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -76,8 +77,9 @@ def greedy(model: Seq2Seq, src_ids: list[int], max_len: int) -> list[int]:
     return row[: row.index(EOS_ID)] if EOS_ID in row else row[:max_len]
 
 
-def sample(model: Seq2Seq, src_ids: list[int], max_len: int, temperature: float = 1.0, top_k: int = 0,
-           seed: int = 0) -> list[int]:
+def sample(
+    model: Seq2Seq, src_ids: list[int], max_len: int, temperature: float = 1.0, top_k: int = 0, seed: int = 0
+) -> list[int]:
     """Sampled output ids (without <eos>); the same seed gives the same output."""
     gen = torch.Generator().manual_seed(seed)
     with _eval(model):
@@ -124,8 +126,9 @@ class BeamResult:
 def _take(enc: EncoderOutput, idx: Tensor) -> EncoderOutput:
     """The encoder output repeated for the hypotheses in the beam (all share one source)."""
     pick = lambda x: None if x is None else x[idx]  # noqa: E731
-    return EncoderOutput(enc.enc_out[idx], pick(enc.keys), enc.mask[idx], enc.state0, enc.context[idx],
-                         pick(enc.keys_proj))
+    return EncoderOutput(
+        enc.enc_out[idx], pick(enc.keys), enc.mask[idx], enc.state0, enc.context[idx], pick(enc.keys_proj)
+    )
 
 
 def _take_state(state, idx: Tensor):

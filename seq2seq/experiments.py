@@ -18,6 +18,7 @@ first timesteps (vanishing gradient); an LSTM or GRU keeps it.
 
 No Streamlit here; everything runs on CPU in eval mode (no dropout), without changing the model.
 """
+
 from __future__ import annotations
 
 import random
@@ -64,7 +65,7 @@ def accuracy_by_length(model, data, pairs: list[tuple[str, str]], batch_size: in
             idx = by_len[length]
             exact = correct = tokens = 0
             for a in range(0, len(idx), batch_size):
-                part = idx[a:a + batch_size]
+                part = idx[a : a + batch_size]
                 b = make_batch([src_ids[i] for i in part], [tgt_ids[i] for i in part])
                 logits = model(b.src, b.src_len, b.tgt_in, 1.0)  # (B, T, V)
                 real = b.tgt_out != PAD_ID
@@ -72,15 +73,22 @@ def accuracy_by_length(model, data, pairs: list[tuple[str, str]], batch_size: in
                 exact += int(right.all(1).sum())
                 correct += int((right & real).sum())
                 tokens += int(real.sum())
-            rows.append({"length": length, "n": len(idx), "exact_match": exact / len(idx),
-                         "token_accuracy": correct / max(tokens, 1)})
+            rows.append(
+                {
+                    "length": length,
+                    "n": len(idx),
+                    "exact_match": exact / len(idx),
+                    "token_accuracy": correct / max(tokens, 1),
+                }
+            )
     finally:
         model.train(was_training)
     return rows
 
 
-def length_test_pairs(task: str, lengths, per_length: int = 40, seed: int = 1, exclude=(), **params
-                      ) -> list[tuple[str, str]]:
+def length_test_pairs(
+    task: str, lengths, per_length: int = 40, seed: int = 1, exclude=(), **params
+) -> list[tuple[str, str]]:
     """Fresh examples of a built-in task at each source length in `lengths` (tokens), `per_length` of each (fewer
     where fewer distinct sources exist), none whose source is in `exclude` (the training pairs, or their sources).
 
@@ -95,8 +103,14 @@ def length_test_pairs(task: str, lengths, per_length: int = 40, seed: int = 1, e
     if all(k in spec.params for k in LENGTH_PARAMS):
         for n in lengths:
             try:
-                splits = generate_splits(task, n_train=per_length + 20, n_valid=0, n_test=0, seed=seed * 1000 + n,
-                                         **{**params, "min_len": n, "max_len": n})
+                splits = generate_splits(
+                    task,
+                    n_train=per_length + 20,
+                    n_valid=0,
+                    n_test=0,
+                    seed=seed * 1000 + n,
+                    **{**params, "min_len": n, "max_len": n},
+                )
             except ValueError:  # e.g. a sentence length translate cannot make
                 continue
             fresh = [p for p in splits["train"] if p[0] not in seen]
@@ -153,8 +167,12 @@ def encoder_grad_norms(model, src: Tensor, src_len: Tensor, tgt_in: Tensor, tgt_
     norm = np.where(has_t, sq.sum(0).sqrt().numpy(), np.nan)
     counts = has_t.sum(0)
     mean = np.where(counts > 0, np.nansum(norm, 0) / np.maximum(counts, 1), np.nan)
-    return {"norm": norm, "mean": mean, "forward": halves[0] if D == 2 else None,
-            "backward": halves[1] if D == 2 else None}
+    return {
+        "norm": norm,
+        "mean": mean,
+        "forward": halves[0] if D == 2 else None,
+        "backward": halves[1] if D == 2 else None,
+    }
 
 
 def probe_batch(data, pairs: list[tuple[str, str]]):

@@ -21,6 +21,7 @@ its own code here, so it must fail loudly rather than export a wrong tokenizer),
 one this template was written for (FORMAT_VERSION 2: the attention decoder feeds c_t, computed from s_{t-1}, into its
 cell; see checkpoint.py), so a change of the model's math cannot silently produce a file that decodes differently.
 """
+
 from __future__ import annotations
 
 import io
@@ -44,15 +45,19 @@ class ExportError(ValueError):
 # The tokenizer code of each mode the exporter knows, written into the file as it is. A new mode needs a new entry
 # here (and a test), so a model with an unknown one is refused rather than exported with a wrong tokenizer.
 TOKENIZERS = {
-    "char": ('''def tokenize(text: str) -> list[str]:
+    "char": (
+        '''def tokenize(text: str) -> list[str]:
     """Character tokens: every character is one timestep x_t (spaces too)."""
     return list(text.lower() if LOWERCASE else text)
 
 
 def detokenize(tokens: list[str]) -> str:
     return "".join(tokens)
-''', "characters"),
-    "word": ('''_PIECE = re.compile(r"\\w+|[^\\w\\s]")  # a word (letters, digits, _) or one punctuation mark
+''',
+        "characters",
+    ),
+    "word": (
+        '''_PIECE = re.compile(r"\\w+|[^\\w\\s]")  # a word (letters, digits, _) or one punctuation mark
 
 
 def tokenize(text: str) -> list[str]:
@@ -75,7 +80,9 @@ def detokenize(tokens: list[str]) -> str:
         else:
             parts.append(tok if i == 0 else " " + tok)
     return "".join(parts)
-''', "words and punctuation marks"),
+''',
+        "words and punctuation marks",
+    ),
 }
 
 
@@ -95,21 +102,30 @@ def _wrap_list(name: str, items: list[str], width: int = 116) -> str:
 
 def _describe(ckpt) -> str:
     cfg = ckpt.model_cfg
-    parts = [cfg.cell.upper(), f"E={cfg.embed}", f"H={cfg.hidden}", f"{cfg.layers} layer" + "s" * (cfg.layers > 1),
-             "bidirectional encoder" if cfg.bidirectional else "unidirectional encoder",
-             "no attention" if cfg.attention == "none" else f"{cfg.attention} attention"]
+    parts = [
+        cfg.cell.upper(),
+        f"E={cfg.embed}",
+        f"H={cfg.hidden}",
+        f"{cfg.layers} layer" + "s" * (cfg.layers > 1),
+        "bidirectional encoder" if cfg.bidirectional else "unidirectional encoder",
+        "no attention" if cfg.attention == "none" else f"{cfg.attention} attention",
+    ]
     return ", ".join(parts)
 
 
 def check_exportable(ckpt) -> None:
     """Raise ExportError when this exporter cannot write a faithful file for `ckpt`."""
     if ckpt.tokens not in TOKENIZERS:
-        raise ExportError(f"cannot export a model with {ckpt.tokens!r} tokens: the exporter writes tokenizer code "
-                          f"for {' and '.join(repr(t) for t in TOKENIZERS)} tokens only")
+        raise ExportError(
+            f"cannot export a model with {ckpt.tokens!r} tokens: the exporter writes tokenizer code "
+            f"for {' and '.join(repr(t) for t in TOKENIZERS)} tokens only"
+        )
     if ckpt_io.FORMAT_VERSION != TEMPLATE_FORMAT_VERSION:
-        raise ExportError(f"the exporter implements the model of checkpoint format {TEMPLATE_FORMAT_VERSION}, but "
-                          f"this version of the library writes format {ckpt_io.FORMAT_VERSION}: update "
-                          "seq2seq/export.py's template first")
+        raise ExportError(
+            f"the exporter implements the model of checkpoint format {TEMPLATE_FORMAT_VERSION}, but "
+            f"this version of the library writes format {ckpt_io.FORMAT_VERSION}: update "
+            "seq2seq/export.py's template first"
+        )
 
 
 def source(ckpt, weights_name: str) -> str:
@@ -136,13 +152,17 @@ def source(ckpt, weights_name: str) -> str:
     lines = [f"{name} = {value!r}" for name, value, _ in config]
     width = max(map(len, lines)) + 2
     config_src = "\n".join(f"{line:<{width}}# {why}" for line, (_, _, why) in zip(lines, config))
-    config_src += (f"\nTRAIN = dict(optimizer={tcfg.optimizer!r}, lr={tcfg.lr!r}, clip={tcfg.clip!r}, "
-                   f"batch_size={tcfg.batch_size!r})  # the model's own training settings")
+    config_src += (
+        f"\nTRAIN = dict(optimizer={tcfg.optimizer!r}, lr={tcfg.lr!r}, clip={tcfg.clip!r}, "
+        f"batch_size={tcfg.batch_size!r})  # the model's own training settings"
+    )
     subs = {
         "@CONFIG@": config_src,
         "@TITLE@": f"{ckpt.task or 'custom data'}: {_describe(ckpt)}",
-        "@WEIGHTS@": weights_name, "@WEIGHTS_REPR@": repr(weights_name),
-        "@TOKENS@": repr(ckpt.tokens), "@UNIT@": repr(unit),
+        "@WEIGHTS@": weights_name,
+        "@WEIGHTS_REPR@": repr(weights_name),
+        "@TOKENS@": repr(ckpt.tokens),
+        "@UNIT@": repr(unit),
         "@LOWERCASE@": repr(bool(getattr(ckpt.tokenizer, "lowercase", False))),
         "@TOKENIZER@": tok_code.rstrip("\n"),
         "@SRC_ITOS@": _wrap_list("SRC_ITOS", list(ckpt.src_vocab.itos)),
@@ -159,8 +179,10 @@ def weights_bytes(ckpt) -> bytes:
 
 def files(ckpt, stem: str = "seq2seq_model") -> dict[str, bytes]:
     """{stem.py: the code, stem.safetensors: the weights}."""
-    return {f"{stem}.py": source(ckpt, f"{stem}.safetensors").encode("utf-8"),
-            f"{stem}.safetensors": weights_bytes(ckpt)}
+    return {
+        f"{stem}.py": source(ckpt, f"{stem}.safetensors").encode("utf-8"),
+        f"{stem}.safetensors": weights_bytes(ckpt),
+    }
 
 
 def zip_bytes(ckpt, stem: str = "seq2seq_model") -> bytes:

@@ -28,6 +28,7 @@ H = 256 an LSTM's W_hh is 1 MB, read once per timestep and direction, and this c
 Whole-sequence products (many rows at once) go through `_mm`. Only sampling a token goes back to PyTorch
 (`sampling_probs`, torch.multinomial with the seeded generator), so a seeded sample draws what `decoding.sample` draws.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -127,8 +128,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def cell_step(cell: str, xw: np.ndarray, h: np.ndarray, c: np.ndarray | None, W_hh: list[np.ndarray],
-              b_hh: np.ndarray):
+def cell_step(cell: str, xw: np.ndarray, h: np.ndarray, c: np.ndarray | None, W_hh: list[np.ndarray], b_hh: np.ndarray):
     """One step of `cell` for a stack of independent rows (directions, or one layer).
 
     xw = W_ih x_t + b_ih (N, G*H) already computed; h, c (N, H); W_hh: N matrices (G*H, H); b_hh (N, G*H).
@@ -169,8 +169,9 @@ def _tokenize(text_or_tokens: str | list[str], mode: str) -> list[str]:
     return list(text_or_tokens)
 
 
-def trace_encoder(model: Seq2Seq, src_vocab, text_or_tokens: str | list[str],
-                  tokens_mode: str = "char") -> EncoderTrace:
+def trace_encoder(
+    model: Seq2Seq, src_vocab, text_or_tokens: str | list[str], tokens_mode: str = "char"
+) -> EncoderTrace:
     """Run the encoder on one input step by step. Raises ValueError for an empty input."""
     tokens = _tokenize(text_or_tokens, tokens_mode)
     if not tokens:
@@ -215,12 +216,24 @@ def _trace_encoder_ids(model: Seq2Seq, ids: list[int], tokens: list[str], tokens
         cell0 = _bridge(model, np.stack(finals_c), "bridge_c") if lstm else None
         keys = None
         if cfg.attention != "none":
-            keys = _mm(outputs, _np(model.mem_proj.weight).T) + _np(model.mem_proj.bias) if cfg.bidirectional \
-                else outputs
+            keys = (
+                _mm(outputs, _np(model.mem_proj.weight).T) + _np(model.mem_proj.bias) if cfg.bidirectional else outputs
+            )
         gates = {name: g_all[..., k * H : (k + 1) * H] for k, name in enumerate(GATE_NAMES[cfg.cell])}
         return EncoderTrace(
-            tokens=list(tokens), ids=list(ids), embeddings=emb, h=h_all, c=c_all, gates=gates, outputs=outputs,
-            s0=s0, context=s0[-1].copy(), cell0=cell0, keys=keys, tokens_mode=tokens_mode, cell_type=cfg.cell,
+            tokens=list(tokens),
+            ids=list(ids),
+            embeddings=emb,
+            h=h_all,
+            c=c_all,
+            gates=gates,
+            outputs=outputs,
+            s0=s0,
+            context=s0[-1].copy(),
+            cell0=cell0,
+            keys=keys,
+            tokens_mode=tokens_mode,
+            cell_type=cfg.cell,
         )
 
 
@@ -326,7 +339,7 @@ def trace_decoder(
         def attend(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Query q (1, H) = s_{t-1} (top layer) -> a_t (1, S), c_t (1, H)."""
             if cfg.attention == "dot":
-                scores = q @ keys.T * cfg.hidden ** -0.5  # s_{t-1} . k_j / sqrt(H)
+                scores = q @ keys.T * cfg.hidden**-0.5  # s_{t-1} . k_j / sqrt(H)
             else:  # v . tanh(W_s s_{t-1} + W_k k_j + b_k)
                 scores = np.tanh((q @ W_sT)[:, None, :] + keys_proj) @ v
             a = softmax(scores)
@@ -404,13 +417,26 @@ def trace_decoder(
     for i in range(n):
         t, tok = i + 1, chosen[i]
         tgt = target_ids[i] if target_ids is not None and i < len(target_ids) else None
-        steps.append(DecoderStep(
-            t=t, input_token=itos[inputs[i]], input_id=inputs[i], s=S[i], cell=None if C is None else C[i],
-            attention=None if A is None else A[i], logits=logits[i], probs=probs[i], chosen_id=tok,
-            chosen_token=itos[tok], target_id=tgt, target_token=None if tgt is None else itos[tgt],
-            cross_entropy=None if tgt is None else float(-logp[i, tgt]), forced=t in forced,
-            gates={name: Gt[i, :, k * H : (k + 1) * H] for k, name in enumerate(names)},
-            attn_context=None if CTX is None else CTX[i], sample_probs=None if sprobs[i] is None else sprobs[i].numpy(),
-        ))
+        steps.append(
+            DecoderStep(
+                t=t,
+                input_token=itos[inputs[i]],
+                input_id=inputs[i],
+                s=S[i],
+                cell=None if C is None else C[i],
+                attention=None if A is None else A[i],
+                logits=logits[i],
+                probs=probs[i],
+                chosen_id=tok,
+                chosen_token=itos[tok],
+                target_id=tgt,
+                target_token=None if tgt is None else itos[tgt],
+                cross_entropy=None if tgt is None else float(-logp[i, tgt]),
+                forced=t in forced,
+                gates={name: Gt[i, :, k * H : (k + 1) * H] for k, name in enumerate(names)},
+                attn_context=None if CTX is None else CTX[i],
+                sample_probs=None if sprobs[i] is None else sprobs[i].numpy(),
+            )
+        )
     out_tokens = tgt_vocab.decode(chosen)  # up to <eos>, <pad>/<sos> dropped (as translate)
     return DecoderTrace(steps, out_tokens, "teacher_forced" if teacher_forced else strategy, tgt_vocab)

@@ -8,6 +8,7 @@ and what the user (or the operator) can do about it.
 The upload size must agree with `.streamlit/config.toml` (`server.maxUploadSize`), which Streamlit enforces in
 the browser before our code ever sees the file; a test checks that the two match.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,31 +28,53 @@ class LimitError(ValueError):
 
 # field name -> (what it bounds, what a user can do when they hit it)
 _MEANING: dict[str, tuple[str, str]] = {
-    "max_upload_mb": ("largest dataset or checkpoint file a user may upload, in megabytes",
-                      "upload a smaller file (a sample of your data)"),
-    "max_rows": ("most source/target pairs read from one uploaded dataset",
-                 "upload fewer rows (a random sample of your data works well)"),
-    "max_seq_len": ("longest sequence, in tokens, kept for training or typed into the app",
-                    "use shorter examples or a smaller maximum length"),
-    "max_line_chars": ("longest line, in characters, accepted in an uploaded dataset",
-                       "split or shorten the long lines"),
-    "max_vocab": ("largest vocabulary (tokens, including the 4 special ones) per language side",
-                  "use character tokens or a smaller vocabulary; rare words become <unk>"),
-    "max_params": ("most trainable parameters in a model",
-                   "choose fewer hidden units, a smaller embedding or fewer layers"),
-    "max_train_seconds": ("longest training time of one run, in seconds",
-                          "train for fewer epochs or set a shorter time budget"),
-    "max_runs": ("training runs that exist at once on this server (each holds its model, optimizer and data in a "
-                 "worker's memory; all of them train at once, sharing the cores); later runs wait in a queue",
-                 "wait for your place in the queue"),
-    "max_runs_per_session": ("training runs one browser session may have queued or running at once (a comparison "
-                             "on the Compare page counts as one)",
-                             "stop or finish one of your runs first"),
-    "lesson_seconds": ("a lesson's time budget: every run started on the Train page trains this many seconds "
-                       "(0 = off: each student chooses); a teacher's link can set it too (?lesson=60)",
-                       "ask the operator"),
-    "max_compare_models": ("models one comparison on the Compare page trains side by side",
-                           "compare fewer models at once"),
+    "max_upload_mb": (
+        "largest dataset or checkpoint file a user may upload, in megabytes",
+        "upload a smaller file (a sample of your data)",
+    ),
+    "max_rows": (
+        "most source/target pairs read from one uploaded dataset",
+        "upload fewer rows (a random sample of your data works well)",
+    ),
+    "max_seq_len": (
+        "longest sequence, in tokens, kept for training or typed into the app",
+        "use shorter examples or a smaller maximum length",
+    ),
+    "max_line_chars": (
+        "longest line, in characters, accepted in an uploaded dataset",
+        "split or shorten the long lines",
+    ),
+    "max_vocab": (
+        "largest vocabulary (tokens, including the 4 special ones) per language side",
+        "use character tokens or a smaller vocabulary; rare words become <unk>",
+    ),
+    "max_params": (
+        "most trainable parameters in a model",
+        "choose fewer hidden units, a smaller embedding or fewer layers",
+    ),
+    "max_train_seconds": (
+        "longest training time of one run, in seconds",
+        "train for fewer epochs or set a shorter time budget",
+    ),
+    "max_runs": (
+        "training runs that exist at once on this server (each holds its model, optimizer and data in a "
+        "worker's memory; all of them train at once, sharing the cores); later runs wait in a queue",
+        "wait for your place in the queue",
+    ),
+    "max_runs_per_session": (
+        "training runs one browser session may have queued or running at once (a comparison "
+        "on the Compare page counts as one)",
+        "stop or finish one of your runs first",
+    ),
+    "lesson_seconds": (
+        "a lesson's time budget: every run started on the Train page trains this many seconds "
+        "(0 = off: each student chooses); a teacher's link can set it too (?lesson=60)",
+        "ask the operator",
+    ),
+    "max_compare_models": (
+        "models one comparison on the Compare page trains side by side",
+        "compare fewer models at once",
+    ),
 }
 OPTIONAL = {"lesson_seconds"}  # limits where 0 means "off"
 LEGACY = {"max_runs": "SEQ2SEQ_MAX_CONCURRENT_RUNS"}  # older names still read when the new one is not set
@@ -108,8 +131,10 @@ def check_number(name: str, value: object, lo: float, hi: float, integer: bool =
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name}: expected a number, got {_short(value)}")
     if isinstance(value, int) and abs(value) >= 10**MAX_INT_DIGITS:  # str() of it may itself fail (4,300 digits)
-        raise ValueError(f"{name} must be between {_fmt(lo)} and {_fmt(hi)}, got an integer of about "
-                         f"{int(value.bit_length() * 0.30103) + 1:,} digits")
+        raise ValueError(
+            f"{name} must be between {_fmt(lo)} and {_fmt(hi)}, got an integer of about "
+            f"{int(value.bit_length() * 0.30103) + 1:,} digits"
+        )
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number between {_fmt(lo)} and {_fmt(hi)}, got {value}")
     if integer and value != int(value):

@@ -10,6 +10,7 @@ and this script says so, because the weights then depend on the machine's speed)
 the exact match on the held-out test split (and for "tatoeba" corpus BLEU and chrF against all references),
 measured at the end of the run; pretrained/README.md is rewritten from the results.
 """
+
 from __future__ import annotations
 
 import sys
@@ -33,30 +34,156 @@ PLATEAU = ["--lr-schedule", "plateau", "--lr-patience", "1"]
 # it stays under MAX_MB; word tokens (not subwords) because Hugging Face's BPE trainer breaks ties between equally
 # frequent merges differently from run to run, and this script promises the same model every time.
 MODELS: dict[str, tuple[str, list[str]]] = {
-    "reverse": ("GRU, bidirectional encoder, additive (Bahdanau) attention: reverse 5-15 letters",
-                ["--task", "reverse", "--n-train", "20000", "--cell", "gru", "--bidirectional", "--attention",
-                 "additive", "--embed", "32", "--hidden", "128", "--batch-size", "64", "--epochs", "6",
-                 "--max-seconds", "1200", *PLATEAU]),
-    "dates": ("LSTM, no attention (everything passes through the context vector c): dates in many formats -> ISO",
-              ["--task", "dates", "--cell", "lstm", "--no-bidirectional", "--attention", "none",
-               "--embed", "32", "--hidden", "128", "--batch-size", "64", "--epochs", "8", "--max-seconds", "1200",
-               *FIRST]),
-    "translate": ("GRU, dot (Luong) attention, word-level tokens: English-like sentences -> Toyish",
-                  ["--task", "translate", "--tokens", "word", "--cell", "gru", "--no-bidirectional", "--attention", "dot",
-                   "--embed", "32", "--hidden", "64", "--batch-size", "64", "--epochs", "8", "--max-seconds", "1200",
-                   *FIRST]),
-    "addition": ("LSTM, bidirectional encoder, no attention: 3-digit addition, 123+45 -> 168",
-                 ["--task", "addition", "--cell", "lstm", "--attention", "none", "--embed", "32", "--hidden", "128",
-                  "--batch-size", "64", "--epochs", "3", "--max-seconds", "1200", *PLATEAU]),
-    "copy": ("vanilla RNN (tanh), additive attention: copy 5-15 letters",
-             ["--task", "copy", "--n-train", "5000", "--cell", "rnn", "--no-bidirectional", "--attention", "additive",
-              "--embed", "32", "--hidden", "128", "--batch-size", "64", "--epochs", "14", "--max-seconds", "1200",
-              *FIRST]),
-    "tatoeba": ("GRU, bidirectional encoder, dot attention, real sentences: English -> French (Tatoeba), scored "
-                "with BLEU and chrF against every reference",
-                ["--task", "tatoeba", "--tokens", "word", "--lowercase", "--vocab-size", "1500", "--cell", "gru",
-                 "--attention", "dot", "--embed", "48", "--hidden", "96", "--dropout", "0.2", "--batch-size", "32",
-                 "--epochs", "12", "--max-seconds", "1200", *PLATEAU]),
+    "reverse": (
+        "GRU, bidirectional encoder, additive (Bahdanau) attention: reverse 5-15 letters",
+        [
+            "--task",
+            "reverse",
+            "--n-train",
+            "20000",
+            "--cell",
+            "gru",
+            "--bidirectional",
+            "--attention",
+            "additive",
+            "--embed",
+            "32",
+            "--hidden",
+            "128",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "6",
+            "--max-seconds",
+            "1200",
+            *PLATEAU,
+        ],
+    ),
+    "dates": (
+        "LSTM, no attention (everything passes through the context vector c): dates in many formats -> ISO",
+        [
+            "--task",
+            "dates",
+            "--cell",
+            "lstm",
+            "--no-bidirectional",
+            "--attention",
+            "none",
+            "--embed",
+            "32",
+            "--hidden",
+            "128",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "8",
+            "--max-seconds",
+            "1200",
+            *FIRST,
+        ],
+    ),
+    "translate": (
+        "GRU, dot (Luong) attention, word-level tokens: English-like sentences -> Toyish",
+        [
+            "--task",
+            "translate",
+            "--tokens",
+            "word",
+            "--cell",
+            "gru",
+            "--no-bidirectional",
+            "--attention",
+            "dot",
+            "--embed",
+            "32",
+            "--hidden",
+            "64",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "8",
+            "--max-seconds",
+            "1200",
+            *FIRST,
+        ],
+    ),
+    "addition": (
+        "LSTM, bidirectional encoder, no attention: 3-digit addition, 123+45 -> 168",
+        [
+            "--task",
+            "addition",
+            "--cell",
+            "lstm",
+            "--attention",
+            "none",
+            "--embed",
+            "32",
+            "--hidden",
+            "128",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "3",
+            "--max-seconds",
+            "1200",
+            *PLATEAU,
+        ],
+    ),
+    "copy": (
+        "vanilla RNN (tanh), additive attention: copy 5-15 letters",
+        [
+            "--task",
+            "copy",
+            "--n-train",
+            "5000",
+            "--cell",
+            "rnn",
+            "--no-bidirectional",
+            "--attention",
+            "additive",
+            "--embed",
+            "32",
+            "--hidden",
+            "128",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "14",
+            "--max-seconds",
+            "1200",
+            *FIRST,
+        ],
+    ),
+    "tatoeba": (
+        "GRU, bidirectional encoder, dot attention, real sentences: English -> French (Tatoeba), scored "
+        "with BLEU and chrF against every reference",
+        [
+            "--task",
+            "tatoeba",
+            "--tokens",
+            "word",
+            "--lowercase",
+            "--vocab-size",
+            "1500",
+            "--cell",
+            "gru",
+            "--attention",
+            "dot",
+            "--embed",
+            "48",
+            "--hidden",
+            "96",
+            "--dropout",
+            "0.2",
+            "--batch-size",
+            "32",
+            "--epochs",
+            "12",
+            "--max-seconds",
+            "1200",
+            *PLATEAU,
+        ],
+    ),
 }
 
 
@@ -71,13 +198,19 @@ def make(name: str, root: Path = ROOT) -> None:
     m = train(args, training_state=False).metrics  # shipped models: no training state (half the bytes)
     size = sum(f.stat().st_size for f in (root / name).iterdir()) / 2**20
     if "time budget" in m.get("message", ""):
-        print(f"WARNING {name}: stopped by the --max-seconds safety cap, so this model is NOT reproducible; "
-              f"raise the cap or lower --epochs", file=sys.stderr)
+        print(
+            f"WARNING {name}: stopped by the --max-seconds safety cap, so this model is NOT reproducible; "
+            f"raise the cap or lower --epochs",
+            file=sys.stderr,
+        )
     if size > MAX_MB:
         print(f"WARNING {name}: {size:.2f} MB is over the {MAX_MB} MB budget for shipped models", file=sys.stderr)
     scores = f", BLEU {m['bleu']:.2f}, chrF {m['chrf']:.2f}" if "bleu" in m else ""
-    print(f"{name}: test exact match {m['exact_match']:.4f}{scores} on {m['n']} held-out examples, {m['steps']} steps, "
-          f"{m['seconds']:.0f} s training, {size:.2f} MB", flush=True)
+    print(
+        f"{name}: test exact match {m['exact_match']:.4f}{scores} on {m['n']} held-out examples, {m['steps']} steps, "
+        f"{m['seconds']:.0f} s training, {size:.2f} MB",
+        flush=True,
+    )
 
 
 def write_readme(root: Path = ROOT) -> None:
@@ -90,12 +223,17 @@ def write_readme(root: Path = ROOT) -> None:
             continue
         c = load(root / name)
         m, cfg = c.metrics, c.model_cfg
-        arch = (f"{cfg.cell.upper()} {cfg.layers}x{cfg.hidden}{', bidirectional' if cfg.bidirectional else ''}, "
-                f"attention {cfg.attention}, {c.tokens} tokens")
+        arch = (
+            f"{cfg.cell.upper()} {cfg.layers}x{cfg.hidden}{', bidirectional' if cfg.bidirectional else ''}, "
+            f"attention {cfg.attention}, {c.tokens} tokens"
+        )
         scores = f"; BLEU {m['bleu']:.1f}, chrF {m['chrf']:.1f}" if "bleu" in m else ""
-        rows.append(f"| `{name}` | {MODELS[name][0]} | {arch} | {m['n_params']:,} | {m['exact_match']:.3f}{scores} "
-                    f"(n={m['n']}) | {m['steps']} / {m['seconds']:.0f} s |")
-    text = f"""# Pretrained models
+        rows.append(
+            f"| `{name}` | {MODELS[name][0]} | {arch} | {m['n_params']:,} | {m['exact_match']:.3f}{scores} "
+            f"(n={m['n']}) | {m['steps']} / {m['seconds']:.0f} s |"
+        )
+    text = (
+        f"""# Pretrained models
 
 Small checkpoints the app opens with, so every page works before anyone trains. Each folder is a checkpoint
 (see `seq2seq/checkpoint.py`): `model.safetensors`, `config.json`, `vocab.json`, `metrics.json` (held-out exact
@@ -112,7 +250,9 @@ machine; about 5 minutes on an idle 2-core machine, longer when it is shared):
 
 The command behind each one (`python -m seq2seq train ...`):
 
-""" + "\n".join(f"    python -m seq2seq {' '.join(command(n))}" for n in MODELS) + """
+"""
+        + "\n".join(f"    python -m seq2seq {' '.join(command(n))}" for n in MODELS)
+        + """
 
 Check them: `python -m seq2seq eval pretrained/reverse --task reverse --seed 7` measures exact match on freshly
 generated examples (those seen in training are dropped), and `python -m pytest tests/test_pretrained.py` does that
@@ -122,15 +262,18 @@ for every model (for `tatoeba`: BLEU and chrF on its test split, against every r
 CC BY 2.0 FR: the contributors of every pair are named in the third column of
 `seq2seq/data_files/tatoeba-eng-fra-5k.tsv` (see `seq2seq/data_files/README.md`).
 """
+    )
     (root / "README.md").write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     names = (argv if argv is not None else sys.argv[1:]) or list(MODELS)
     if {"-h", "--help"} & set(names):
-        print(f"usage: python -m seq2seq.make_pretrained [NAME ...]   (default: all of {', '.join(MODELS)})\n"
-              f"Trains each named shipped model with its recorded command into pretrained/NAME and rewrites "
-              f"pretrained/README.md.")
+        print(
+            f"usage: python -m seq2seq.make_pretrained [NAME ...]   (default: all of {', '.join(MODELS)})\n"
+            f"Trains each named shipped model with its recorded command into pretrained/NAME and rewrites "
+            f"pretrained/README.md."
+        )
         return 0
     unknown = [n for n in names if n not in MODELS]
     if unknown:

@@ -84,6 +84,7 @@ Initialization (see `Seq2Seq.reset_parameters`), chosen so deep-in-time gradient
                              450 with 0; 3-digit addition 2,150 steps instead of 1,850;
   * embeddings: N(0, 1) (PyTorch default), the <pad> row zero; Linear layers: PyTorch default.
 """
+
 from __future__ import annotations
 
 import functools
@@ -133,7 +134,6 @@ OPEN_GATE = {"gru": 0, "lstm": 0}  # the GRU's reset gate r, the LSTM's input ga
 OPEN_GATE_BIAS = 2.0  # its b_ih: sigma(2) = 0.88
 
 
-
 @functools.cache
 def _bf16_lstm_runs() -> bool:
     """Whether oneDNN has a bf16 LSTM kernel on this CPU (it refuses to build one on CPUs without native bf16): if
@@ -144,6 +144,7 @@ def _bf16_lstm_runs() -> bool:
         return True
     except RuntimeError:
         return False
+
 
 class Seq2Seq(nn.Module):
     fast_decoder = True  # teacher-forced with attention, one layer: attention_decoder.decode (same math, faster)
@@ -199,7 +200,7 @@ class Seq2Seq(nn.Module):
     # ---- encoder -------------------------------------------------------------------------------------------------
     def encode(self, src: Tensor, src_len: Tensor) -> EncoderOutput:
         """src (B, S) padded ids, src_len (B,) -> EncoderOutput. An empty source is treated as one <pad> token."""
-        cfg, (B, S) = self.cfg, src.shape
+        cfg, (B, S) = self.cfg, src.shape  # noqa: F841  (B: the shape, named as in the comments)
         lengths = src_len.detach().to("cpu", torch.int64).clamp(1, S)
         x = self.drop(self.src_embed(src))
         distinct, counts = lengths.unique(return_counts=True)  # ascending
@@ -240,7 +241,7 @@ class Seq2Seq(nn.Module):
         order = torch.argsort(lengths, stable=True)  # rows grouped by length, in the order of `distinct`
         outs, finals, start = [], [], 0
         for L, n in zip(distinct, counts):
-            rows = order[start:start + n]
+            rows = order[start : start + n]
             start += n
             out, h_n = self.enc_rnn(x[rows, :L])
             outs.append(F.pad(out, (0, 0, 0, S - L)))
@@ -267,7 +268,7 @@ class Seq2Seq(nn.Module):
         this CPU that is about 4x faster for these small shapes, forward and backward."""
         k = enc.keys
         if self.cfg.attention == "dot":
-            scores = (k * q.unsqueeze(1)).sum(-1) * self.cfg.hidden ** -0.5  # s . k_j / sqrt(H)
+            scores = (k * q.unsqueeze(1)).sum(-1) * self.cfg.hidden**-0.5  # s . k_j / sqrt(H)
         else:  # additive: v . tanh(W_s s + W_k k_j + b_k)
             scores = self.att_v(torch.tanh(self.att_Ws(q).unsqueeze(1) + enc.keys_proj)).squeeze(-1)
         a = torch.softmax(scores.masked_fill(~enc.mask, float("-inf")), dim=-1)
@@ -283,8 +284,12 @@ class Seq2Seq(nn.Module):
         hs, cs = state if cell == "lstm" else (state, None)
         new_h, new_c, inp = [], [], x
         for l in range(L):
-            w = (getattr(rnn, f"weight_ih_l{l}"), getattr(rnn, f"weight_hh_l{l}"),
-                 getattr(rnn, f"bias_ih_l{l}"), getattr(rnn, f"bias_hh_l{l}"))
+            w = (
+                getattr(rnn, f"weight_ih_l{l}"),
+                getattr(rnn, f"weight_hh_l{l}"),
+                getattr(rnn, f"bias_ih_l{l}"),
+                getattr(rnn, f"bias_hh_l{l}"),
+            )
             if cell == "lstm":
                 h, c = torch.lstm_cell(inp, (hs[l], cs[l]), *w)
                 new_c.append(c)
@@ -299,8 +304,9 @@ class Seq2Seq(nn.Module):
     @staticmethod
     def _split(state: State):
         """(L, B, H) state (or an LSTM's pair) -> per-layer lists, the form `_dec_cell` steps."""
-        return (list(state[0].unbind(0)), list(state[1].unbind(0))) if isinstance(state, tuple) \
-            else list(state.unbind(0))
+        return (
+            (list(state[0].unbind(0)), list(state[1].unbind(0))) if isinstance(state, tuple) else list(state.unbind(0))
+        )
 
     @staticmethod
     def _join(state) -> State:
@@ -357,10 +363,20 @@ class Seq2Seq(nn.Module):
             r = self.dec_rnn
             s0, m0 = enc.state0 if self.cfg.cell == "lstm" else (enc.state0, None)
             additive = () if self.cfg.attention == "dot" else (enc.keys_proj, self.att_Ws.weight, self.att_v.weight)
-            s, c, a, s_T, m_T = attention_decoder.decode(self.cfg.cell, e, enc.keys, enc.mask, s0[0],
-                                                         None if m0 is None else m0[0], r.weight_ih_l0,
-                                                         r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0, *additive,
-                                                         lowp=self._lowp())
+            s, c, a, s_T, m_T = attention_decoder.decode(
+                self.cfg.cell,
+                e,
+                enc.keys,
+                enc.mask,
+                s0[0],
+                None if m0 is None else m0[0],
+                r.weight_ih_l0,
+                r.weight_hh_l0,
+                r.bias_ih_l0,
+                r.bias_hh_l0,
+                *additive,
+                lowp=self._lowp(),
+            )
             state = (s_T[None], m_T[None]) if m0 is not None else s_T[None]
             return DecoderOutput(self._logits(s, c), s, a, state)
         state, S, C, A = self._split(enc.state0), [], [], []
@@ -410,11 +426,11 @@ def build(cfg: ModelConfig, generator: torch.Generator) -> Seq2Seq:
             if m.padding_idx is not None:
                 m.weight[m.padding_idx].fill_(0)
         elif isinstance(m, nn.RNNBase):
-            stdv = 1.0 / m.hidden_size ** 0.5
+            stdv = 1.0 / m.hidden_size**0.5
             for w in m.parameters():
                 nn.init.uniform_(w, -stdv, stdv, generator=generator)
         elif isinstance(m, nn.Linear):
-            nn.init.kaiming_uniform_(m.weight, a=5 ** 0.5, generator=generator)
+            nn.init.kaiming_uniform_(m.weight, a=5**0.5, generator=generator)
             if m.bias is not None:
                 bound = 1 / m.weight.shape[1] ** 0.5 if m.weight.shape[1] > 0 else 0
                 nn.init.uniform_(m.bias, -bound, bound, generator=generator)
@@ -454,7 +470,16 @@ def component_of(param_name: str) -> str:
     """Which count_parameters component a parameter (state_dict name) belongs to: for gradient norms per group."""
     prefix = param_name.split(".")[0]
     return {
-        "src_embed": "encoder embedding", "enc_rnn": "encoder RNN", "bridge_h": "bridge", "bridge_c": "bridge",
-        "mem_proj": "attention", "att_Ws": "attention", "att_Wk": "attention", "att_v": "attention",
-        "att_out": "attention", "tgt_embed": "decoder embedding", "dec_rnn": "decoder RNN", "out": "output layer",
+        "src_embed": "encoder embedding",
+        "enc_rnn": "encoder RNN",
+        "bridge_h": "bridge",
+        "bridge_c": "bridge",
+        "mem_proj": "attention",
+        "att_Ws": "attention",
+        "att_Wk": "attention",
+        "att_v": "attention",
+        "att_out": "attention",
+        "tgt_embed": "decoder embedding",
+        "dec_rnn": "decoder RNN",
+        "out": "output layer",
     }[prefix]

@@ -21,6 +21,7 @@ Differences from a step inside a training run, stated on the page: the optimizer
 no optimizer state, so Adam takes its first step: every weight moves by about the learning rate, whatever the size
 of its gradient), the batch is this one example, dropout is off and teacher forcing is full, all in fp32.
 """
+
 from __future__ import annotations
 
 import copy
@@ -32,8 +33,7 @@ import torch.nn.functional as F
 
 from .data import PAD_ID, Seq2SeqData, detokenize
 from .model import Seq2Seq, component_of
-from .training import (GROUPS, EncodedSplit, UnrolledRNN, _flush_denormals, clip_gradients, make_optimizer,
-                       token_loss)
+from .training import GROUPS, EncodedSplit, UnrolledRNN, _flush_denormals, clip_gradients, make_optimizer, token_loss
 
 
 @dataclass
@@ -72,8 +72,9 @@ class StepWalk:
 
 
 def _data(tokens: str, src_vocab, tgt_vocab, pairs: list[tuple[str, str]], max_len: int) -> Seq2SeqData:
-    return Seq2SeqData(tokens=tokens, src_vocab=src_vocab, tgt_vocab=tgt_vocab, train=pairs, valid=pairs, test=pairs,
-                       max_len=max_len)
+    return Seq2SeqData(
+        tokens=tokens, src_vocab=src_vocab, tgt_vocab=tgt_vocab, train=pairs, valid=pairs, test=pairs, max_len=max_len
+    )
 
 
 @torch.no_grad()
@@ -120,9 +121,18 @@ def _instrumented(model: Seq2Seq, src, src_len, tgt_in, tgt_out):
     return loss, unrolled.h_top, states, attn
 
 
-def walk(model: Seq2Seq, src_vocab, tgt_vocab, tokens: str, pair: tuple[str, str],
-         others: list[tuple[str, str]] = (), optimizer: str = "adam", lr: float = 3e-3, clip: float = 1.0,
-         max_len: int = 100) -> StepWalk:
+def walk(
+    model: Seq2Seq,
+    src_vocab,
+    tgt_vocab,
+    tokens: str,
+    pair: tuple[str, str],
+    others: list[tuple[str, str]] = (),
+    optimizer: str = "adam",
+    lr: float = 3e-3,
+    clip: float = 1.0,
+    max_len: int = 100,
+) -> StepWalk:
     """One training step on `pair`, on a copy of `model` (which is left unchanged). `others`: pairs whose loss is
     measured before and after the step too."""
     m = copy.deepcopy(model)
@@ -137,11 +147,13 @@ def walk(model: Seq2Seq, src_vocab, tgt_vocab, tokens: str, pair: tuple[str, str
     # ---- 1-4, instrumented: every state its own tensor, so d loss / d state can be read --------------------------
     loss_u, h_top, s_list, attn = _instrumented(m, src, src_len, tgt_in, tgt_out)
     hs = [h for direction in h_top for h in direction]
-    g = [torch.zeros_like(x) if gr is None else gr
-         for x, gr in zip(hs + s_list, torch.autograd.grad(loss_u, hs + s_list, allow_unused=True))]
+    g = [
+        torch.zeros_like(x) if gr is None else gr
+        for x, gr in zip(hs + s_list, torch.autograd.grad(loss_u, hs + s_list, allow_unused=True))
+    ]
     S, D = src.shape[1], len(h_top)
-    grad_h = torch.stack([x[0] for x in g[:len(hs)]]).norm(dim=-1).view(D, S).numpy()
-    grad_s = torch.stack([x[-1, 0] for x in g[len(hs):]]).norm(dim=-1).numpy()
+    grad_h = torch.stack([x[0] for x in g[: len(hs)]]).norm(dim=-1).view(D, S).numpy()
+    grad_s = torch.stack([x[-1, 0] for x in g[len(hs) :]]).norm(dim=-1).numpy()
 
     # ---- 1-3 and 5 with the training code: forward, loss, backward, clip, one optimizer step -----------------------
     params = [p for p in m.parameters() if p.requires_grad]
@@ -180,19 +192,36 @@ def walk(model: Seq2Seq, src_vocab, tgt_vocab, tokens: str, pair: tuple[str, str
     pairs = [pair] + list(others)
     data_all = _data(tokens, src_vocab, tgt_vocab, pairs, max_len)
     lb, la = example_losses(model, data_all, pairs), example_losses(m, data_all, pairs)
-    src_ids = one.src[0, :int(one.src_len[0])].tolist()
+    src_ids = one.src[0, : int(one.src_len[0])].tolist()
     gen_len = max(T - 1, 1) + 10
     return StepWalk(
-        pair=pair, src_tokens=[src_vocab.itos[i] for i in src_ids],
+        pair=pair,
+        src_tokens=[src_vocab.itos[i] for i in src_ids],
         dec_inputs=[tgt_vocab.itos[i] for i in tgt_in[0].tolist()],
         targets=[tgt_vocab.itos[i] for i in tgt_out[0].tolist()],
-        h=enc.enc_out[0].detach().numpy(), context=enc.context[0].detach().numpy(),
-        s=dec.s[0].detach().numpy(), attention=None if dec.attn is None else dec.attn[0].detach().numpy(),
-        probs=probs.numpy(), token_ce=token_ce.numpy(), loss=loss.item(), loss_unrolled=loss_u.item(),
-        grad_h=grad_h, grad_s=grad_s, grad_groups=per_group(raw), grad_total=total_v, clip=clip, clip_factor=factor,
-        optimizer=optimizer, lr=lr, moved=moved, size=size, n_params=n_params,
-        losses=[{"source": s, "target": t, "before": b, "after": a, "this": i == 0}
-                for i, ((s, t), b, a) in enumerate(zip(pairs, lb, la))],
+        h=enc.enc_out[0].detach().numpy(),
+        context=enc.context[0].detach().numpy(),
+        s=dec.s[0].detach().numpy(),
+        attention=None if dec.attn is None else dec.attn[0].detach().numpy(),
+        probs=probs.numpy(),
+        token_ce=token_ce.numpy(),
+        loss=loss.item(),
+        loss_unrolled=loss_u.item(),
+        grad_h=grad_h,
+        grad_s=grad_s,
+        grad_groups=per_group(raw),
+        grad_total=total_v,
+        clip=clip,
+        clip_factor=factor,
+        optimizer=optimizer,
+        lr=lr,
+        moved=moved,
+        size=size,
+        n_params=n_params,
+        losses=[
+            {"source": s, "target": t, "before": b, "after": a, "this": i == 0}
+            for i, ((s, t), b, a) in enumerate(zip(pairs, lb, la))
+        ],
         prediction_before=_greedy_text(model, data, src_ids, gen_len),
         prediction_after=_greedy_text(m, data, src_ids, gen_len),
         new_state={k: v.detach().clone() for k, v in m.state_dict().items()},

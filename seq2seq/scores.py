@@ -9,9 +9,10 @@ tokenization, exponential smoothing), 0..100. chrF (Popovic 2015): an F-score of
 0..100, kinder to short sentences and to morphology than BLEU. With several references, an n-gram counts if any
 reference has it (BLEU) / the best-matching reference is used (chrF), as sacrebleu does.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def reference_streams(refs: Sequence[Sequence[str]]) -> list[list[str | None]]:
@@ -29,5 +30,7 @@ def corpus_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> dict[st
     if not hyps or any(not r for r in refs):
         raise ValueError("every output needs at least one reference")
     streams = reference_streams(refs)
-    return {"bleu": float(sacrebleu.corpus_bleu(list(hyps), streams).score),
-            "chrf": float(sacrebleu.corpus_chrf(list(hyps), streams).score)}
+    return {
+        "bleu": float(sacrebleu.corpus_bleu(list(hyps), streams).score),
+        "chrf": float(sacrebleu.corpus_chrf(list(hyps), streams).score),
+    }

@@ -16,14 +16,15 @@ exact match on its training pairs and stalled near 83% on held-out ones (it memo
 the carries; measured here); with 100,000 both passed 99% held out. Too little data, not the cell, was what
 stalled. The same holds, less sharply, for reversal (5,000 -> 20,000 pairs).
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import functools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -51,16 +52,30 @@ def sort_task(rng, min_len=5, max_len=15, alphabet=LETTERS):
 def addition_task(rng, digits=3, min_digits=1):
     """a+b with each operand having min_digits..digits digits (the digit count is drawn first, so short numbers
     are as common as long ones)."""
+
     def number() -> int:
         d = rng.randint(min_digits, digits)
-        return rng.randint(0 if d == 1 else 10 ** (d - 1), 10 ** d - 1)
+        return rng.randint(0 if d == 1 else 10 ** (d - 1), 10**d - 1)
+
     a, b = number(), number()
     return f"{a}+{b}", str(a + b)
 
 
 # -------------------------------------------------------------------------------------------------- dates
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -99,26 +114,69 @@ def dates_task(rng, min_year=1950, max_year=2049):
 # for subjects, on the verb ("the dogs see", "the dog sees"). Every English plural differs from its singular
 # ("fish" would not), so the target is always determined by the source.
 NOUNS = {  # English singular, English plural, Toyish
-    "dog": ("dogs", "hundo"), "cat": ("cats", "kato"), "bird": ("birds", "birdo"), "horse": ("horses", "ĉevalo"),
-    "fox": ("foxes", "vulpo"), "teacher": ("teachers", "instruisto"), "student": ("students", "studento"),
-    "child": ("children", "infano"), "farmer": ("farmers", "kampulo"), "king": ("kings", "reĝo"),
-    "queen": ("queens", "reĝino"), "doctor": ("doctors", "kuracisto"), "friend": ("friends", "amiko"),
-    "baker": ("bakers", "bakisto"), "girl": ("girls", "knabino"), "boy": ("boys", "knabo"),
-    "woman": ("women", "virino"), "man": ("men", "viro"), "robot": ("robots", "roboto"), "cook": ("cooks", "kuiristo"),
+    "dog": ("dogs", "hundo"),
+    "cat": ("cats", "kato"),
+    "bird": ("birds", "birdo"),
+    "horse": ("horses", "ĉevalo"),
+    "fox": ("foxes", "vulpo"),
+    "teacher": ("teachers", "instruisto"),
+    "student": ("students", "studento"),
+    "child": ("children", "infano"),
+    "farmer": ("farmers", "kampulo"),
+    "king": ("kings", "reĝo"),
+    "queen": ("queens", "reĝino"),
+    "doctor": ("doctors", "kuracisto"),
+    "friend": ("friends", "amiko"),
+    "baker": ("bakers", "bakisto"),
+    "girl": ("girls", "knabino"),
+    "boy": ("boys", "knabo"),
+    "woman": ("women", "virino"),
+    "man": ("men", "viro"),
+    "robot": ("robots", "roboto"),
+    "cook": ("cooks", "kuiristo"),
 }
 ADJECTIVES = {
-    "big": "granda", "small": "malgranda", "old": "maljuna", "young": "juna", "happy": "feliĉa", "sad": "malĝoja",
-    "red": "ruĝa", "blue": "blua", "green": "verda", "tall": "alta", "quiet": "trankvila", "clever": "lerta",
-    "lazy": "maldiligenta", "brave": "brava", "hungry": "malsata",
+    "big": "granda",
+    "small": "malgranda",
+    "old": "maljuna",
+    "young": "juna",
+    "happy": "feliĉa",
+    "sad": "malĝoja",
+    "red": "ruĝa",
+    "blue": "blua",
+    "green": "verda",
+    "tall": "alta",
+    "quiet": "trankvila",
+    "clever": "lerta",
+    "lazy": "maldiligenta",
+    "brave": "brava",
+    "hungry": "malsata",
 }
 VERBS = {  # English 3rd person singular, English plural, Toyish
-    "sees": ("see", "vidas"), "likes": ("like", "ŝatas"), "helps": ("help", "helpas"), "follows": ("follow", "sekvas"),
-    "finds": ("find", "trovas"), "calls": ("call", "vokas"), "feeds": ("feed", "nutras"), "knows": ("know", "konas"),
-    "meets": ("meet", "renkontas"), "watches": ("watch", "rigardas"), "teaches": ("teach", "instruas"),
-    "carries": ("carry", "portas"), "loves": ("love", "amas"), "hears": ("hear", "aŭdas"), "pushes": ("push", "puŝas"),
+    "sees": ("see", "vidas"),
+    "likes": ("like", "ŝatas"),
+    "helps": ("help", "helpas"),
+    "follows": ("follow", "sekvas"),
+    "finds": ("find", "trovas"),
+    "calls": ("call", "vokas"),
+    "feeds": ("feed", "nutras"),
+    "knows": ("know", "konas"),
+    "meets": ("meet", "renkontas"),
+    "watches": ("watch", "rigardas"),
+    "teaches": ("teach", "instruas"),
+    "carries": ("carry", "portas"),
+    "loves": ("love", "amas"),
+    "hears": ("hear", "aŭdas"),
+    "pushes": ("push", "puŝas"),
 }
-ADVERBS = {"quickly": "rapide", "slowly": "malrapide", "often": "ofte", "always": "ĉiam", "happily": "feliĉe",
-           "today": "hodiaŭ"}
+ADVERBS = {
+    "quickly": "rapide",
+    "slowly": "malrapide",
+    "often": "ofte",
+    "always": "ĉiam",
+    "happily": "feliĉe",
+    "today": "hodiaŭ",
+}
 DETERMINERS = {"the": "la", "a": "unu", "some": "kelkaj", "every": "ĉiu"}
 
 
@@ -144,16 +202,20 @@ def translate_task(rng, min_len=4, max_len=12, max_adjectives=2, p_plural=0.3, p
         if min_len <= len(english) <= max_len:
             toyish = s_toy + o_toy + [ADVERBS[a] for a in adverb] + [VERBS[verb][1]]
             return " ".join(english), " ".join(toyish)
-    raise ValueError(f"translate: no sentence of {min_len}..{max_len} words with max_adjectives={max_adjectives}; "
-                     f"sentences have 5 to {7 + 2 * max_adjectives} words")
+    raise ValueError(
+        f"translate: no sentence of {min_len}..{max_len} words with max_adjectives={max_adjectives}; "
+        f"sentences have 5 to {7 + 2 * max_adjectives} words"
+    )
 
 
 # --------------------------------------------------------------------------------------------- real sentences
 DATA_DIR = Path(__file__).resolve().parent / "data_files"
 TATOEBA_FILE = DATA_DIR / "tatoeba-eng-fra-5k.tsv"
-TATOEBA_LICENSE = ("Sentences from the Tatoeba project (tatoeba.org), via manythings.org/anki; licensed CC BY 2.0 FR "
-                   "(creativecommons.org/licenses/by/2.0/fr/). Every pair's contributors are named in the file's "
-                   "third column: seq2seq/data_files/tatoeba-eng-fra-5k.tsv (see the README next to it).")
+TATOEBA_LICENSE = (
+    "Sentences from the Tatoeba project (tatoeba.org), via manythings.org/anki; licensed CC BY 2.0 FR "
+    "(creativecommons.org/licenses/by/2.0/fr/). Every pair's contributors are named in the file's "
+    "third column: seq2seq/data_files/tatoeba-eng-fra-5k.tsv (see the README next to it)."
+)
 
 
 @functools.cache
@@ -191,7 +253,7 @@ class TaskSpec:
             return float(len({s for s, _ in file_pairs(str(self.file))}))
         if "alphabet" in p:
             a = len(set(p["alphabet"]))  # sources are strings over the alphabet, for sort too
-            return float(sum(a ** n for n in range(p["min_len"], p["max_len"] + 1)))
+            return float(sum(a**n for n in range(p["min_len"], p["max_len"] + 1)))
         if self.name == "addition":
             lo = 0 if p["min_digits"] == 1 else 10 ** (p["min_digits"] - 1)
             return float((10 ** p["digits"] - lo) ** 2)
@@ -200,27 +262,78 @@ class TaskSpec:
         return float("inf")
 
 
-TASKS: dict[str, TaskSpec] = {t.name: t for t in [
-    TaskSpec("copy", "Copy the input: the decoder must reproduce the letters in order.", "char", copy_task,
-             {"min_len": 5, "max_len": 15, "alphabet": LETTERS}),
-    TaskSpec("reverse", "Reverse the input: the first output letter is the last input letter, so the whole input "
-             "must survive in the context vector, or attention must look back.", "char", reverse_task,
-             {"min_len": 5, "max_len": 15, "alphabet": LETTERS}),
-    TaskSpec("sort", "Sort the letters alphabetically: the model must see every letter before writing the first.",
-             "char", sort_task, {"min_len": 5, "max_len": 15, "alphabet": LETTERS}),
-    TaskSpec("addition", "Add two numbers written as text, like 123+45 -> 168: carries flow right to left.", "char",
-             addition_task, {"digits": 3, "min_digits": 1}, n_train=100_000, n_valid=1000, n_test=1000),
-    TaskSpec("dates", "Normalize a date written in one of several human formats (24 Nov 2026, November 24, 2026, "
-             "11/24/2026, 24.11.2026, ...) to ISO 2026-11-24.", "char", dates_task,
-             {"min_year": 1950, "max_year": 2049}, n_train=10000, n_valid=1000, n_test=1000),
-    TaskSpec("translate", "Translate tiny English sentences into Toyish, a made-up language that puts adjectives after "
-             "nouns and the verb at the end (word level).", "word", translate_task,
-             {"min_len": 4, "max_len": 12, "max_adjectives": 2, "p_plural": 0.3, "p_adverb": 0.3},
-             n_train=10000, n_valid=1000, n_test=1000),
-    TaskSpec("tatoeba", "English -> French (Tatoeba, real sentences): the 5,000 shortest pairs of the PyTorch "
-             "seq2seq tutorial's data; most English sentences have several correct translations, all kept.", "word",
-             None, {}, n_train=2097, n_valid=250, n_test=250, file=TATOEBA_FILE, license=TATOEBA_LICENSE),
-]}
+TASKS: dict[str, TaskSpec] = {
+    t.name: t
+    for t in [
+        TaskSpec(
+            "copy",
+            "Copy the input: the decoder must reproduce the letters in order.",
+            "char",
+            copy_task,
+            {"min_len": 5, "max_len": 15, "alphabet": LETTERS},
+        ),
+        TaskSpec(
+            "reverse",
+            "Reverse the input: the first output letter is the last input letter, so the whole input "
+            "must survive in the context vector, or attention must look back.",
+            "char",
+            reverse_task,
+            {"min_len": 5, "max_len": 15, "alphabet": LETTERS},
+        ),
+        TaskSpec(
+            "sort",
+            "Sort the letters alphabetically: the model must see every letter before writing the first.",
+            "char",
+            sort_task,
+            {"min_len": 5, "max_len": 15, "alphabet": LETTERS},
+        ),
+        TaskSpec(
+            "addition",
+            "Add two numbers written as text, like 123+45 -> 168: carries flow right to left.",
+            "char",
+            addition_task,
+            {"digits": 3, "min_digits": 1},
+            n_train=100_000,
+            n_valid=1000,
+            n_test=1000,
+        ),
+        TaskSpec(
+            "dates",
+            "Normalize a date written in one of several human formats (24 Nov 2026, November 24, 2026, "
+            "11/24/2026, 24.11.2026, ...) to ISO 2026-11-24.",
+            "char",
+            dates_task,
+            {"min_year": 1950, "max_year": 2049},
+            n_train=10000,
+            n_valid=1000,
+            n_test=1000,
+        ),
+        TaskSpec(
+            "translate",
+            "Translate tiny English sentences into Toyish, a made-up language that puts adjectives after "
+            "nouns and the verb at the end (word level).",
+            "word",
+            translate_task,
+            {"min_len": 4, "max_len": 12, "max_adjectives": 2, "p_plural": 0.3, "p_adverb": 0.3},
+            n_train=10000,
+            n_valid=1000,
+            n_test=1000,
+        ),
+        TaskSpec(
+            "tatoeba",
+            "English -> French (Tatoeba, real sentences): the 5,000 shortest pairs of the PyTorch "
+            "seq2seq tutorial's data; most English sentences have several correct translations, all kept.",
+            "word",
+            None,
+            {},
+            n_train=2097,
+            n_valid=250,
+            n_test=250,
+            file=TATOEBA_FILE,
+            license=TATOEBA_LICENSE,
+        ),
+    ]
+}
 
 
 class Splits(dict):
@@ -234,8 +347,10 @@ class Splits(dict):
 def _check_params(spec: TaskSpec, params: dict) -> dict:
     unknown = set(params) - set(spec.params)
     if unknown:
-        raise ValueError(f"task {spec.name!r} has no parameter(s) {', '.join(sorted(unknown))}; "
-                         f"it takes {', '.join(spec.params) or 'none'}")
+        raise ValueError(
+            f"task {spec.name!r} has no parameter(s) {', '.join(sorted(unknown))}; "
+            f"it takes {', '.join(spec.params) or 'none'}"
+        )
     p = {**spec.params, **params}
     if "min_len" in p and not 1 <= p["min_len"] <= p["max_len"]:
         raise ValueError(f"{spec.name}: need 1 <= min_len <= max_len, got {p['min_len']}..{p['max_len']}")
@@ -248,8 +363,14 @@ def _check_params(spec: TaskSpec, params: dict) -> dict:
     return p
 
 
-def generate_splits(task: str, n_train: int | None = None, n_valid: int | None = None, n_test: int | None = None,
-                    seed: int = 0, **params) -> Splits:
+def generate_splits(
+    task: str,
+    n_train: int | None = None,
+    n_valid: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+    **params,
+) -> Splits:
     """Deterministic train/valid/test pairs for a built-in task; no source string is in two splits.
 
     Sizes default to the task's own (TASKS[task].n_train ...). When the task cannot produce that many distinct
@@ -259,9 +380,11 @@ def generate_splits(task: str, n_train: int | None = None, n_valid: int | None =
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     spec = TASKS[task]
     p = _check_params(spec, params)
-    sizes = {"train": spec.n_train if n_train is None else n_train,
-             "valid": spec.n_valid if n_valid is None else n_valid,
-             "test": spec.n_test if n_test is None else n_test}
+    sizes = {
+        "train": spec.n_train if n_train is None else n_train,
+        "valid": spec.n_valid if n_valid is None else n_valid,
+        "test": spec.n_test if n_test is None else n_test,
+    }
     if any(n < 0 for n in sizes.values()) or sizes["train"] < 1:
         raise ValueError(f"split sizes must be >= 0 (train >= 1), got {sizes}")
     want, notes = sum(sizes.values()), []
@@ -273,8 +396,10 @@ def generate_splits(task: str, n_train: int | None = None, n_valid: int | None =
     if want > 0.9 * room:
         scale = 0.9 * room / want
         sizes = {k: max(int(v * scale), 1 if v else 0) for k, v in sizes.items()}
-        notes.append(f"{task}: only about {int(room)} distinct sources exist with these parameters, not the {want} "
-                     f"asked for; splits shrunk to {sizes['train']} / {sizes['valid']} / {sizes['test']}")
+        notes.append(
+            f"{task}: only about {int(room)} distinct sources exist with these parameters, not the {want} "
+            f"asked for; splits shrunk to {sizes['train']} / {sizes['valid']} / {sizes['test']}"
+        )
         want = sum(sizes.values())
 
     rng = random.Random(f"{task}:{seed}")
@@ -291,12 +416,14 @@ def generate_splits(task: str, n_train: int | None = None, n_valid: int | None =
         scale = len(pairs) / want
         sizes = {k: int(v * scale) for k, v in sizes.items()}
         sizes["train"] = len(pairs) - sizes["valid"] - sizes["test"]
-        notes[:] = [f"{task}: found only {len(pairs)} distinct sources, not the {want} asked for; "
-                     f"splits shrunk to {sizes['train']} / {sizes['valid']} / {sizes['test']}"]
+        notes[:] = [
+            f"{task}: found only {len(pairs)} distinct sources, not the {want} asked for; "
+            f"splits shrunk to {sizes['train']} / {sizes['valid']} / {sizes['test']}"
+        ]
     rng.shuffle(pairs)
     out, start = Splits(notes=notes), 0
     for k in ("train", "valid", "test"):
-        out[k] = pairs[start: start + sizes[k]]
+        out[k] = pairs[start : start + sizes[k]]
         start += sizes[k]
     return out
 
@@ -314,10 +441,12 @@ def _file_splits(spec: TaskSpec, sizes: dict, seed: int) -> Splits:
     if want > len(sources):
         scale = len(sources) / want
         sizes = {k: int(v * scale) for k, v in sizes.items()}
-        notes.append(f"{spec.name}: the file has {len(sources)} distinct sources, not the {want} asked for; splits "
-                     f"shrunk to {sizes['train']} / {sizes['valid']} / {sizes['test']}")
+        notes.append(
+            f"{spec.name}: the file has {len(sources)} distinct sources, not the {want} asked for; splits "
+            f"shrunk to {sizes['train']} / {sizes['valid']} / {sizes['test']}"
+        )
     out, start = Splits(notes=notes), 0
     for k in ("valid", "test", "train"):
-        out[k] = [(s, t) for s in sources[start: start + sizes[k]] for t in groups[s]]
+        out[k] = [(s, t) for s in sources[start : start + sizes[k]] for t in groups[s]]
         start += sizes[k]
     return Splits({k: out[k] for k in ("train", "valid", "test")}, notes=notes)

@@ -20,11 +20,12 @@ until the vocabulary has `vocab_size` pieces; frequent words end up whole, rare 
 word tokens above (never across a space or a punctuation mark), and the pieces after the first of a word carry GLUE.
 The learned model is saved as JSON (`to_dict`) -- never a pickle -- and `from_dict` checks it before use.
 """
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 MODES = ("char", "word", "subword")
 GLUE = "##"  # prefix of a token written with no space before it
@@ -50,7 +51,7 @@ def join_tokens(tokens: Sequence[str]) -> str:
     parts = []
     for i, tok in enumerate(tokens):
         if tok.startswith(GLUE) and len(tok) > len(GLUE):
-            parts.append(tok[len(GLUE):])
+            parts.append(tok[len(GLUE) :])
         else:
             parts.append(tok if i == 0 else " " + tok)
     return "".join(parts)
@@ -58,7 +59,7 @@ def join_tokens(tokens: Sequence[str]) -> str:
 
 def strip_glue(token: str) -> str:
     """The text of a token without its spacing mark: "##s" -> "s"."""
-    return token[len(GLUE):] if token.startswith(GLUE) and len(token) > len(GLUE) else token
+    return token[len(GLUE) :] if token.startswith(GLUE) and len(token) > len(GLUE) else token
 
 
 def words_of(tokens: Sequence[str]) -> list[tuple[str, list[int]]]:
@@ -83,8 +84,11 @@ class Tokenizer:
         if mode not in MODES:
             raise ValueError(f"tokens must be one of {', '.join(MODES)}, got {mode!r}")
         if (mode == "subword") != (bpe is not None):
-            raise ValueError("a subword tokenizer needs its learned model (Tokenizer.train_subword)"
-                             if mode == "subword" else f"only subword tokens have a learned model, not {mode!r}")
+            raise ValueError(
+                "a subword tokenizer needs its learned model (Tokenizer.train_subword)"
+                if mode == "subword"
+                else f"only subword tokens have a learned model, not {mode!r}"
+            )
         self.mode, self.lowercase, self.bpe = mode, bool(lowercase), bpe
         self._hf = None
         self._cache: dict[str, list[str]] = {}
@@ -93,18 +97,26 @@ class Tokenizer:
 
     # -- learning
     @classmethod
-    def train_subword(cls, texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE,
-                      lowercase: bool = False) -> "Tokenizer":
+    def train_subword(
+        cls, texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE, lowercase: bool = False
+    ) -> Tokenizer:
         """Learn a BPE of `vocab_size` pieces from `texts` (the training split: sources and targets)."""
-        from tokenizers import Tokenizer as HF, models, pre_tokenizers, trainers
+        from tokenizers import Tokenizer as HF
+        from tokenizers import models, pre_tokenizers, trainers
 
         if not isinstance(vocab_size, int) or not 30 <= vocab_size <= MAX_BPE_VOCAB:
-            raise ValueError(f"the subword vocabulary size must be a whole number from 30 to {MAX_BPE_VOCAB:,}, "
-                             f"got {vocab_size!r}")
+            raise ValueError(
+                f"the subword vocabulary size must be a whole number from 30 to {MAX_BPE_VOCAB:,}, got {vocab_size!r}"
+            )
         hf = HF(models.BPE(unk_token="<unk>", continuing_subword_prefix=GLUE))
         hf.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>"], show_progress=False,
-                                      continuing_subword_prefix=GLUE, min_frequency=2)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=["<unk>"],
+            show_progress=False,
+            continuing_subword_prefix=GLUE,
+            min_frequency=2,
+        )
         words = (" ".join(strip_glue(w) for w in split_words(t.lower() if lowercase else t)) for t in texts)
         hf.train_from_iterator(words, trainer)
         return cls("subword", lowercase, json.loads(hf.to_str()))
@@ -159,7 +171,7 @@ class Tokenizer:
         return d
 
     @classmethod
-    def from_dict(cls, d) -> "Tokenizer":
+    def from_dict(cls, d) -> Tokenizer:
         """Inverse of to_dict, for untrusted JSON (a checkpoint): ValueError for anything unexpected."""
         if isinstance(d, str):  # a bare mode, as older checkpoints and data descriptions store it
             return cls(d)
@@ -193,8 +205,9 @@ def _hf_from_dict(bpe: dict):
         raise ValueError("tokenizer: the subword model must be a JSON object")
     text = json.dumps(bpe)
     if len(text) > MAX_BPE_JSON_CHARS:
-        raise ValueError(f"tokenizer: the subword model is {len(text):,} characters, over the limit of "
-                         f"{MAX_BPE_JSON_CHARS:,}")
+        raise ValueError(
+            f"tokenizer: the subword model is {len(text):,} characters, over the limit of {MAX_BPE_JSON_CHARS:,}"
+        )
     model = bpe.get("model")
     if not isinstance(model, dict) or model.get("type") != "BPE" or not isinstance(model.get("vocab"), dict):
         raise ValueError("tokenizer: the subword model must be a BPE model with a vocabulary")
@@ -208,7 +221,7 @@ def _hf_from_dict(bpe: dict):
         raise ValueError(f"tokenizer: not a valid subword model: {str(e)[:200]}") from None
 
 
-def as_tokenizer(tokens: "str | Tokenizer") -> Tokenizer:
+def as_tokenizer(tokens: str | Tokenizer) -> Tokenizer:
     """A Tokenizer from a Tokenizer or a mode name ("char", "word"; "subword" needs a learned model)."""
     if isinstance(tokens, Tokenizer):
         return tokens

@@ -27,6 +27,7 @@ Ray cluster, say — can implement the same interface. A run that fails becomes 
 "error" with the message; the worker lives on. `ThreadBackend` runs the same worker loop in a thread of this process
 (for tests and debugging: breakpoints work).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -147,9 +148,14 @@ def _worker_main(conn: Connection, threads: int | None, slice_seconds: float = S
             if cmd == "start":
                 try:
                     data, encoded = dataset(args)
-                    runs[rid] = run = Run(data, ModelConfig.from_dict(args["model_cfg"]),
-                                          TrainConfig.from_dict(args["train_cfg"]), args.get("state_dict"),
-                                          time_cap=args.get("time_cap"), encoded=encoded)
+                    runs[rid] = run = Run(
+                        data,
+                        ModelConfig.from_dict(args["model_cfg"]),
+                        TrainConfig.from_dict(args["train_cfg"]),
+                        args.get("state_dict"),
+                        time_cap=args.get("time_cap"),
+                        encoded=encoded,
+                    )
                     join(rid)
                 except Exception as e:  # noqa: BLE001
                     failed[rid] = _error_snapshot(f"Could not start training: {type(e).__name__}: {e}")
@@ -258,10 +264,24 @@ def _warm_up() -> None:
 
 
 def _error_snapshot(message: str) -> dict:
-    return {"status": "error", "message": message, "progress": 0.0, "step": 0, "epoch": 0.0, "seconds": 0.0,
-            "history": {}, "samples": [], "grad_norms": {}, "timestep_grad_norms": [], "last_eval": {},
-            "best_exact_match": None, "train_loss": None, "grad_norm": None, "queue_position": None,
-            "worker_seconds": 0.0}
+    return {
+        "status": "error",
+        "message": message,
+        "progress": 0.0,
+        "step": 0,
+        "epoch": 0.0,
+        "seconds": 0.0,
+        "history": {},
+        "samples": [],
+        "grad_norms": {},
+        "timestep_grad_norms": [],
+        "last_eval": {},
+        "best_exact_match": None,
+        "train_loss": None,
+        "grad_norm": None,
+        "queue_position": None,
+        "worker_seconds": 0.0,
+    }
 
 
 def _data_to_plain(data) -> dict:
@@ -282,7 +302,6 @@ class _Worker:
         self.alive = True
         self.data_keys: OrderedDict[str, None] = OrderedDict()  # the worker's dataset cache, mirrored: the same
         #   least-recently-used rule applied to the same starts in the same order, so we know what it holds
-
 
 
 def usable_cpus() -> int:
@@ -310,6 +329,7 @@ def worker_count(environ=None) -> int:
         raise ValueError(f"SEQ2SEQ_WORKERS must be a whole number from 1 to 256, got {raw!r}")
     return int(raw)
 
+
 class PoolTrainer(Trainer):
     """A pool of workers (processes or threads) running the `_worker_main` loop; every run trains, sharing the cores.
 
@@ -322,8 +342,14 @@ class PoolTrainer(Trainer):
     order of one run's commands is kept. One listener thread receives every worker's snapshots and replies.
     """
 
-    def __init__(self, kind: str = "process", n_workers: int | None = None, max_runs: int | None = None,
-                 threads: int = 1, slice_seconds: float = SLICE):
+    def __init__(
+        self,
+        kind: str = "process",
+        n_workers: int | None = None,
+        max_runs: int | None = None,
+        threads: int = 1,
+        slice_seconds: float = SLICE,
+    ):
         if kind not in ("process", "thread"):
             raise ValueError(f"kind must be 'process' or 'thread', got {kind!r}")
         limits = get_limits()
@@ -347,7 +373,7 @@ class PoolTrainer(Trainer):
         self._threads_started = False
 
     # -- pool life
-    def warm(self) -> "PoolTrainer":
+    def warm(self) -> PoolTrainer:
         """Start the workers now (spawned processes take ~2 s to import torch), not at the first start()."""
         with self._lock:
             self._ensure_workers()
@@ -372,14 +398,22 @@ class PoolTrainer(Trainer):
         if self.kind == "process":
             ctx = mp.get_context("spawn")
             ours, theirs = ctx.Pipe(duplex=True)
-            p = ctx.Process(target=_worker_main, args=(theirs, self.threads, self.slice_seconds), daemon=True,
-                            name=f"seq2seq-trainer-{index}")
+            p = ctx.Process(
+                target=_worker_main,
+                args=(theirs, self.threads, self.slice_seconds),
+                daemon=True,
+                name=f"seq2seq-trainer-{index}",
+            )
             p.start()
             theirs.close()  # only the worker holds its end: when we die, it reads EOF
         else:
             ours, theirs = mp.Pipe(duplex=True)
-            p = threading.Thread(target=_worker_main, args=(theirs, None, self.slice_seconds), daemon=True,
-                                 name=f"seq2seq-trainer-thread-{index}")
+            p = threading.Thread(
+                target=_worker_main,
+                args=(theirs, None, self.slice_seconds),
+                daemon=True,
+                name=f"seq2seq-trainer-thread-{index}",
+            )
             p.start()
         return _Worker(ours, p, index)
 
@@ -473,9 +507,11 @@ class PoolTrainer(Trainer):
             w.alive = False
             for rid, where in self._where.items():
                 if where is w and self._snaps[rid]["status"] not in TERMINAL:
-                    self._snaps[rid] = dict(self._snaps[rid], status="error",
-                                            message="The training process stopped unexpectedly (out of memory?). "
-                                                    "Start a new run.")
+                    self._snaps[rid] = dict(
+                        self._snaps[rid],
+                        status="error",
+                        message="The training process stopped unexpectedly (out of memory?). Start a new run.",
+                    )
                     self._release(rid)
             # a replacement is spawned by the next start(), not here: no respawn loop if workers cannot start
 
@@ -581,7 +617,7 @@ class PoolTrainer(Trainer):
         rate = self._rate.get(rid)
         if not rate or len(rate) < 2:
             return None
-        (t0, s0, _), (t1, s1, _) = rate[0], rate[-1]
+        (t0, s0, _), (_t1, s1, _) = rate[0], rate[-1]
         now = time.monotonic()
         return (s1 - s0) / (now - t0) if now > t0 else None
 
@@ -589,16 +625,29 @@ class PoolTrainer(Trainer):
     def start(self, data, model_cfg: ModelConfig, train_cfg: TrainConfig, state_dict=None) -> str:
         model_cfg.validate(), train_cfg.validate()
         key, plain = self._data_payload(data)
-        payload = {"data": plain, "data_key": key, "model_cfg": model_cfg.to_dict(),
-                   "train_cfg": train_cfg.to_dict(), "time_cap": self.time_cap,
-                   "state_dict": None if state_dict is None else {
-                       k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
-                       for k, v in state_dict.items()}}
+        payload = {
+            "data": plain,
+            "data_key": key,
+            "model_cfg": model_cfg.to_dict(),
+            "train_cfg": train_cfg.to_dict(),
+            "time_cap": self.time_cap,
+            "state_dict": None
+            if state_dict is None
+            else {
+                k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+                for k, v in state_dict.items()
+            },
+        }
         rid = uuid.uuid4().hex[:12]
         with self._lock:
             self._ensure_workers()
-            self._snaps[rid] = dict(_error_snapshot(""), status="queued", message="Starting…",
-                                    model_cfg=model_cfg.to_dict(), train_cfg=train_cfg.to_dict())
+            self._snaps[rid] = dict(
+                _error_snapshot(""),
+                status="queued",
+                message="Starting…",
+                model_cfg=model_cfg.to_dict(),
+                train_cfg=train_cfg.to_dict(),
+            )
             self._payload[rid] = payload
             self._request_room(rid)
         return rid
@@ -674,17 +723,23 @@ class PoolTrainer(Trainer):
             workers = max(1, sum(x.alive for x in self._workers))
             running = sum(1 for r in self._live if self._snaps[r]["status"] == "running")
             on_worker = self._running_on(w) if w is not None and run_id in self._live else 0
-            s["sharing"] = {"running": running, "workers": workers, "on_worker": on_worker,
-                            "share": 1.0 / (workers * on_worker) if on_worker and s["status"] == "running" else None}
+            s["sharing"] = {
+                "running": running,
+                "workers": workers,
+                "on_worker": on_worker,
+                "share": 1.0 / (workers * on_worker) if on_worker and s["status"] == "running" else None,
+            }
             s["steps_per_second"] = self._steps_per_second(run_id) if s["status"] == "running" else None
             if run_id in self._pending:
                 pos = self._pending.index(run_id) + 1
                 s["status"], s["queue_position"] = "queued", pos
                 s["expected_wait"] = wait_s = self._expected_wait(pos)
                 when = "when a run ends" if wait_s is None else f"in about {_fmt_wait(wait_s)}"
-                s["message"] = (f"Waiting in the queue: position {pos} of {len(self._pending)}. This server holds at "
-                                f"most {self.max_runs} training runs at once (SEQ2SEQ_MAX_RUNS, for its memory); "
-                                f"yours starts by itself {when}.")
+                s["message"] = (
+                    f"Waiting in the queue: position {pos} of {len(self._pending)}. This server holds at "
+                    f"most {self.max_runs} training runs at once (SEQ2SEQ_MAX_RUNS, for its memory); "
+                    f"yours starts by itself {when}."
+                )
         s.pop("_seq", None)
         return s
 
@@ -692,9 +747,14 @@ class PoolTrainer(Trainer):
         """The whole server's training load: runs running / paused / queued, the live ones, workers, max_runs."""
         with self._lock:
             live = [self._snaps[r]["status"] for r in self._live]
-            return {"running": live.count("running"), "paused": live.count("paused"), "queued": len(self._pending),
-                    "live": len(self._live), "workers": max(1, sum(x.alive for x in self._workers)),
-                    "max_runs": self.max_runs}
+            return {
+                "running": live.count("running"),
+                "paused": live.count("paused"),
+                "queued": len(self._pending),
+                "live": len(self._live),
+                "workers": max(1, sum(x.alive for x in self._workers)),
+                "max_runs": self.max_runs,
+            }
 
     def weights(self, run_id: str) -> dict[str, torch.Tensor]:
         """The run's current weights (state_dict), fetched from its worker."""
@@ -747,8 +807,9 @@ def _fmt_wait(seconds: float) -> str:
 class ProcessPoolBackend(PoolTrainer):
     """The default: spawned worker processes, about one per core."""
 
-    def __init__(self, n_workers: int | None = None, max_runs: int | None = None, threads: int = 1,
-                 slice_seconds: float = SLICE):
+    def __init__(
+        self, n_workers: int | None = None, max_runs: int | None = None, threads: int = 1, slice_seconds: float = SLICE
+    ):
         super().__init__("process", n_workers, max_runs, threads, slice_seconds)
 
 
@@ -780,4 +841,3 @@ def get_trainer(backend: str = "process") -> Trainer:
 def _shutdown_shared() -> None:
     for t in list(_shared.values()):
         t.shutdown()
-

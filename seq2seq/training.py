@@ -40,6 +40,7 @@ the speed (64x160 @ 160x512: 126 -> 73 us). Everything that accumulates stays fp
 the optimizer state, the states, the loss, the gradient norms; evaluation, decoding and introspection run in eval
 mode, which is always fp32 on the same weights. Where the CPU has no bf16 units, "auto" means fp32.
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,8 +60,7 @@ from .config import ModelConfig, TrainConfig
 from .model import Seq2Seq, build, component_of
 
 PAD_ID, EOS_ID = 0, 2
-GROUPS = ("encoder embedding", "encoder RNN", "bridge", "attention", "decoder embedding", "decoder RNN",
-          "output layer")
+GROUPS = ("encoder embedding", "encoder RNN", "bridge", "attention", "decoder embedding", "decoder RNN", "output layer")
 CURVE_POINTS = 600  # most points kept per curve (thinned by 2 when full; a page draws <= 300)
 BUCKET_POOL = 50  # batches' worth of shuffled examples sorted by length together (see Run._epoch_batches)
 EVAL_EXAMPLES = 256  # validation examples used by the periodic evaluations (the final one uses the whole split)
@@ -167,7 +167,7 @@ class UnrolledRNN(nn.Module):
                 h = x.new_zeros(B, H)
                 c = x.new_zeros(B, H) if self.cell == "lstm" else None
                 hs: list[Tensor] = [h] * S
-                for t in (range(S) if d == 0 else reversed(range(S))):
+                for t in range(S) if d == 0 else reversed(range(S)):
                     m = mask[:, t]
                     h_new, c_new = self._cell(xi[:, t], h, c, W_hh, b_hh)
                     h = torch.where(m, h_new, h)  # padding: keep the state (forward) or stay at 0 (backward)
@@ -203,7 +203,7 @@ def timestep_grad_norms(model: Seq2Seq, src: Tensor, src_len: Tensor, tgt_in: Te
     loss = (ce.sum(1) / n_tok).sum()
     hs = [h for direction in unrolled.h_top for h in direction]
     grads = torch.autograd.grad(loss, hs, allow_unused=True)
-    S, D = src.shape[1], len(unrolled.h_top)
+    S, D = src.shape[1], len(unrolled.h_top)  # noqa: F841  (D: the number of directions, as in the comments)
     sq = torch.zeros(src.shape[0], S)
     for k, g in enumerate(grads):
         if g is not None:
@@ -319,8 +319,15 @@ class Run:
     between the runs of one dataset: read-only, and encoding 20,000 pairs takes ~1 s).
     """
 
-    def __init__(self, data, model_cfg: ModelConfig, train_cfg: TrainConfig, state_dict: dict | None = None,
-                 time_cap: float | None = None, encoded: tuple | None = None):
+    def __init__(
+        self,
+        data,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        state_dict: dict | None = None,
+        time_cap: float | None = None,
+        encoded: tuple | None = None,
+    ):
         self.model_cfg, self.train_cfg = model_cfg.validate(), train_cfg.validate()
         self.data, self.time_cap = data, time_cap
         # The seed fixes the initial weights, the batch order and any sampling, each drawn from this run's own
@@ -371,11 +378,14 @@ class Run:
         self._evals_without_progress = 0
         self.samples: list[tuple[str, str, str]] = []
         self.timestep_grads: list[float] = []
-        self.curves = Curves(("step", "epoch", "seconds", "train_loss", "grad_norm") + tuple(
-            "grad_norm:" + g for g in self.groups))
+        self.curves = Curves(
+            ("step", "epoch", "seconds", "train_loss", "grad_norm") + tuple("grad_norm:" + g for g in self.groups)
+        )
         self.scored = data.tokens != "char"  # BLEU / chrF for word and subword data
-        self.eval_curves = Curves(("step", "epoch", "seconds", "valid_loss", "token_accuracy", "exact_match")
-                                  + (("bleu", "chrf") if self.scored else ()))
+        self.eval_curves = Curves(
+            ("step", "epoch", "seconds", "valid_loss", "token_accuracy", "exact_match")
+            + (("bleu", "chrf") if self.scored else ())
+        )
         self._timestep_steps: list[int] = []  # one row of ||d loss / d h_t|| per evaluation (at most 200 rows)
         self._timestep_rows: list[list[float]] = []
         self.version = 0  # bumped by every change a snapshot would show
@@ -412,11 +422,15 @@ class Run:
             return f"the time budget of {self.max_seconds:g} s"
         patience = self.train_cfg.stop_patience
         if patience and self._evals_without_progress >= patience:
-            return (f"{patience} evaluations ({patience * self.train_cfg.eval_every:,} steps) without a new best "
-                    f"validation exact match or loss (it stopped improving)")
+            return (
+                f"{patience} evaluations ({patience * self.train_cfg.eval_every:,} steps) without a new best "
+                f"validation exact match or loss (it stopped improving)"
+            )
         if self.time_cap is not None and self.seconds - self._segment_start >= self.time_cap:
-            return (f"this server's limit of {self.time_cap:g} s of training per run "
-                    f"(SEQ2SEQ_MAX_TRAIN_SECONDS); press continue to train longer")
+            return (
+                f"this server's limit of {self.time_cap:g} s of training per run "
+                f"(SEQ2SEQ_MAX_TRAIN_SECONDS); press continue to train longer"
+            )
         return None
 
     def pause(self) -> None:
@@ -516,19 +530,26 @@ class Run:
             with _flush_denormals():
                 out = self._step()
         except Exception as e:  # noqa: BLE001 - a run must never take its host down
-            self.status, self.message = "error", f"Training failed at step {self.step_count + 1}: " \
-                                                 f"{type(e).__name__}: {e}"
+            self.status, self.message = (
+                "error",
+                f"Training failed at step {self.step_count + 1}: {type(e).__name__}: {e}",
+            )
             self.version += 1
             return {}
         return out
 
     def _diverge(self, what: str) -> dict:
         cfg = self.train_cfg
-        advice = (f"lower it (gradient clipping is already on at {cfg.clip:g})" if cfg.clip > 0
-                  else "lower it or turn on gradient clipping")
+        advice = (
+            f"lower it (gradient clipping is already on at {cfg.clip:g})"
+            if cfg.clip > 0
+            else "lower it or turn on gradient clipping"
+        )
         self.status = "diverged"
-        self.message = (f"{what} at step {self.step_count + 1} — the learning rate {cfg.lr:g} is probably too "
-                        f"high; {advice}, then start a new run.")
+        self.message = (
+            f"{what} at step {self.step_count + 1} — the learning rate {cfg.lr:g} is probably too "
+            f"high; {advice}, then start a new run."
+        )
         self._tick()
         self.version += 1
         return {}
@@ -543,15 +564,22 @@ class Run:
         if not math.isfinite(loss_v):
             return self._diverge(f"Loss became {'NaN' if math.isnan(loss_v) else 'infinite'}")
         if loss_v > self._exploded:  # saturating cells rarely overflow to inf: a loss far past chance is divergence
-            return self._diverge(f"Loss exploded to {loss_v:.4g} (more than {EXPLODED:g} times the "
-                                 f"{self._exploded / EXPLODED:.2f} of a uniform guess)")
+            return self._diverge(
+                f"Loss exploded to {loss_v:.4g} (more than {EXPLODED:g} times the "
+                f"{self._exploded / EXPLODED:.2f} of a uniform guess)"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for p in self.params if p.grad is not None]
         grads = [p.grad for p in params]
         total, sq = clip_gradients(grads, cfg.clip)
-        group_of = self._group_of if len(params) == len(self.params) else torch.tensor(
-            [GROUPS.index(component_of(n)) for n, p in self.model.named_parameters() if p.grad is not None])
+        group_of = (
+            self._group_of
+            if len(params) == len(self.params)
+            else torch.tensor(
+                [GROUPS.index(component_of(n)) for n, p in self.model.named_parameters() if p.grad is not None]
+            )
+        )
         group_sq = torch.zeros(len(GROUPS)).index_add_(0, group_of, sq)
         total_v, *group_v = torch.cat([total[None], group_sq.sqrt()]).tolist()
         if not math.isfinite(total_v):
@@ -564,10 +592,22 @@ class Run:
         self.tokens_seen += int((tgt_out != PAD_ID).sum())  # real target tokens (y_1..y_n and <eos>)
         self._tick()
         grad_norms = {g: group_v[GROUPS.index(g)] for g in self.groups}
-        self.last = {"step": self.step_count, "epoch": self.epoch, "seconds": self.seconds, "train_loss": loss_v,
-                     "grad_norm": total_v, "grad_norms": grad_norms, "lr": self.lr_now}
-        point = {"step": self.step_count, "epoch": self.epoch, "seconds": self.seconds, "train_loss": loss_v,
-                 "grad_norm": total_v}
+        self.last = {
+            "step": self.step_count,
+            "epoch": self.epoch,
+            "seconds": self.seconds,
+            "train_loss": loss_v,
+            "grad_norm": total_v,
+            "grad_norms": grad_norms,
+            "lr": self.lr_now,
+        }
+        point = {
+            "step": self.step_count,
+            "epoch": self.epoch,
+            "seconds": self.seconds,
+            "train_loss": loss_v,
+            "grad_norm": total_v,
+        }
         for g, v in grad_norms.items():
             point["grad_norm:" + g] = v
         self.curves.add(point)
@@ -586,7 +626,7 @@ class Run:
             group["lr"] = rate
 
     def _plateau(self, valid_loss: float) -> None:
-        """"plateau" schedule: halve the rate after `lr_patience` evaluations in a row without a new best validation
+        """ "plateau" schedule: halve the rate after `lr_patience` evaluations in a row without a new best validation
         loss, at most once per PLATEAU_SPACING x more steps (after a halving at step k, none before step 1.5 k), and
         never below lr * PLATEAU_FLOOR.
 
@@ -624,10 +664,15 @@ class Run:
         self.evaluate_and_record(limit=None)
         self.status, self._t_last = "finished", None
         em = self.last_eval.get("exact_match", float("nan"))
-        self.message = (f"Finished after {reason}: {self.step_count} steps, {self.epoch:.2f} epochs in "
-                        f"{self.seconds:.1f} s; validation exact match {em:.1%}"
-                        + (f", BLEU {self.last_eval['bleu']:.1f}, chrF {self.last_eval['chrf']:.1f}."
-                           if "bleu" in self.last_eval else "."))
+        self.message = (
+            f"Finished after {reason}: {self.step_count} steps, {self.epoch:.2f} epochs in "
+            f"{self.seconds:.1f} s; validation exact match {em:.1%}"
+            + (
+                f", BLEU {self.last_eval['bleu']:.1f}, chrF {self.last_eval['chrf']:.1f}."
+                if "bleu" in self.last_eval
+                else "."
+            )
+        )
         worse = self.worse_than_best()
         if worse is not None:
             self.message += " " + worse["message"]
@@ -656,12 +701,22 @@ class Run:
             return None
         best = self.best or self.lowest
         at = lambda step: "before training (step 0)" if step == 0 else f"at step {step}"  # noqa: E731
-        hint = (f"the learning rate {self.train_cfg.lr:g} is probably too high" if self.train_cfg.lr_schedule ==
-                "constant" or self.train_cfg.optimizer == "sgd" else "over-fitting or a learning rate too high")
-        return {"loss": loss, "lowest_loss": low, "lowest_step": self.lowest["step"], "best_step": best["step"],
-                "message": (f"It got worse: the validation loss ended at {loss:.3f}, far above its lowest {low:.3f} "
-                            f"{at(self.lowest['step'])} ({hint}). The weights kept are those of its best "
-                            f"evaluation, {at(best['step'])}.")}
+        hint = (
+            f"the learning rate {self.train_cfg.lr:g} is probably too high"
+            if self.train_cfg.lr_schedule == "constant" or self.train_cfg.optimizer == "sgd"
+            else "over-fitting or a learning rate too high"
+        )
+        return {
+            "loss": loss,
+            "lowest_loss": low,
+            "lowest_step": self.lowest["step"],
+            "best_step": best["step"],
+            "message": (
+                f"It got worse: the validation loss ended at {loss:.3f}, far above its lowest {low:.3f} "
+                f"{at(self.lowest['step'])} ({hint}). The weights kept are those of its best "
+                f"evaluation, {at(best['step'])}."
+            ),
+        }
 
     def best_state_dict(self) -> dict[str, Tensor]:
         """The weights of the best evaluation so far (the current weights before the first evaluation)."""
@@ -700,8 +755,9 @@ class Run:
                 src, src_len, tgt_in, tgt_out = enc.batch(idx)
                 logits = self.model(src, src_len, tgt_in, 1.0)
                 real = tgt_out != PAD_ID
-                loss_sum += F.cross_entropy(logits.transpose(1, 2), tgt_out, ignore_index=PAD_ID,
-                                            reduction="sum").item()
+                loss_sum += F.cross_entropy(
+                    logits.transpose(1, 2), tgt_out, ignore_index=PAD_ID, reduction="sum"
+                ).item()
                 right = (logits.argmax(-1) == tgt_out) | ~real
                 correct += (right & real).sum().item()
                 tokens += real.sum().item()
@@ -712,9 +768,13 @@ class Run:
             outputs = self._decode_groups(enc, n_dec)
         finally:
             self.model.train(was_training)
-        result = {"loss": loss_sum / max(tokens, 1), "token_accuracy": correct / max(tokens, 1),
-                  "exact_match": (exact[:n_groups] > 0).float().mean().item() if n_groups else 0.0, "n": n,
-                  "n_sources": n_groups}
+        result = {
+            "loss": loss_sum / max(tokens, 1),
+            "token_accuracy": correct / max(tokens, 1),
+            "exact_match": (exact[:n_groups] > 0).float().mean().item() if n_groups else 0.0,
+            "n": n,
+            "n_sources": n_groups,
+        }
         n_scored = n_groups if bleu_limit is None else min(bleu_limit, n_groups)
         if self.scored and n_scored:
             from .scores import corpus_scores
@@ -723,18 +783,24 @@ class Run:
             refs = [[tok.detokenize(tok.tokenize(t)) for t in enc.refs[g]] for g in range(n_scored)]
             result.update(corpus_scores(outputs[:n_scored], refs), n_scored=n_scored)
         if split == "valid":
-            self.samples = [(enc.pairs[enc.first[g]][0], outputs[g], " | ".join(enc.refs[g][:3])
-                             + (f" | (+{len(enc.refs[g]) - 3} more)" if len(enc.refs[g]) > 3 else ""))
-                            for g in range(min(N_SAMPLES, len(outputs)))]
+            self.samples = [
+                (
+                    enc.pairs[enc.first[g]][0],
+                    outputs[g],
+                    " | ".join(enc.refs[g][:3])
+                    + (f" | (+{len(enc.refs[g]) - 3} more)" if len(enc.refs[g]) > 3 else ""),
+                )
+                for g in range(min(N_SAMPLES, len(outputs)))
+            ]
         return result
 
-    def _decode_groups(self, enc: "EncodedSplit", k: int) -> list[str]:
+    def _decode_groups(self, enc: EncodedSplit, k: int) -> list[str]:
         """Greedy outputs (text) for the first k sources of a split, in batches."""
         from .decoding import greedy_batch
 
         out: list[str] = []
         for a in range(0, k, 256):
-            rows = torch.tensor(enc.first[a: min(a + 256, k)], dtype=torch.long)
+            rows = torch.tensor(enc.first[a : min(a + 256, k)], dtype=torch.long)
             src_len = enc.src_len[rows]
             src = enc.src[rows, : max(int(src_len.max()), 1)]
             T = int(enc.tgt_len[rows].max())  # the longest reference of these rows, <eos> included ...
@@ -758,15 +824,27 @@ class Run:
         if self.best_exact_match is None or r["exact_match"] > self.best_exact_match:
             self.best_exact_match = r["exact_match"]
         if self.best is None or (r["exact_match"], -r["loss"]) > (self.best["exact_match"], -self.best["loss"]):
-            self.best = {"step": self.step_count, "epoch": self.epoch, "exact_match": r["exact_match"],
-                         "loss": r["loss"], **{k: r[k] for k in ("bleu", "chrf") if k in r}}
+            self.best = {
+                "step": self.step_count,
+                "epoch": self.epoch,
+                "exact_match": r["exact_match"],
+                "loss": r["loss"],
+                **{k: r[k] for k in ("bleu", "chrf") if k in r},
+            }
             self._best_weights = self.state_dict()
         if self.lowest is None or r["loss"] < self.lowest["loss"]:
             self.lowest = {"step": self.step_count, "loss": r["loss"]}
-        self.eval_curves.add({"step": self.step_count, "epoch": self.epoch, "seconds": self.seconds,
-                              "valid_loss": r["loss"], "token_accuracy": r["token_accuracy"],
-                              "exact_match": r["exact_match"],
-                              **({"bleu": r.get("bleu", 0.0), "chrf": r.get("chrf", 0.0)} if self.scored else {})})
+        self.eval_curves.add(
+            {
+                "step": self.step_count,
+                "epoch": self.epoch,
+                "seconds": self.seconds,
+                "valid_loss": r["loss"],
+                "token_accuracy": r["token_accuracy"],
+                "exact_match": r["exact_match"],
+                **({"bleu": r.get("bleu", 0.0), "chrf": r.get("chrf", 0.0)} if self.scored else {}),
+            }
+        )
         k = min(PROBE_EXAMPLES, self.valid_split.n)
         self.timestep_grads = timestep_grad_norms(self.model, *self.valid_split.batch(torch.arange(k)))
         self._record_timestep_row()
@@ -789,16 +867,29 @@ class Run:
         history["timestep_grad_step"] = list(self._timestep_steps)
         history["timestep_grad_norms"] = [list(r) for r in self._timestep_rows]
         return {
-            "status": self.status, "message": self.message, "progress": self.progress(),
-            "step": self.step_count, "epoch": self.epoch, "seconds": self.seconds,
-            "steps_per_epoch": self.steps_per_epoch, "max_epochs": self.max_epochs, "max_seconds": self.max_seconds,
-            "train_loss": self.last.get("train_loss"), "grad_norm": self.last.get("grad_norm"),
-            "grad_norms": dict(self.last.get("grad_norms", {})), "last_eval": dict(self.last_eval),
-            "best_exact_match": self.best_exact_match, "timestep_grad_norms": list(self.timestep_grads),
-            "best": None if self.best is None else dict(self.best), "worse": self.worse_than_best(),
-            "samples": [list(s) for s in self.samples], "history": history,
+            "status": self.status,
+            "message": self.message,
+            "progress": self.progress(),
+            "step": self.step_count,
+            "epoch": self.epoch,
+            "seconds": self.seconds,
+            "steps_per_epoch": self.steps_per_epoch,
+            "max_epochs": self.max_epochs,
+            "max_seconds": self.max_seconds,
+            "train_loss": self.last.get("train_loss"),
+            "grad_norm": self.last.get("grad_norm"),
+            "grad_norms": dict(self.last.get("grad_norms", {})),
+            "last_eval": dict(self.last_eval),
+            "best_exact_match": self.best_exact_match,
+            "timestep_grad_norms": list(self.timestep_grads),
+            "best": None if self.best is None else dict(self.best),
+            "worse": self.worse_than_best(),
+            "samples": [list(s) for s in self.samples],
+            "history": history,
             "tokens_per_second": self.tokens_seen / self.seconds if self.seconds > 0 else 0.0,
-            "model_cfg": self.model_cfg.to_dict(), "train_cfg": self.train_cfg.to_dict(), "precision": self.precision,
+            "model_cfg": self.model_cfg.to_dict(),
+            "train_cfg": self.train_cfg.to_dict(),
+            "precision": self.precision,
             "queue_position": None,
         }
 
@@ -834,16 +925,34 @@ class Run:
             return {"data": c.lists(), "stride": c.stride, "sum": dict(c._sum), "n": c._n}
 
         state = {
-            "format": 1, "data_sha256": self.data_fingerprint(), "status": self.status, "message": self.message,
-            "step_count": self.step_count, "seconds": self.seconds, "tokens_seen": self.tokens_seen,
-            "lr_now": self.lr_now, "group_lr": [g["lr"] for g in self.optimizer.param_groups],
-            "max_epochs": self.max_epochs, "max_seconds": self.max_seconds, "segment_start": self._segment_start,
-            "segment_epoch": self._segment_epoch, "pos": self._pos, "best_valid_loss": self._best_valid_loss,
-            "evals_since_best": self._evals_since_best, "last_halving": self._last_halving, "last": self.last,
-            "last_eval": self.last_eval, "best_exact_match": self.best_exact_match, "best": self.best,
-            "lowest": self.lowest, "samples": self.samples, "timestep_grads": self.timestep_grads,
-            "timestep_steps": self._timestep_steps, "timestep_rows": self._timestep_rows,
-            "curves": curves(self.curves), "eval_curves": curves(self.eval_curves),
+            "format": 1,
+            "data_sha256": self.data_fingerprint(),
+            "status": self.status,
+            "message": self.message,
+            "step_count": self.step_count,
+            "seconds": self.seconds,
+            "tokens_seen": self.tokens_seen,
+            "lr_now": self.lr_now,
+            "group_lr": [g["lr"] for g in self.optimizer.param_groups],
+            "max_epochs": self.max_epochs,
+            "max_seconds": self.max_seconds,
+            "segment_start": self._segment_start,
+            "segment_epoch": self._segment_epoch,
+            "pos": self._pos,
+            "best_valid_loss": self._best_valid_loss,
+            "evals_since_best": self._evals_since_best,
+            "last_halving": self._last_halving,
+            "last": self.last,
+            "last_eval": self.last_eval,
+            "best_exact_match": self.best_exact_match,
+            "best": self.best,
+            "lowest": self.lowest,
+            "samples": self.samples,
+            "timestep_grads": self.timestep_grads,
+            "timestep_steps": self._timestep_steps,
+            "timestep_rows": self._timestep_rows,
+            "curves": curves(self.curves),
+            "eval_curves": curves(self.eval_curves),
         }
         return {"state": state, "tensors": tensors}
 
@@ -853,8 +962,9 @@ class Run:
         try:
             self._load_training_state(training["state"], training["tensors"], best_weights)
         except (KeyError, TypeError, IndexError, AttributeError, RuntimeError) as e:
-            raise ValueError(f"the training state is damaged or belongs to another run ({type(e).__name__}: "
-                             f"{str(e)[:200]})") from None
+            raise ValueError(
+                f"the training state is damaged or belongs to another run ({type(e).__name__}: {str(e)[:200]})"
+            ) from None
 
     def _load_training_state(self, st_: dict, tensors: dict, best_weights) -> None:
         if st_.get("format") != 1:
@@ -862,7 +972,7 @@ class Run:
         if st_["data_sha256"] != self.data_fingerprint():
             raise ValueError("the training data differ from those the run was trained on")
         nan = lambda v: math.nan if v is None else float(v)  # noqa: E731  (JSON null = a non-finite float)
-        weights = {k[len("weights."):]: v for k, v in tensors.items() if k.startswith("weights.")}
+        weights = {k[len("weights.") :]: v for k, v in tensors.items() if k.startswith("weights.")}
         own = self.model.state_dict()
         if set(weights) != set(own) or any(weights[k].shape != own[k].shape for k in own):
             raise ValueError("the training state's weights do not fit the model")
@@ -890,8 +1000,11 @@ class Run:
         self._batches = list(order.split(sizes)) if sizes else []
         self._pos = int(st_["pos"])
         self.status, self.message = str(st_["status"]), str(st_["message"])
-        self.step_count, self.seconds, self.tokens_seen = int(st_["step_count"]), nan(st_["seconds"]), \
-            int(st_["tokens_seen"])
+        self.step_count, self.seconds, self.tokens_seen = (
+            int(st_["step_count"]),
+            nan(st_["seconds"]),
+            int(st_["tokens_seen"]),
+        )
         self.lr_now = nan(st_["lr_now"])
         self.max_epochs = None if st_["max_epochs"] is None else float(st_["max_epochs"])
         self.max_seconds = None if st_["max_seconds"] is None else float(st_["max_seconds"])
@@ -900,8 +1013,11 @@ class Run:
         self._evals_since_best, self._last_halving = int(st_["evals_since_best"]), int(st_["last_halving"])
         self.last, self.last_eval = dict(st_["last"]), dict(st_["last_eval"])
         self.best_exact_match, self.best, self.lowest = st_["best_exact_match"], st_["best"], st_["lowest"]
-        self._best_weights = None if best_weights is None or self.best is None else \
-            {k: v.detach().clone() for k, v in best_weights.items()}
+        self._best_weights = (
+            None
+            if best_weights is None or self.best is None
+            else {k: v.detach().clone() for k, v in best_weights.items()}
+        )
         self.samples = [tuple(r) for r in st_["samples"]]
         self.timestep_grads = list(st_["timestep_grads"])
         self._timestep_steps, self._timestep_rows = list(st_["timestep_steps"]), list(st_["timestep_rows"])
@@ -918,8 +1034,9 @@ class Run:
 def _as_ids(out, T: int) -> Tensor:
     """Greedy output (B, T') -> (B, T): cut or padded to T, and everything after the first <eos> set to <pad>."""
     if isinstance(out, (list, tuple)):
-        out = torch.nn.utils.rnn.pad_sequence([torch.as_tensor(o, dtype=torch.long) for o in out],
-                                              batch_first=True, padding_value=PAD_ID)
+        out = torch.nn.utils.rnn.pad_sequence(
+            [torch.as_tensor(o, dtype=torch.long) for o in out], batch_first=True, padding_value=PAD_ID
+        )
     out = out[:, :T]
     if out.shape[1] < T:
         out = F.pad(out, (0, T - out.shape[1]), value=PAD_ID)

@@ -14,6 +14,7 @@ defaults, or what the link set), which is what a tab that changed nothing sends 
 
 `class_load(url, n, ...)` runs n such sessions against one server and returns the figures the load tests print.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -81,8 +82,9 @@ class Session:
     async def open(self, timeout: float = 120) -> None:
         """Connect and open the page (a tab loading /page?query); returns once its first run finished."""
         ws_url = self.url.replace("http://", "ws://") + "/_stcore/stream"
-        self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout,
-                                           ping_interval=None)
+        self.ws = await websockets.connect(
+            ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout, ping_interval=None
+        )
         self._reader = asyncio.create_task(self._read())
         await self._send_rerun()
         await asyncio.wait_for(self._finished.wait(), timeout)
@@ -101,7 +103,7 @@ class Session:
         try:
             await asyncio.wait_for(self._finished.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.unfinished += 1
             return False
 
@@ -183,8 +185,10 @@ class Session:
 
     def rate(self, t0: float, t1: float) -> float:
         """Steps/s the page showed between t0 and t1 (the latest step shown at or before each)."""
+
         def at(t):
             return max((s for tt, s in self.steps if tt <= t), default=0)
+
         return (at(t1) - at(t0)) / (t1 - t0)
 
 
@@ -201,10 +205,27 @@ def start_server(env: dict | None = None, timeout: float = 180) -> tuple[subproc
     (ROOT / "artifacts").mkdir(exist_ok=True)
     log = open(ROOT / "artifacts" / f"protocol-server-{port}.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", "SEQ2SEQ_TRAINER_BACKEND": "process", **(env or {})},
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "SEQ2SEQ_TRAINER_BACKEND": "process", **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -309,12 +330,13 @@ def tree_rss_mib(pid: int) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ a class
-async def _class(url: str, n: int, start_within: float, window: float, query: str, server_pid: int | None,
-                 open_timeout: float) -> dict:
+async def _class(
+    url: str, n: int, start_within: float, window: float, query: str, server_pid: int | None, open_timeout: float
+) -> dict:
     sessions = [Session(url, query=query, name=f"student-{i + 1}") for i in range(n)]
     t_open = time.perf_counter()
     for k in range(0, n, 10):  # students open the page (ten at a time, as a class does over a few seconds)
-        await asyncio.gather(*(s.open(timeout=open_timeout) for s in sessions[k:k + 10]))
+        await asyncio.gather(*(s.open(timeout=open_timeout) for s in sessions[k : k + 10]))
     opened_s = time.perf_counter() - t_open
     settled_s = await asyncio.to_thread(wait_workers_settled, server_pid) if server_pid else 0.0
     mem_idle = tree_rss_mib(server_pid) if server_pid else None
@@ -347,37 +369,61 @@ async def _class(url: str, n: int, start_within: float, window: float, query: st
     full = [x for s in sessions for x in s.full_latency[2:]]  # the reruns while training (not open, not Start)
     frag = [x for s in sessions for x in s.fragment_latency]
     return {
-        "n": n, "opened_s": opened_s, "settled_s": settled_s, "pressed_s": pressed_s, "first_step": first,
+        "n": n,
+        "opened_s": opened_s,
+        "settled_s": settled_s,
+        "pressed_s": pressed_s,
+        "first_step": first,
         "first_step_median": statistics.median([f for f in first if f is not None] or [float("nan")]),
         "first_step_worst": max((f for f in first if f is not None), default=float("nan")),
         "missing": [s.name for s, f in zip(sessions, first) if f is None],
-        "rates": rates, "rate_min": rates[0], "rate_median": statistics.median(rates), "rate_max": rates[-1],
+        "rates": rates,
+        "rate_min": rates[0],
+        "rate_median": statistics.median(rates),
+        "rate_max": rates[-1],
         "aggregate": sum(rates),
-        "full_rerun_median": statistics.median(full) if full else float("nan"), "full_rerun_worst": max(full, default=0),
+        "full_rerun_median": statistics.median(full) if full else float("nan"),
+        "full_rerun_worst": max(full, default=0),
         "fragment_median": statistics.median(frag) if frag else float("nan"),
-        "fragment_worst": max(frag, default=0), "n_fragment_runs": len(frag),
+        "fragment_worst": max(frag, default=0),
+        "n_fragment_runs": len(frag),
         "errors": [f"{s.name}: {e}" for s in sessions for e in s.errors],
         "unfinished_reruns": sum(s.unfinished for s in sessions),
-        "mem_idle_mib": mem_idle, "mem_training_mib": mem_training, "load_average": os.getloadavg()[0],
+        "mem_idle_mib": mem_idle,
+        "mem_training_mib": mem_training,
+        "load_average": os.getloadavg()[0],
     }
 
 
-def class_load(url: str, n: int, start_within: float = 10.0, window: float = 20.0, query: str = "",
-               server_pid: int | None = None, open_timeout: float = 180) -> dict:
+def class_load(
+    url: str,
+    n: int,
+    start_within: float = 10.0,
+    window: float = 20.0,
+    query: str = "",
+    server_pid: int | None = None,
+    open_timeout: float = 180,
+) -> dict:
     """n protocol sessions open the Train page, press Start within `start_within` seconds, and train; figures over
     a `window` of seconds once every run has shown a step."""
     return asyncio.run(_class(url, n, start_within, window, query, server_pid, open_timeout))
 
 
 def report(r: dict) -> str:
-    mem = (f"; server memory {r['mem_idle_mib']:.0f} MiB with {r['n']} idle sessions, {r['mem_training_mib']:.0f} MiB "
-           f"training" if r.get("mem_idle_mib") else "")
-    return (f"{r['n']} sessions: opened in {r['opened_s']:.1f} s (workers settled {r['settled_s']:.1f} s later), "
-            f"Start pressed within {r['pressed_s']:.1f} s; "
-            f"Start-to-first-step median {r['first_step_median']:.1f} s, worst {r['first_step_worst']:.1f} s; "
-            f"steps/s per run min {r['rate_min']:.2f} / median {r['rate_median']:.2f} / max {r['rate_max']:.2f} "
-            f"(sum {r['aggregate']:.1f}); full page rerun median {1000 * r['full_rerun_median']:.0f} ms, worst "
-            f"{1000 * r['full_rerun_worst']:.0f} ms; live-fragment rerun median {1000 * r['fragment_median']:.0f} ms, "
-            f"worst {1000 * r['fragment_worst']:.0f} ms ({r['n_fragment_runs']} runs){mem}; "
-            f"load average {r['load_average']:.1f}; errors {len(r['errors'])}; full reruns without a reply "
-            f"{r['unfinished_reruns']}")
+    mem = (
+        f"; server memory {r['mem_idle_mib']:.0f} MiB with {r['n']} idle sessions, {r['mem_training_mib']:.0f} MiB "
+        f"training"
+        if r.get("mem_idle_mib")
+        else ""
+    )
+    return (
+        f"{r['n']} sessions: opened in {r['opened_s']:.1f} s (workers settled {r['settled_s']:.1f} s later), "
+        f"Start pressed within {r['pressed_s']:.1f} s; "
+        f"Start-to-first-step median {r['first_step_median']:.1f} s, worst {r['first_step_worst']:.1f} s; "
+        f"steps/s per run min {r['rate_min']:.2f} / median {r['rate_median']:.2f} / max {r['rate_max']:.2f} "
+        f"(sum {r['aggregate']:.1f}); full page rerun median {1000 * r['full_rerun_median']:.0f} ms, worst "
+        f"{1000 * r['full_rerun_worst']:.0f} ms; live-fragment rerun median {1000 * r['fragment_median']:.0f} ms, "
+        f"worst {1000 * r['fragment_worst']:.0f} ms ({r['n_fragment_runs']} runs){mem}; "
+        f"load average {r['load_average']:.1f}; errors {len(r['errors'])}; full reruns without a reply "
+        f"{r['unfinished_reruns']}"
+    )

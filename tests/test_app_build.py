@@ -4,6 +4,7 @@ Each test runs the whole app (app.py: navigation + sidebar) and switches pages l
 in-process ThreadBackend (SEQ2SEQ_TRAINER_BACKEND=thread) on a tiny dataset; every run is closed in teardown,
 because AppTest never fires the session's on_release.
 """
+
 import io
 import json
 import os
@@ -121,14 +122,41 @@ def test_data_upload_good_and_bad_files(app):
     uploader = ok(app).main.file_uploader[0]
     uploader.upload("empty.tsv", b"", "text/tab-separated-values").run()
     assert ok(app).error and "empty.tsv" in app.error[0].value
-    rows = "".join(f"{w}\t{w[::-1]}\n" for w in ("abc", "hello", "world", "stream", "seq", "model", "token", "state",
-                                               "vector", "context", "decoder", "encoder"))
+    rows = "".join(
+        f"{w}\t{w[::-1]}\n"
+        for w in (
+            "abc",
+            "hello",
+            "world",
+            "stream",
+            "seq",
+            "model",
+            "token",
+            "state",
+            "vector",
+            "context",
+            "decoder",
+            "encoder",
+        )
+    )
     app.main.file_uploader[0].upload("pairs.tsv", rows.encode(), "text/tab-separated-values").run()
     ok(app)
     assert not app.error
     assert list(app.dataframe[0].value.columns) == ["1", "2"]  # the column picker's preview comes first
-    assert set(app.dataframe[1].value["source"]) <= {"abc", "hello", "world", "stream", "seq", "model", "token",
-                                                      "state", "vector", "context", "decoder", "encoder"}
+    assert set(app.dataframe[1].value["source"]) <= {
+        "abc",
+        "hello",
+        "world",
+        "stream",
+        "seq",
+        "model",
+        "token",
+        "state",
+        "vector",
+        "context",
+        "decoder",
+        "encoder",
+    }
     app.main.file_uploader[0].upload("tiny.tsv", b"a\tb\nc\td\n", "text/tab-separated-values").run()
     assert any("too small" in e.value for e in ok(app).error)
 
@@ -220,7 +248,9 @@ def test_train_start_shows_live_curves_then_use_the_model(app):
     app.button(key="btn_start").click().run()
     ok(app)
     # the accuracy and per-timestep charts replace their "appears after the first evaluation" captions
-    wait_for(app, lambda a: len(find(a, "vega_lite_chart")) == 4 and len(chart_data(find(a, "vega_lite_chart")[0])) >= 2)
+    wait_for(
+        app, lambda a: len(find(a, "vega_lite_chart")) == 4 and len(chart_data(find(a, "vega_lite_chart")[0])) >= 2
+    )
     assert progress_text(app).split(" · ")[0] in ("running", "finished")
     charts = find(app, "vega_lite_chart")
     assert len(charts) == 4  # loss, accuracy, grad norms per group, per timestep
@@ -311,8 +341,10 @@ def test_train_page_says_how_the_server_is_shared(app):
     assert "steps/s" not in captions(ok(app))
 
 
-@pytest.mark.parametrize("raw,want", [("45", 45.0), ("1e9", 600.0), ("-3", None), ("2", 5.0), ("nan", None),
-                                      ("<script>", None), ("9" * 400, None)])
+@pytest.mark.parametrize(
+    "raw,want",
+    [("45", 45.0), ("1e9", 600.0), ("-3", None), ("2", 5.0), ("nan", None), ("<script>", None), ("9" * 400, None)],
+)
 def test_lesson_link_sets_every_runs_budget(raw, want):
     """?lesson=N (a teacher's link): every run started on the Train page trains N seconds, whatever the widgets say;
     hostile values are clamped to [5, SEQ2SEQ_MAX_TRAIN_SECONDS] or ignored, never a traceback."""
@@ -372,9 +404,19 @@ def shipped(tmp_path, monkeypatch):
     for task, cell in (("reverse", "lstm"), ("copy", "gru")):
         data = build_data(dict(generate_splits(task, n_train=60, n_valid=10, n_test=10)), tokens="char")
         cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, embed=8, hidden=16, attention="dot")
-        checkpoint.save(checkpoint.Checkpoint(model=Seq2Seq(cfg), model_cfg=cfg, train_cfg=None, tokens="char",
-                                              src_vocab=data.src_vocab, tgt_vocab=data.tgt_vocab,
-                                              metrics={"exact_match": 0.5}, task=task), tmp_path / task)
+        checkpoint.save(
+            checkpoint.Checkpoint(
+                model=Seq2Seq(cfg),
+                model_cfg=cfg,
+                train_cfg=None,
+                tokens="char",
+                src_vocab=data.src_vocab,
+                tgt_vocab=data.tgt_vocab,
+                metrics={"exact_match": 0.5},
+                task=task,
+            ),
+            tmp_path / task,
+        )
     monkeypatch.setattr(state, "PRETRAINED_DIR", tmp_path)
     return tmp_path
 

@@ -3,6 +3,7 @@ comparison trained live to the end with its measurements and "use this model", p
 "Why attention?" preset, and the run allowance (a comparison counts as one run of the session).
 
 Training uses the in-process ThreadBackend on a tiny dataset; every run is closed in teardown."""
+
 import json
 import os
 import time
@@ -10,10 +11,9 @@ import time
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
+from test_app_build import chart_data, find, ok, sidebar_text, small_data, wait_for
 
 from seq2seq.model import count_parameters
-
-from test_app_build import chart_data, find, ok, sidebar_text, small_data, wait_for
 
 os.environ["SEQ2SEQ_TRAINER_BACKEND"] = "thread"
 torch.set_num_threads(1)
@@ -57,8 +57,10 @@ def test_compare_model_list_controls(app):
     assert "with additive attention" in choices and "with an LSTM cell" not in choices  # A is an LSTM already
     app.selectbox(key="cmp_add").set_value("with additive attention")
     app.button(key="btn_cmp_add").click().run()
-    assert [r.split("</span> ")[1] for r in rows(ok(app))] == ["A: LSTM, bidirectional, no attention",
-                                                              "B: + additive attention"]
+    assert [r.split("</span> ")[1] for r in rows(ok(app))] == [
+        "A: LSTM, bidirectional, no attention",
+        "B: + additive attention",
+    ]
     assert not app.button(key="btn_cmp_start").disabled
     app.button(key="btn_cmp_add").click().run()  # the same again: refused in one line
     assert any("already in the list" in w.value for w in ok(app).warning) and len(rows(app)) == 2
@@ -88,9 +90,15 @@ def test_compare_two_models_live_measured_and_used(app):
     ok(app)
     assert len(app.session_state["cmp_run"].run_ids) == 2
     # both models' curves appear on one chart per measure
-    wait_for(app, lambda a: len(find(a, "vega_lite_chart")) == 4
-             and set(chart_data(find(a, "vega_lite_chart")[0])["series"]) == {"A: LSTM, bidirectional, no attention",
-                                                                             "B: + additive attention"}, timeout=40)
+    wait_for(
+        app,
+        lambda a: (
+            len(find(a, "vega_lite_chart")) == 4
+            and set(chart_data(find(a, "vega_lite_chart")[0])["series"])
+            == {"A: LSTM, bidirectional, no attention", "B: + additive attention"}
+        ),
+        timeout=40,
+    )
     wait_for(app, lambda a: statuses(a) == ["finished", "finished"], timeout=90)
     loss = chart_data(find(app, "vega_lite_chart")[0])
     assert all((loss["series"] == s).sum() >= 2 for s in set(loss["series"]))  # curves, not single points
@@ -189,9 +197,10 @@ def test_compare_problems_get_one_line_answers(app, monkeypatch):
 def test_a_comparison_counts_as_one_run_of_the_session(monkeypatch):
     """SessionTrainer: a comparison's runs count once against SEQ2SEQ_MAX_RUNS_PER_SESSION, and their number against
     SEQ2SEQ_MAX_COMPARE_MODELS."""
+    from tiny import cfgs, tiny_data
+
     from seq2seq.limits import LimitError
     from seq2seq.trainer import get_trainer
-    from tiny import cfgs, tiny_data
     from ui.state import SessionTrainer
 
     monkeypatch.setenv("SEQ2SEQ_MAX_RUNS_PER_SESSION", "2")

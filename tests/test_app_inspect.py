@@ -3,6 +3,7 @@
 The pages are run on their own (no sidebar): ui.state.current() opens the default model exactly as in the app.
 A second model kind (bidirectional, 3-layer GRU without attention) is planted in session_state to check that the
 pages handle it rather than erroring."""
+
 import json
 
 import pytest
@@ -41,10 +42,22 @@ def gru_bi_3layer() -> Current:
     """Bidirectional 3-layer GRU, no attention, word tokens."""
     vocab = Vocab.build([["red", "green", "blue", "big", "small"]])
     torch.manual_seed(0)
-    cfg = ModelConfig(len(vocab), len(vocab), cell="gru", embed=8, hidden=12, layers=3, bidirectional=True,
-                      attention="none")
-    return Current("test: GRU bi 3", Seq2Seq(cfg).eval(), cfg, None, "word", None, vocab, vocab, {}, {},
-                   ["big red blue", "small green", "red red red green"])
+    cfg = ModelConfig(
+        len(vocab), len(vocab), cell="gru", embed=8, hidden=12, layers=3, bidirectional=True, attention="none"
+    )
+    return Current(
+        "test: GRU bi 3",
+        Seq2Seq(cfg).eval(),
+        cfg,
+        None,
+        "word",
+        None,
+        vocab,
+        vocab,
+        {},
+        {},
+        ["big red blue", "small green", "red red red green"],
+    )
 
 
 # ------------------------------------------------------------------------------------------------------- encoder
@@ -101,7 +114,9 @@ def test_states_page_and_compare():
     at.text_input(key="states_input_b").set_value(at.text_input(key="inspect_src").value).run()
     assert ok(at).metric[0].value == "1.000" != sim  # the same input: identical contexts
     at.slider(key="states_n_inputs").set_value(10).run()
-    pca = next(c for c in at.get("plotly_chart") if "trajectories" in json.loads(c.proto.spec)["layout"]["title"]["text"])
+    pca = next(
+        c for c in at.get("plotly_chart") if "trajectories" in json.loads(c.proto.spec)["layout"]["title"]["text"]
+    )
     assert "of 11 inputs" in json.loads(pca.proto.spec)["layout"]["title"]["text"]  # 10 + the current input
 
 

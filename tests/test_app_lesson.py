@@ -1,5 +1,6 @@
 """AppTest of lesson mode: the Lesson page starts it; Next / Back walk every step, each opening its page with its
 model and presets; the timestep buttons move the page's slider; presenter mode and End lesson."""
+
 import os
 
 import pytest
@@ -11,8 +12,13 @@ from ui import lesson
 os.environ["SEQ2SEQ_TRAINER_BACKEND"] = "thread"
 torch.set_num_threads(1)
 APP = "../app.py"
-TITLES = {"pages/data.py": "Data", "pages/encoder.py": "Encoder", "pages/states.py": "Hidden states",
-          "pages/decoder.py": "Decoder", "pages/one_step.py": "One training step"}
+TITLES = {
+    "pages/data.py": "Data",
+    "pages/encoder.py": "Encoder",
+    "pages/states.py": "Hidden states",
+    "pages/decoder.py": "Decoder",
+    "pages/one_step.py": "One training step",
+}
 
 
 def ok(at: AppTest) -> AppTest:

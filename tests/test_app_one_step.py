@@ -1,5 +1,6 @@
 """AppTest of the "One training step" page: every stage renders on the shipped models, the controls recompute the
 step, the current model is unchanged until "Keep this step", and then it is the stepped copy."""
+
 import os
 
 import pytest
@@ -34,8 +35,13 @@ def test_opens_on_stage_one_and_next_walks_every_stage(page):
     for _ in range(4):
         page.button(key="step_next").click().run()
         seen.append(headers(ok(page))[0])
-    assert [s.split(":")[0] for s in seen] == ["1. Encoder forward", "2. Decoder, teacher-forced", "3. The loss",
-                                               "4. Backward", "5. One optimizer step"]
+    assert [s.split(":")[0] for s in seen] == [
+        "1. Encoder forward",
+        "2. Decoder, teacher-forced",
+        "3. The loss",
+        "4. Backward",
+        "5. One optimizer step",
+    ]
     assert "Adam" in seen[-1]
     assert [b for b in page.button if b.key == "step_next"] == []  # no "next" after the last stage
 

@@ -1,5 +1,6 @@
 """AppTest of real text on the Data page: the column picker on a file with three columns, the duplicates choice,
 the tokenization comparison, and the built-in Tatoeba task with its license."""
+
 import os
 
 import pytest
@@ -10,10 +11,24 @@ os.environ["SEQ2SEQ_TRAINER_BACKEND"] = "thread"
 torch.set_num_threads(1)
 APP = "../app.py"
 
-ROWS = [("Go.", "Va !"), ("Go.", "Allez !"), ("Hi.", "Salut !"), ("Run!", "Cours !"), ("Run!", "Courez !"),
-        ("Who?", "Qui ?"), ("Wow!", "Ça alors !"), ("Fire!", "Au feu !"), ("Help!", "À l'aide !"),
-        ("Jump.", "Saute."), ("Stop!", "Arrête-toi !"), ("Wait!", "Attends !"), ("Begin.", "Commencez."),
-        ("Hello!", "Bonjour !"), ("I see.", "Je comprends."), ("I try.", "J'essaye.")]
+ROWS = [
+    ("Go.", "Va !"),
+    ("Go.", "Allez !"),
+    ("Hi.", "Salut !"),
+    ("Run!", "Cours !"),
+    ("Run!", "Courez !"),
+    ("Who?", "Qui ?"),
+    ("Wow!", "Ça alors !"),
+    ("Fire!", "Au feu !"),
+    ("Help!", "À l'aide !"),
+    ("Jump.", "Saute."),
+    ("Stop!", "Arrête-toi !"),
+    ("Wait!", "Attends !"),
+    ("Begin.", "Commencez."),
+    ("Hello!", "Bonjour !"),
+    ("I see.", "Je comprends."),
+    ("I try.", "J'essaye."),
+]
 TSV3 = "".join(f"{s}\t{t}\tCC-BY 2.0 (France) Attribution: tatoeba.org #{i}\n" for i, (s, t) in enumerate(ROWS))
 
 

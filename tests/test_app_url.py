@@ -7,6 +7,7 @@ session's first run (seed_from_url). In AppTest, `at.query_params` after a run i
 bound widgets changed on the current page are mirrored by the browser, not sent, so the checks look at settings of
 pages other than the one shown.
 """
+
 import os
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -20,7 +21,14 @@ torch.set_num_threads(1)
 from ui.state import list_pretrained  # noqa: E402  (after the backend choice above)
 
 APP = "../app.py"
-LINK = {"task": "addition", "cell": "gru", "hidden": "64", "lr": "0.01", "attention": "additive", "addition.digits": "2"}
+LINK = {
+    "task": "addition",
+    "cell": "gru",
+    "hidden": "64",
+    "lr": "0.01",
+    "attention": "additive",
+    "addition.digits": "2",
+}
 
 
 def ok(at: AppTest) -> AppTest:
@@ -89,14 +97,30 @@ def test_deep_link_on_data_page_keeps_the_model_and_training_settings_in_the_url
     assert at.selectbox(key="task").value == "addition"
     qp = at.query_params  # the settings of the pages not shown stay in the URL
     assert {k: qp.get(k) for k in ("cell", "hidden", "lr", "attention")} == {
-        "cell": "GRU", "hidden": "64", "lr": "0.01", "attention": "additive"}
+        "cell": "GRU",
+        "hidden": "64",
+        "lr": "0.01",
+        "attention": "additive",
+    }
 
 
 def test_bad_values_in_a_link_are_ignored_and_dropped_from_the_url():
-    at = opened("pages/train.py", {"cell": "transformer", "hidden": "65", "lr": "banana", "epochs": "99999",
-                                   "budget": "epochs", "task": "<script>", "layers": "2"})
+    at = opened(
+        "pages/train.py",
+        {
+            "cell": "transformer",
+            "hidden": "65",
+            "lr": "banana",
+            "epochs": "99999",
+            "budget": "epochs",
+            "task": "<script>",
+            "layers": "2",
+        },
+    )
     shown = texts(at)
-    assert "LSTM + dot attention, bidirectional, 2 layers, E=32, H=128" in shown, shown  # defaults, except the one good value
+    assert "LSTM + dot attention, bidirectional, 2 layers, E=32, H=128" in shown, (
+        shown
+    )  # defaults, except the one good value
     assert "task: reverse" in shown
     assert at.number_input(key="epochs").value == 1000  # clamped to the widget's maximum
     for k in ("cell", "hidden", "task"):
@@ -133,7 +157,13 @@ def test_url_keeps_every_setting_across_data_model_train():
     go(at, "pages/train.py")
     qp = ok(at).query_params
     assert {k: qp.get(k) for k in ("task", "addition.digits", "max_len", "cell", "hidden", "bidir")} == {
-        "task": "addition", "addition.digits": "4", "max_len": "20", "cell": "GRU", "hidden": "64", "bidir": "false"}
+        "task": "addition",
+        "addition.digits": "4",
+        "max_len": "20",
+        "cell": "GRU",
+        "hidden": "64",
+        "bidir": "false",
+    }
     assert "GRU + dot attention, E=32, H=64" in texts(at)
     at.select_slider(key="lr").set_value(0.03).run()
     at.segmented_control(key="opt").set_value("sgd").run()
@@ -163,12 +193,20 @@ def test_sidebar_share_link_opens_the_same_setup_in_a_new_session():
     at.run()
     link = share_link(at)
     query = {k: v[0] for k, v in parse_qs(urlsplit(link).query).items()}
-    assert query == {"task": "dates", "emb": "16", "layers": "2", "dropout": "0.2", "budget": "seconds",
-                     "seconds": "30"}, link
+    assert query == {
+        "task": "dates",
+        "emb": "16",
+        "layers": "2",
+        "dropout": "0.2",
+        "budget": "seconds",
+        "seconds": "30",
+    }, link
     before = {k: at.session_state[k] for k in ("task", "emb", "layers", "dropout", "budget", "seconds")}
     other = opened("pages/train.py", query)  # a colleague opens the link
     assert {k: other.session_state[k] for k in before} == before
-    assert "LSTM + dot attention, bidirectional, 2 layers, E=16, H=128" in texts(other) and "task: dates" in texts(other)
+    assert "LSTM + dot attention, bidirectional, 2 layers, E=16, H=128" in texts(other) and "task: dates" in texts(
+        other
+    )
     assert share_link(other) == link
 
 

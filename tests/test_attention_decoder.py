@@ -1,6 +1,7 @@
 """The hand-written backward of the teacher-forced attention decoder, dot and additive (seq2seq/attention_decoder.py),
 against autograd: gradcheck of the Function itself, and values and every parameter's gradient against the model's
 autograd path (Seq2Seq.fast_decoder = False), which steps PyTorch's own cell kernels."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -73,8 +74,11 @@ def loss_and_grads(m, fast, src, src_len, tgt_in, tgt_out):
     enc = m.encode(src, src_len)
     out = m.decode_teacher_forced(tgt_in, enc)
     s_T = out.state[0] if isinstance(out.state, tuple) else out.state
-    loss = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), tgt_out.reshape(-1)) \
-        + out.attn.square().sum() + s_T.sum()  # every output carries a gradient
+    loss = (
+        F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), tgt_out.reshape(-1))
+        + out.attn.square().sum()
+        + s_T.sum()
+    )  # every output carries a gradient
     m.zero_grad()
     loss.backward()
     return out, {n: p.grad.clone() for n, p in m.named_parameters()}
@@ -133,8 +137,9 @@ def test_gradcheck_smallest_shapes(cell, att):
         m0, w = (rest[0], rest[1:]) if cell == "lstm" else (None, rest)
         return tuple(o for o in attention_decoder.decode(cell, e, k, mask, s0, m0, *w) if o is not None)
 
-    assert torch.autograd.gradcheck(f, [r(1, 1, 3), r(1, 1, H), r(1, H), *m0, r(G * H, 3 + H), r(G * H, H), r(G * H),
-                                        r(G * H), *extra], atol=1e-7)
+    assert torch.autograd.gradcheck(
+        f, [r(1, 1, 3), r(1, 1, H), r(1, H), *m0, r(G * H, 3 + H), r(G * H, H), r(G * H), r(G * H), *extra], atol=1e-7
+    )
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -163,10 +168,12 @@ def _rel(x: torch.Tensor, y: torch.Tensor) -> float:
 def test_bf16_products_close_to_fp32(cell, att):
     """Mixed precision (lowp=bf16: the matrix products in bfloat16, everything else fp32): values and every input's
     gradient within bf16's rounding of the fp32 ones (8 bits of mantissa: ~0.4% per product), all in fp32."""
-    args = [a.detach().float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
-            for a in inputs(cell, att, B=8, S=7, T=6, E=8, H=16, seed=5)]
+    args = [
+        a.detach().float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+        for a in inputs(cell, att, B=8, S=7, T=6, E=8, H=16, seed=5)
+    ]
     for i, fan_in in [(5, 8 + 16), (6, 16)] + ([(10, 16)] if att == "additive" else []):
-        args[i] = args[i] / fan_in ** 0.5  # weights of a trained model's size, not N(0, 1): no chaotic recurrence
+        args[i] = args[i] / fan_in**0.5  # weights of a trained model's size, not N(0, 1): no chaotic recurrence
     args = [a.requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
     args[2] = torch.arange(7)[None, :] < torch.tensor([7, 2, 1, 5, 7, 3, 6, 4])[:, None]
     diff = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]

@@ -1,4 +1,5 @@
 """The defaults benchmark's machinery on tiny data (the full table: benchmarks/bench_defaults.py, minutes to hours)."""
+
 import sys
 from pathlib import Path
 
@@ -10,10 +11,25 @@ import bench_defaults as bench  # noqa: E402
 from families import BY_NAME, FAMILIES  # noqa: E402
 
 # The split was fixed (and committed) before any tuning: moving a family between halves must be a visible change.
-TUNING = ["add3-uniform", "reverse-digits-1k", "sort-10letters-100k", "dates-iso-to-long", "copy-noisy10",
-          "digits-to-words", "lexicon1000-reverse"]
-HELD_OUT = ["add4-uniform", "sub3-uniform", "mul2-uniform", "reverse-long", "dates-us-short", "add2-noisy10-1.5k",
-            "lexicon3000-monotone", "tatoeba-eng-fra"]
+TUNING = [
+    "add3-uniform",
+    "reverse-digits-1k",
+    "sort-10letters-100k",
+    "dates-iso-to-long",
+    "copy-noisy10",
+    "digits-to-words",
+    "lexicon1000-reverse",
+]
+HELD_OUT = [
+    "add4-uniform",
+    "sub3-uniform",
+    "mul2-uniform",
+    "reverse-long",
+    "dates-us-short",
+    "add2-noisy10-1.5k",
+    "lexicon3000-monotone",
+    "tatoeba-eng-fra",
+]
 
 
 def test_the_halves_are_the_committed_ones_and_the_issue_file_is_tuning():

@@ -1,6 +1,7 @@
 """Checkpoints: exact round trips, and hostile files that must fail cleanly (CheckpointError) without running code.
 
 The fuzz tests print how many cases each loader saw (run with -s to read them)."""
+
 from __future__ import annotations
 
 import errno
@@ -32,17 +33,34 @@ COUNTS: dict[str, int] = {}
 
 
 def make_ckpt(cell="gru", attention="additive", bidirectional=True, layers=1) -> C.Checkpoint:
-    pairs = [(w, w[::-1]) for w in ["abc", "hello", "world", "tiny", "model", "cab", "ba", "dcba", "xyz", "zzz",
-                                    "seq", "two"]]
+    pairs = [
+        (w, w[::-1])
+        for w in ["abc", "hello", "world", "tiny", "model", "cab", "ba", "dcba", "xyz", "zzz", "seq", "two"]
+    ]
     data = build_data(pairs, tokens="char", max_len=20, seed=0)
-    cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, embed=8, hidden=12, layers=layers,
-                      bidirectional=bidirectional, attention=attention)
+    cfg = ModelConfig(
+        len(data.src_vocab),
+        len(data.tgt_vocab),
+        cell=cell,
+        embed=8,
+        hidden=12,
+        layers=layers,
+        bidirectional=bidirectional,
+        attention=attention,
+    )
     torch.manual_seed(0)
     model = Seq2Seq(cfg).eval()
-    return C.Checkpoint(model=model, model_cfg=cfg, train_cfg=TrainConfig(epochs=3, seed=4), tokens="char",
-                        src_vocab=data.src_vocab, tgt_vocab=data.tgt_vocab,
-                        metrics={"exact_match": 0.5, "loss": 1.25, "n": 2}, history={"step": [1, 2],
-                        "train_loss": [2.0, float("nan")]}, task="reverse")
+    return C.Checkpoint(
+        model=model,
+        model_cfg=cfg,
+        train_cfg=TrainConfig(epochs=3, seed=4),
+        tokens="char",
+        src_vocab=data.src_vocab,
+        tgt_vocab=data.tgt_vocab,
+        metrics={"exact_match": 0.5, "loss": 1.25, "n": 2},
+        history={"step": [1, 2], "train_loss": [2.0, float("nan")]},
+        task="reverse",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +92,10 @@ def _same(a: C.Checkpoint, b: C.Checkpoint) -> None:
     assert beam_search(a.model, ids, 3, 10).best == beam_search(b.model, ids, 3, 10).best
 
 
-@pytest.mark.parametrize("cell,attention,bidirectional,layers", [
-    ("rnn", "none", False, 1), ("gru", "additive", True, 2), ("lstm", "dot", True, 3), ("lstm", "none", True, 1)])
+@pytest.mark.parametrize(
+    "cell,attention,bidirectional,layers",
+    [("rnn", "none", False, 1), ("gru", "additive", True, 2), ("lstm", "dot", True, 3), ("lstm", "none", True, 1)],
+)
 def test_folder_round_trip(tmp_path, cell, attention, bidirectional, layers):
     a = make_ckpt(cell, attention, bidirectional, layers)
     C.save(a, tmp_path / "ck")
@@ -107,8 +127,10 @@ def test_zip_of_a_folder_is_accepted(tmp_path, files, ckpt):
 
 
 def test_save_accepts_parts_dict(tmp_path, ckpt):
-    parts = {k: getattr(ckpt, k) for k in ("model", "model_cfg", "train_cfg", "tokens", "src_vocab", "tgt_vocab",
-                                           "metrics", "history", "task")}
+    parts = {
+        k: getattr(ckpt, k)
+        for k in ("model", "model_cfg", "train_cfg", "tokens", "src_vocab", "tgt_vocab", "metrics", "history", "task")
+    }
     C.save(parts, tmp_path / "p")
     _same(ckpt, C.load(tmp_path / "p"))
 
@@ -172,14 +194,15 @@ def test_zip_lying_about_sizes(files):
     # Shrink the declared size of the first member in its central directory entry: reads stop at the declared size
     cd = z.find(b"PK\x01\x02")
     size_at = cd + 24
-    real = struct.unpack("<I", z[size_at:size_at + 4])[0]
-    z[size_at:size_at + 4] = struct.pack("<I", max(real - 10, 0))
+    real = struct.unpack("<I", z[size_at : size_at + 4])[0]
+    z[size_at : size_at + 4] = struct.pack("<I", max(real - 10, 0))
     with pytest.raises(C.CheckpointError):
         C.from_zip_bytes(bytes(z))
 
 
-@pytest.mark.parametrize("name", ["../config.json", "/etc/config.json", "a/b/config.json", "..\\config.json",
-                                  "c:config.json"])
+@pytest.mark.parametrize(
+    "name", ["../config.json", "/etc/config.json", "a/b/config.json", "..\\config.json", "c:config.json"]
+)
 def test_zip_path_traversal_names(files, name):
     with pytest.raises(C.CheckpointError):
         C.from_zip_bytes(_zip({**{k: v for k, v in files.items() if k != C.CONFIG}, name: files[C.CONFIG]}))
@@ -191,7 +214,7 @@ def test_zip_symlink_member(files):
         for name, data in files.items():
             if name == C.VOCAB:
                 info = zipfile.ZipInfo(name)
-                info.external_attr = (0o120777 << 16)  # a symlink to /etc/passwd
+                info.external_attr = 0o120777 << 16  # a symlink to /etc/passwd
                 zf.writestr(info, "/etc/passwd")
             else:
                 zf.writestr(name, data)
@@ -205,8 +228,9 @@ def test_zip_extra_duplicate_missing_and_not_zip(files):
     with pytest.raises(C.CheckpointError, match="lacks"):
         C.from_zip_bytes(_zip({k: v for k, v in files.items() if k != C.METRICS}))
     with pytest.raises(C.CheckpointError, match="more than one folder"):
-        C.from_zip_bytes(_zip({**{f"a/{k}": v for k, v in files.items() if k != C.CONFIG},
-                               f"b/{C.CONFIG}": files[C.CONFIG]}))
+        C.from_zip_bytes(
+            _zip({**{f"a/{k}": v for k, v in files.items() if k != C.CONFIG}, f"b/{C.CONFIG}": files[C.CONFIG]})
+        )
     with pytest.raises(C.CheckpointError, match="not a .zip"):
         C.from_zip_bytes(b"hello world")
     with pytest.raises(C.CheckpointError, match="upload limit"):
@@ -273,12 +297,12 @@ def test_bad_json(files):
     _raises({**files, C.CONFIG: b"[" * 100_000 + b"]" * 100_000}, "nested")
     _raises({**files, C.CONFIG: json.dumps({**cfg, "extra": 1}).encode()}, "unknown key")
     _raises({**files, C.CONFIG: json.dumps({k: v for k, v in cfg.items() if k != "tokens"}).encode()}, "missing")
-    _raises({**files, C.CONFIG: json.dumps({**cfg, "model": {**cfg["model"], "hidden": 10**7}}).encode()},
-            "hidden|parameters")
-    _raises({**files, C.CONFIG: json.dumps({**cfg, "model": {**cfg["model"], "hidden": 4000}}).encode()},
-            "parameters")
-    _raises({**files, C.CONFIG: json.dumps({**cfg, "model": {**cfg["model"], "cell": "transformer"}}).encode()},
-            "cell")
+    _raises(
+        {**files, C.CONFIG: json.dumps({**cfg, "model": {**cfg["model"], "hidden": 10**7}}).encode()},
+        "hidden|parameters",
+    )
+    _raises({**files, C.CONFIG: json.dumps({**cfg, "model": {**cfg["model"], "hidden": 4000}}).encode()}, "parameters")
+    _raises({**files, C.CONFIG: json.dumps({**cfg, "model": {**cfg["model"], "cell": "transformer"}}).encode()}, "cell")
     _raises({**files, C.CONFIG: json.dumps({**cfg, "train": {**cfg["train"], "lr": "fast"}}).encode()}, "lr")
     _raises({**files, C.CONFIG: json.dumps({**cfg, "format_version": 99}).encode()}, "format_version")
     _raises({**files, C.CONFIG: json.dumps({**cfg, "tokens": "bytes"}).encode()}, "tokens")
@@ -340,11 +364,16 @@ def test_fuzz_safetensors_header(ckpt, files, data):
     """Edits inside the safetensors JSON header: wrong dtypes, shapes, offsets, names."""
     w = files[C.WEIGHTS]
     n = struct.unpack("<Q", w[:8])[0]
-    header = json.loads(w[8:8 + n])
+    header = json.loads(w[8 : 8 + n])
     key = data.draw(st.sampled_from(sorted(k for k in header if k != "__metadata__")), label="tensor")
     field = data.draw(st.sampled_from(["dtype", "shape", "data_offsets", "name", "delete"]), label="field")
-    junk = st.one_of(st.integers(-2**40, 2**40), st.text(max_size=5), st.none(),
-                     st.lists(st.integers(-5, 2**33), max_size=4), st.sampled_from(["F16", "F64", "I64", "BOOL", "U8"]))
+    junk = st.one_of(
+        st.integers(-(2**40), 2**40),
+        st.text(max_size=5),
+        st.none(),
+        st.lists(st.integers(-5, 2**33), max_size=4),
+        st.sampled_from(["F16", "F64", "I64", "BOOL", "U8"]),
+    )
     if field == "delete":
         del header[key]
     elif field == "name":
@@ -352,15 +381,15 @@ def test_fuzz_safetensors_header(ckpt, files, data):
     else:
         header[key][field] = data.draw(junk, label="value")
     hb = json.dumps(header).encode()
-    _check("safetensors header edits", C.from_files, {**files, C.WEIGHTS: struct.pack("<Q", len(hb)) + hb + w[8 + n:]})
+    _check("safetensors header edits", C.from_files, {**files, C.WEIGHTS: struct.pack("<Q", len(hb)) + hb + w[8 + n :]})
 
 
 def _json_value():
-    return st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(),
-                                  st.text(max_size=8)),
-                        lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                st.dictionaries(st.text(max_size=6), inner, max_size=4)),
-                        max_leaves=10)
+    return st.recursive(
+        st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=8)),
+        lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+        max_leaves=10,
+    )
 
 
 def _edit(obj, data, depth=0):
@@ -370,7 +399,7 @@ def _edit(obj, data, depth=0):
         return {**obj, k: _edit(obj[k], data, depth + 1)}
     if isinstance(obj, list) and obj and depth < 3 and data.draw(st.booleans(), label="descend list"):
         i = data.draw(st.integers(0, len(obj) - 1), label="index")
-        return obj[:i] + [_edit(obj[i], data, depth + 1)] + obj[i + 1:]
+        return obj[:i] + [_edit(obj[i], data, depth + 1)] + obj[i + 1 :]
     action = data.draw(st.sampled_from(["replace", "delete", "add"]), label="action")
     if isinstance(obj, dict) and obj and action == "delete":
         k = data.draw(st.sampled_from(sorted(obj)), label="key to delete")
@@ -385,8 +414,11 @@ def _edit(obj, data, depth=0):
 def test_fuzz_json_edits(ckpt, files, data):
     name = data.draw(st.sampled_from([C.CONFIG, C.VOCAB, C.METRICS, C.HISTORY]), label="file")
     doc = _edit(json.loads(files[name]), data)
-    _check("JSON edits (config/vocab/metrics/history)", C.from_files,
-           {**files, name: json.dumps(doc, allow_nan=True).encode()})
+    _check(
+        "JSON edits (config/vocab/metrics/history)",
+        C.from_files,
+        {**files, name: json.dumps(doc, allow_nan=True).encode()},
+    )
 
 
 @FUZZ
@@ -413,8 +445,17 @@ def _other_ckpt() -> C.Checkpoint:
     src, tgt = (Vocab(v.itos[:4] + v.itos[4:][::-1]) for v in (a.src_vocab, a.tgt_vocab))
     torch.manual_seed(1)
     model = Seq2Seq(a.model_cfg).eval()
-    return C.Checkpoint(model=model, model_cfg=a.model_cfg, train_cfg=a.train_cfg, tokens="char", src_vocab=src,
-                        tgt_vocab=tgt, metrics={"exact_match": 0.25}, history={}, task="reverse")
+    return C.Checkpoint(
+        model=model,
+        model_cfg=a.model_cfg,
+        train_cfg=a.train_cfg,
+        tokens="char",
+        src_vocab=src,
+        tgt_vocab=tgt,
+        metrics={"exact_match": 0.25},
+        history={},
+        task="reverse",
+    )
 
 
 INPUTS = ["hello", "abc", "two", "pqr", "zzz"]
@@ -425,8 +466,13 @@ def _predictions(ck: C.Checkpoint) -> list[str]:
 
 
 def _fingerprint(ck: C.Checkpoint):
-    return (_predictions(ck), ck.src_vocab.itos, ck.tgt_vocab.itos, ck.metrics,
-            {k: v.clone() for k, v in ck.model.state_dict().items()})
+    return (
+        _predictions(ck),
+        ck.src_vocab.itos,
+        ck.tgt_vocab.itos,
+        ck.metrics,
+        {k: v.clone() for k, v in ck.model.state_dict().items()},
+    )
 
 
 def _which(folder, a_print, b_print) -> str:
@@ -474,8 +520,10 @@ def test_manifest_refuses_files_of_two_saves(tmp_path):
 
 def test_training_files_round_trip_and_are_checked(tmp_path):
     a = make_ckpt()
-    a.training = {"state": {"step": 7, "x": [1.5, None]}, "tensors": {"optim.0.exp_avg": torch.ones(3),
-                                                                      "rng": torch.arange(4, dtype=torch.uint8)}}
+    a.training = {
+        "state": {"step": 7, "x": [1.5, None]},
+        "tensors": {"optim.0.exp_avg": torch.ones(3), "rng": torch.arange(4, dtype=torch.uint8)},
+    }
     C.save(a, tmp_path / "t")
     assert sorted(os.listdir(tmp_path / "t")) == sorted(C.ALL_FILES)
     assert C.load(tmp_path / "t").training is None  # read only when asked for
@@ -524,10 +572,18 @@ def test_save_replaces_a_checkpoint_but_never_other_files(tmp_path):
 def test_a_second_writer_is_refused_and_told_who(tmp_path):
     a = make_ckpt()
     C.save(a, tmp_path / "ck")
-    code = ("import sys; from seq2seq import checkpoint as C\n"
-            "lock = C.CheckpointLock(sys.argv[1]).acquire(); print('locked', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "ck")], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys; from seq2seq import checkpoint as C\n"
+        "lock = C.CheckpointLock(sys.argv[1]).acquire(); print('locked', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "ck")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(C.CheckpointLocked, match=f"process {holder.pid}") as e:
@@ -573,6 +629,7 @@ def _inject(monkeypatch, at: int, action) -> list[str]:
             if len(seen) == at:
                 return action(_kind, _real, args, kw)
             return _real(*args, **kw)
+
         monkeypatch.setattr(C.FS, kind, step)
     return seen
 
@@ -653,8 +710,11 @@ def test_a_failing_disk_at_any_step_leaves_the_old_checkpoint(tmp_path, monkeypa
                 raised = str(e)
         assert sorted(p for p in os.listdir(folder.parent) if ".old-" not in p) == [".ck.lock", "ck"]
         if raised is not None:
-            assert "\n" not in raised and ("no space left" in raised if err == errno.ENOSPC else "cannot save" in
-                                           raised) and "nothing was replaced" in raised, raised
+            assert (
+                "\n" not in raised
+                and ("no space left" in raised if err == errno.ENOSPC else "cannot save" in raised)
+                and "nothing was replaced" in raised
+            ), raised
             assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
             assert _which(folder, pa, pb) == "old"
         else:

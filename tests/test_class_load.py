@@ -9,10 +9,10 @@ Thresholds are the issue's; timeouts around them are generous (a loaded 2-core C
 before the class presses Start (its workers have imported torch and encoded the Train page's dataset), as it is
 when the teacher opened the app before the lesson.
 """
+
 from __future__ import annotations
 
 import pytest
-
 from protocol_client import class_load, report, start_server, stop_server
 
 FIRST_STEP_WITHIN = 15.0  # seconds from pressing Start to a moving step counter, every session

@@ -1,4 +1,5 @@
 """The command line: train -> eval -> predict on a tiny task, and user mistakes -> one line on stderr, exit 2."""
+
 from __future__ import annotations
 
 import json
@@ -15,14 +16,37 @@ from seq2seq.cli import main
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--task", "reverse", "--param", "min_len=3", "--param", "max_len=5", "--n-train", "300", "--n-valid", "40",
-        "--n-test", "40", "--embed", "8", "--hidden", "16", "--epochs", "2", "--batch-size", "32", "--threads", "1"]
+TINY = [
+    "--task",
+    "reverse",
+    "--param",
+    "min_len=3",
+    "--param",
+    "max_len=5",
+    "--n-train",
+    "300",
+    "--n-valid",
+    "40",
+    "--n-test",
+    "40",
+    "--embed",
+    "8",
+    "--hidden",
+    "16",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--threads",
+    "1",
+]
 
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "seq2seq", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "seq2seq", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +110,52 @@ def test_predict_prints_the_decoded_output(trained):
 
 
 def test_train_is_deterministic_and_reads_files(tmp_path):
-    rows = [f"{w}\t{w[::-1]}" for w in ["ab", "abc", "bca", "cab", "dab", "bad", "cad", "dac", "acd", "bcd", "dcb",
-                                         "abd", "bda", "adb", "cba", "cdb", "dbc"]]
+    rows = [
+        f"{w}\t{w[::-1]}"
+        for w in [
+            "ab",
+            "abc",
+            "bca",
+            "cab",
+            "dab",
+            "bad",
+            "cad",
+            "dac",
+            "acd",
+            "bcd",
+            "dcb",
+            "abd",
+            "bda",
+            "adb",
+            "cba",
+            "cdb",
+            "dbc",
+        ]
+    ]
     (tmp_path / "train.tsv").write_text("\n".join(rows) + "\n")
     (tmp_path / "valid.csv").write_text("source,target\naab,baa\nbbc,cbb\n")
-    args = ["train", "--data", str(tmp_path / "train.tsv"), "--valid", str(tmp_path / "valid.csv"), "--embed", "4",
-            "--hidden", "8", "--epochs", "2", "--batch-size", "4", "--cell", "lstm", "--bidirectional",
-            "--attention", "additive", "--seed", "3"]
+    args = [
+        "train",
+        "--data",
+        str(tmp_path / "train.tsv"),
+        "--valid",
+        str(tmp_path / "valid.csv"),
+        "--embed",
+        "4",
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--cell",
+        "lstm",
+        "--bidirectional",
+        "--attention",
+        "additive",
+        "--seed",
+        "3",
+    ]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     assert main(args + ["--out", str(tmp_path / "b")]) == 0
     for name in ("model.safetensors", "config.json", "vocab.json"):
@@ -111,21 +174,24 @@ def test_train_is_deterministic_and_reads_files(tmp_path):
     assert cfg["train"]["stop_patience"] == 10 and cfg["train"]["epochs"] == 2
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["train", "--task", "nope", "--out", "x"], "unknown task"),
-    (["train", "--task", "reverse", "--hidden", "many", "--out", "x"], "invalid int"),
-    (["train", "--task", "reverse", "--cell", "transformer", "--out", "x"], "invalid choice"),
-    (["train", "--task", "reverse", "--hidden", "0", "--out", "x"], "hidden"),
-    (["train", "--task", "reverse", "--lr", "-1", "--out", "x"], "learning rate"),
-    (["train", "--task", "reverse", "--hidden", "5000", "--out", "x"], "parameters"),
-    (["train", "--task", "reverse", "--param", "digits", "--out", "x"], "KEY=VALUE"),
-    (["train", "--task", "reverse"], "--out"),
-    (["train", "--out", "x"], "--task"),
-    (["train", "--data", "/nonexistent.tsv", "--out", "x"], "no such file"),
-    (["eval", "/nonexistent"], "cannot open"),
-    (["predict", "/nonexistent", "abc"], "cannot open"),
-    ([], "command"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--task", "nope", "--out", "x"], "unknown task"),
+        (["train", "--task", "reverse", "--hidden", "many", "--out", "x"], "invalid int"),
+        (["train", "--task", "reverse", "--cell", "transformer", "--out", "x"], "invalid choice"),
+        (["train", "--task", "reverse", "--hidden", "0", "--out", "x"], "hidden"),
+        (["train", "--task", "reverse", "--lr", "-1", "--out", "x"], "learning rate"),
+        (["train", "--task", "reverse", "--hidden", "5000", "--out", "x"], "parameters"),
+        (["train", "--task", "reverse", "--param", "digits", "--out", "x"], "KEY=VALUE"),
+        (["train", "--task", "reverse"], "--out"),
+        (["train", "--out", "x"], "--task"),
+        (["train", "--data", "/nonexistent.tsv", "--out", "x"], "no such file"),
+        (["eval", "/nonexistent"], "cannot open"),
+        (["predict", "/nonexistent", "abc"], "cannot open"),
+        ([], "command"),
+    ],
+)
 def test_user_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -170,8 +236,12 @@ def test_out_is_checked_before_training(trained, tmp_path, capsys, monkeypatch):
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "notes.txt").write_text("mine")
     before = {p.name: p.read_bytes() for p in trained.iterdir()}
-    for out, part in ((tmp_path / "f.txt", "is a file"), ("", "empty"), (tmp_path / "home", "other files"),
-                      (trained, "already holds a checkpoint; add --overwrite")):
+    for out, part in (
+        (tmp_path / "f.txt", "is a file"),
+        ("", "empty"),
+        (tmp_path / "home", "other files"),
+        (trained, "already holds a checkpoint; add --overwrite"),
+    ):
         assert main(["train", *TINY, "--out", str(out)]) == 2
         _one_line_error(capsys, part)
     import shutil
@@ -199,6 +269,7 @@ def test_a_full_disk_while_saving_is_one_line_and_keeps_the_old_checkpoint(train
         if len(calls) > 3:  # a few files fit, then the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")
         return os.write(fd, data)
+
     monkeypatch.setattr(C.FS, "write", full)
     assert main(["train", *TINY, "--overwrite", "--out", str(out)]) == 2
     _one_line_error(capsys, "no space left", "nothing was replaced")
@@ -214,8 +285,20 @@ def test_ctrl_c_saves_a_whole_checkpoint_and_resume_continues_it_exactly(tmp_pat
 
     from seq2seq import training
 
-    args = ["train", *TINY, "--epochs", "3", "--dropout", "0.2", "--layers", "2", "--teacher-forcing", "0.8",
-            "--eval-every", "5"]
+    args = [
+        "train",
+        *TINY,
+        "--epochs",
+        "3",
+        "--dropout",
+        "0.2",
+        "--layers",
+        "2",
+        "--teacher-forcing",
+        "0.8",
+        "--eval-every",
+        "5",
+    ]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
     real_step = training.Run.step
 
@@ -224,6 +307,7 @@ def test_ctrl_c_saves_a_whole_checkpoint_and_resume_continues_it_exactly(tmp_pat
         if self.step_count == 12:
             os.kill(os.getpid(), signal.SIGINT)
         return out
+
     monkeypatch.setattr(training.Run, "step", step)
     capsys.readouterr()
     assert main(args + ["--out", str(tmp_path / "cut")]) == 130
@@ -239,8 +323,9 @@ def test_ctrl_c_saves_a_whole_checkpoint_and_resume_continues_it_exactly(tmp_pat
     assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
     for k in ("exact_match", "loss", "steps", "best_step", "valid_exact_match"):
         assert a.metrics[k] == b.metrics[k], k
-    assert {k: v for k, v in a.history.items() if "seconds" not in k} == \
-        {k: v for k, v in b.history.items() if "seconds" not in k}
+    assert {k: v for k, v in a.history.items() if "seconds" not in k} == {
+        k: v for k, v in b.history.items() if "seconds" not in k
+    }
     # a finished run continues only when told how much longer; its configuration cannot change
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "cut")]) == 2
@@ -265,8 +350,25 @@ def test_sgd_lr_50_saves_the_best_weights_and_says_it_got_worse(tmp_path, capsys
     weights (here: the untrained model's), its metrics and the final line say the run got worse."""
     from seq2seq.model import build
 
-    assert main(["train", *TINY, "--optimizer", "sgd", "--lr", "50", "--epochs", "4", "--attention", "none", "--out",
-                 str(tmp_path / "m")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *TINY,
+                "--optimizer",
+                "sgd",
+                "--lr",
+                "50",
+                "--epochs",
+                "4",
+                "--attention",
+                "none",
+                "--out",
+                str(tmp_path / "m"),
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     assert "it got worse" in out.strip().splitlines()[-1] and "saved the best evaluation, step 0" in out
     assert "warning:" in err and "Traceback" not in err
@@ -284,8 +386,27 @@ def test_a_second_train_into_the_same_folder_is_told_who_holds_it_and_ctrl_c_in_
 
     out = tmp_path / "m"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.Popen([sys.executable, "-m", "seq2seq", "train", *TINY, "--epochs", "0", "--max-seconds",
-                              "120", "--eval-every", "5", "--out", str(out)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "seq2seq",
+            "train",
+            *TINY,
+            "--epochs",
+            "0",
+            "--max-seconds",
+            "120",
+            "--eval-every",
+            "5",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert first.stderr.readline().startswith("data:")  # the lock is held from before this line
         second = cli("train", *TINY, "--out", str(out))

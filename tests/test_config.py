@@ -1,4 +1,5 @@
 """ModelConfig / TrainConfig: defaults, validation, dict round trip."""
+
 import pytest
 
 from seq2seq.config import ModelConfig, TrainConfig
@@ -49,9 +50,18 @@ def test_precision_round_trips_and_validates():
         TrainConfig(precision="fp16").validate()
 
 
-@pytest.mark.parametrize("key,value", [("src_vocab_size", float("inf")), ("src_vocab_size", 10**5000),
-                                       ("hidden", "128"), ("embed", 1e400), ("layers", 7), ("dropout", float("nan"))],
-                         ids=lambda v: v if isinstance(v, str) else type(v).__name__)
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("src_vocab_size", float("inf")),
+        ("src_vocab_size", 10**5000),
+        ("hidden", "128"),
+        ("embed", 1e400),
+        ("layers", 7),
+        ("dropout", float("nan")),
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
 def test_model_config_from_dict_refuses_hostile_numbers_in_one_line(key, value):
     d = ModelConfig(10, 10).to_dict() | {key: value}
     with pytest.raises(ValueError) as e:  # never OverflowError / TypeError
@@ -59,9 +69,18 @@ def test_model_config_from_dict_refuses_hostile_numbers_in_one_line(key, value):
     assert type(e.value) is ValueError and "\n" not in str(e.value) and key in str(e.value)
 
 
-@pytest.mark.parametrize("key,value", [("clip", float("nan")), ("seed", 2**70), ("epochs", float("inf")),
-                                       ("threads", 0), ("batch_size", 10**5000), ("lr", "fast")],
-                         ids=lambda v: v if isinstance(v, str) else type(v).__name__)
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("clip", float("nan")),
+        ("seed", 2**70),
+        ("epochs", float("inf")),
+        ("threads", 0),
+        ("batch_size", 10**5000),
+        ("lr", "fast"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
 def test_train_config_from_dict_refuses_hostile_numbers_in_one_line(key, value):
     with pytest.raises(ValueError) as e:
         TrainConfig.from_dict({key: value})

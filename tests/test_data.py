@@ -1,23 +1,43 @@
 """Data layer: tokenization, vocabulary, padding and masks, truncation, splits, fast batches, app helpers."""
+
 import time
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from seq2seq.data import (EOS_ID, PAD_ID, SOS_ID, SPECIALS, UNK_ID, Batch, DataError, Seq2SeqData, Vocab,
-                          build_data, check_input_text, detokenize, length_stats, make_batch, tokenize, truncate,
-                          walkthrough)
+from seq2seq.data import (
+    EOS_ID,
+    PAD_ID,
+    SOS_ID,
+    SPECIALS,
+    UNK_ID,
+    Batch,
+    DataError,
+    Seq2SeqData,
+    Vocab,
+    build_data,
+    check_input_text,
+    detokenize,
+    length_stats,
+    make_batch,
+    tokenize,
+    truncate,
+    walkthrough,
+)
 
 torch.set_num_threads(1)
 FAST = settings(max_examples=100, deadline=None)
 text = st.text(st.characters(codec="utf-8"), max_size=40)
-words = st.lists(st.text(st.characters(codec="utf-8", exclude_categories=("Z", "Cc")), min_size=1, max_size=6),
-                 max_size=10)
+words = st.lists(
+    st.text(st.characters(codec="utf-8", exclude_categories=("Z", "Cc")), min_size=1, max_size=6), max_size=10
+)
 
 
 def pairs_of(n, seed=0):
     import random
+
     r = random.Random(seed)
     out = []
     for _ in range(n):
@@ -88,10 +108,22 @@ def test_vocab_encode_decode(train, other):
     assert Vocab.from_dict(v.to_dict()) == v and Vocab.from_dict(v.to_dict()).counts == v.counts
 
 
-@pytest.mark.parametrize("bad", [
-    {"itos": ["a", "b"]}, {"itos": SPECIALS[:3]}, {"itos": SPECIALS + ["a", "a"]}, {"itos": SPECIALS + [""]},
-    {"itos": SPECIALS + [3]}, {"itos": "abc"}, {"itos": SPECIALS + ["a"], "counts": {"a": -1}},
-    {"itos": SPECIALS + ["a"], "extra": 1}, {}, 42, None])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"itos": ["a", "b"]},
+        {"itos": SPECIALS[:3]},
+        {"itos": SPECIALS + ["a", "a"]},
+        {"itos": SPECIALS + [""]},
+        {"itos": SPECIALS + [3]},
+        {"itos": "abc"},
+        {"itos": SPECIALS + ["a"], "counts": {"a": -1}},
+        {"itos": SPECIALS + ["a"], "extra": 1},
+        {},
+        42,
+        None,
+    ],
+)
 def test_vocab_from_dict_validates(bad):
     with pytest.raises(ValueError):
         Vocab.from_dict(bad)
@@ -119,8 +151,8 @@ def test_make_batch_pads_without_losing_content(src, data):
     for i in range(B):
         n, m = len(src[i]), len(tgt[i])
         assert b.src[i, :n].tolist() == src[i] and (b.src[i, n:] == PAD_ID).all()
-        assert b.tgt_in[i, : m + 1].tolist() == [SOS_ID] + tgt[i] and (b.tgt_in[i, m + 1:] == PAD_ID).all()
-        assert b.tgt_out[i, : m + 1].tolist() == tgt[i] + [EOS_ID] and (b.tgt_out[i, m + 1:] == PAD_ID).all()
+        assert b.tgt_in[i, : m + 1].tolist() == [SOS_ID] + tgt[i] and (b.tgt_in[i, m + 1 :] == PAD_ID).all()
+        assert b.tgt_out[i, : m + 1].tolist() == tgt[i] + [EOS_ID] and (b.tgt_out[i, m + 1 :] == PAD_ID).all()
         assert b.src_mask[i].tolist() == [True] * n + [False] * (S - n)
         assert b.tgt_mask[i].tolist() == [True] * (m + 1) + [False] * (T - m - 1)
     assert b.n_tokens == sum(len(t) + 1 for t in tgt) and len(b) == B
@@ -146,8 +178,14 @@ def test_truncate_rejects_zero():
 
 # ------------------------------------------------------------------ build_data and splits
 @FAST
-@given(st.lists(st.tuples(st.text("abcxyz ", min_size=1, max_size=6), st.text("abc", min_size=1, max_size=6)),
-                min_size=0, max_size=60), st.integers(0, 3))
+@given(
+    st.lists(
+        st.tuples(st.text("abcxyz ", min_size=1, max_size=6), st.text("abc", min_size=1, max_size=6)),
+        min_size=0,
+        max_size=60,
+    ),
+    st.integers(0, 3),
+)
 def test_splits_disjoint_and_deterministic(pairs, seed):
     distinct = {s for s, t in pairs if s.strip() and t.strip()}
     if len(distinct) < 10:
@@ -240,6 +278,7 @@ def test_batches_are_fast():
 
 def test_dict_round_trip_and_pickle_drops_cache():
     import pickle  # only to check what multiprocessing would send; never used on files
+
     d = build_data(pairs_of(100))
     list(d.batches("train", 16))
     d2 = Seq2SeqData.from_dict(d.to_dict())
@@ -276,7 +315,6 @@ def test_check_input_text():
             check_input_text(bad, v, "word", 5)
     with pytest.raises(DataError, match="6 words and punctuation marks; the limit is 5"):
         check_input_text("the " * 6, v, "word", 5)
-
 
 
 def test_fit_to_vocab_reencodes_or_names_the_problem():

@@ -1,4 +1,5 @@
 """Decoding: greedy (single and batched), seeded sampling, beam search and its tree, translate."""
+
 import math
 
 import pytest
@@ -18,8 +19,9 @@ SOURCES = [[4, 5, 6], [7, 8, 9, 10, 4], [6], [5, 5, 5, 5, 5, 5, 5]]
 
 def make(cell, layers, bidir, att, seed=0) -> Seq2Seq:
     torch.manual_seed(seed)
-    m = Seq2Seq(ModelConfig(len(SV), len(TV), cell=cell, embed=6, hidden=8, layers=layers, bidirectional=bidir,
-                            attention=att))
+    m = Seq2Seq(
+        ModelConfig(len(SV), len(TV), cell=cell, embed=6, hidden=8, layers=layers, bidirectional=bidir, attention=att)
+    )
     with torch.no_grad():  # a sharper, less uniform output layer than at init, so decisions are not near-ties
         m.out.weight.mul_(4)
         m.out.bias.add_(torch.randn_like(m.out.bias))

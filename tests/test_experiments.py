@@ -1,12 +1,13 @@
 """seq2seq/experiments.py: the encoder-timestep gradient against finite differences through the fused modules, and
 accuracy by length on a model whose answers are known."""
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from seq2seq.config import ModelConfig
-from seq2seq.data import EOS_ID, PAD_ID, build_data, make_batch
+from seq2seq.data import EOS_ID, PAD_ID, build_data
 from seq2seq.decoding import greedy_batch
 from seq2seq.experiments import accuracy_by_length, encoder_grad_norms, length_test_pairs, probe_batch
 from seq2seq.model import Seq2Seq
@@ -17,8 +18,9 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def data():
-    return build_data(generate_splits("reverse", n_train=300, n_valid=30, n_test=30, seed=0, min_len=3, max_len=8),
-                      tokens="char")
+    return build_data(
+        generate_splits("reverse", n_train=300, n_valid=30, n_test=30, seed=0, min_len=3, max_len=8), tokens="char"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ gradient check
@@ -32,7 +34,7 @@ class Perturbed(nn.Module):
         self.__dict__["fused"] = fused
         self.t, self.delta = t, delta
         self.dirs = []
-        for sfx in ([""] + (["_reverse"] if fused.bidirectional else [])):
+        for sfx in [""] + (["_reverse"] if fused.bidirectional else []):
             one = type(fused)(fused.input_size, fused.hidden_size, 1, batch_first=True).to(delta.dtype)
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(one, name + "_l0").data.copy_(getattr(fused, name + "_l0" + sfx).data)
@@ -40,13 +42,13 @@ class Perturbed(nn.Module):
 
     def _run(self, rnn, x, k, d):  # x (B, S, E) in reading order; perturb after reading position k
         lstm = isinstance(rnn, nn.LSTM)
-        o1, st = rnn(x[:, :k + 1])
+        o1, st = rnn(x[:, : k + 1])
         o1 = o1.clone()
         o1[:, k] += d
         h = o1[:, k][None]
         st = (h, st[1]) if lstm else h
         if k + 1 < x.shape[1]:
-            o2, st = rnn(x[:, k + 1:], st)
+            o2, st = rnn(x[:, k + 1 :], st)
             o1 = torch.cat([o1, o2], 1)
         return o1, st
 
@@ -69,13 +71,21 @@ def per_example_loss(model, src, src_len, tgt_in, tgt_out):
     return ce.sum(1) / (tgt_out != PAD_ID).sum(1)
 
 
-@pytest.mark.parametrize("cell,attention,bidir", [("rnn", "none", False), ("gru", "additive", False),
-                                                  ("lstm", "dot", False), ("lstm", "none", True),
-                                                  ("rnn", "additive", True)])
+@pytest.mark.parametrize(
+    "cell,attention,bidir",
+    [
+        ("rnn", "none", False),
+        ("gru", "additive", False),
+        ("lstm", "dot", False),
+        ("lstm", "none", True),
+        ("rnn", "additive", True),
+    ],
+)
 def test_encoder_grad_norms_match_finite_differences(data, cell, attention, bidir):
     torch.manual_seed(0)
-    cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, embed=6, hidden=5, attention=attention,
-                      bidirectional=bidir)
+    cfg = ModelConfig(
+        len(data.src_vocab), len(data.tgt_vocab), cell=cell, embed=6, hidden=5, attention=attention, bidirectional=bidir
+    )
     model = Seq2Seq(cfg).double().eval()
     pairs = [p for p in data.valid if len(p[0]) == 5][:3]  # one length: no padding, the fused path
     src, src_len, tgt_in, tgt_out = probe_batch(data, pairs)
@@ -181,7 +191,7 @@ def test_accuracy_by_length_exact_match_is_greedy_decoding(data):
         hits = 0
         for i, (_, tgt) in enumerate(part):
             ids = out[i].tolist()
-            ids = ids[:ids.index(EOS_ID)] if EOS_ID in ids else None
+            ids = ids[: ids.index(EOS_ID)] if EOS_ID in ids else None
             hits += ids == data.tgt_vocab.encode(list(tgt))
         assert r["exact_match"] == pytest.approx(hits / len(part))
 

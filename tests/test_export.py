@@ -1,5 +1,6 @@
 """`python -m seq2seq export`: the standalone file decodes exactly as `predict` does, for every shipped model and for
 fresh models of every architecture; its training loop trains; what it cannot export is refused in one line."""
+
 from __future__ import annotations
 
 import ast
@@ -76,8 +77,9 @@ def test_every_shipped_model_decodes_like_predict_on_100_inputs(folder, tmp_path
     model = mod.load_model()
     texts = inputs_for(ckpt)
     assert len(texts) == 100
-    mismatches = [(t, predicted(ckpt, t), exported(mod, model, t)) for t in texts
-                  if predicted(ckpt, t) != exported(mod, model, t)]
+    mismatches = [
+        (t, predicted(ckpt, t), exported(mod, model, t)) for t in texts if predicted(ckpt, t) != exported(mod, model, t)
+    ]
     assert not mismatches, mismatches[:5]
     assert any(predicted(ckpt, t).startswith("error:") for t in texts)  # the refusals were compared too
     if ckpt.metrics.get("exact_match", 0) > 0.9 and ckpt.task:  # and the outputs are the model's real answers
@@ -91,8 +93,9 @@ def test_exported_file_run_as_a_script_prints_what_predict_prints(folder, tmp_pa
     py, _ = X.export(ckpt, tmp_path / "model_code.py")
     text = inputs_for(ckpt)[-1] + ("~" if ckpt.tokens == "char" else " zebra")  # a task example + an unknown token
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, str(py), text], capture_output=True, text=True, cwd=tmp_path, env=env,
-                       timeout=120)  # cwd and no PYTHONPATH: this project cannot be imported from there
+    r = subprocess.run(
+        [sys.executable, str(py), text], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )  # cwd and no PYTHONPATH: this project cannot be imported from there
     assert main(["predict", str(folder), text]) == r.returncode == 0, r.stderr
     out = capsys.readouterr()
     assert (r.stdout, r.stderr) == (out.out, out.err) and r.stdout.strip()
@@ -102,14 +105,23 @@ def test_exported_file_run_as_a_script_prints_what_predict_prints(folder, tmp_pa
 def test_exported_file_imports_only_torch_safetensors_and_the_standard_library(tmp_path):
     py, _ = X.export(C.load(PRETRAINED[0]), tmp_path / "m.py")
     tree = ast.parse(py.read_text())
-    roots = {(a.name if isinstance(n, ast.Import) else n.module).split(".")[0]
-             for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    roots = {
+        (a.name if isinstance(n, ast.Import) else n.module).split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in n.names
+    }
     assert roots <= {"argparse", "random", "re", "sys", "pathlib", "torch", "safetensors"}, roots
     assert "seq2seq" not in py.read_text().replace("Seq2Seq", "").replace("seq2seq predict", "")
 
 
-ARCHS = [dict(cell=c, attention=a, bidirectional=b, layers=l)
-         for c in ("rnn", "gru", "lstm") for a in ("none", "dot", "additive") for b in (False, True) for l in (1, 2)]
+ARCHS = [
+    dict(cell=c, attention=a, bidirectional=b, layers=l)
+    for c in ("rnn", "gru", "lstm")
+    for a in ("none", "dot", "additive")
+    for b in (False, True)
+    for l in (1, 2)
+]
 
 
 def fresh_ckpt(tokens="char", seed=0, **arch) -> C.Checkpoint:
@@ -122,8 +134,17 @@ def fresh_ckpt(tokens="char", seed=0, **arch) -> C.Checkpoint:
     with torch.no_grad():  # biases away from 0 so every term of the math shows in the outputs
         for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))
-    return C.Checkpoint(model=model, model_cfg=cfg, train_cfg=TrainConfig(), tokens=tokens, src_vocab=data.src_vocab,
-                        tgt_vocab=data.tgt_vocab, metrics={}, history={}, task="reverse")
+    return C.Checkpoint(
+        model=model,
+        model_cfg=cfg,
+        train_cfg=TrainConfig(),
+        tokens=tokens,
+        src_vocab=data.src_vocab,
+        tgt_vocab=data.tgt_vocab,
+        metrics={},
+        history={},
+        task="reverse",
+    )
 
 
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: "-".join(str(v) for v in a.values()))
@@ -167,12 +188,18 @@ def test_exported_cli_trains_from_a_tsv_and_saves(tmp_path):
     ckpt = fresh_ckpt(cell="lstm", attention="additive", bidirectional=True, layers=1)
     py, _ = X.export(ckpt, tmp_path / "m.py")
     (tmp_path / "pairs.tsv").write_text("abc\tcba\nab\tba\nbca\tacb\n")
-    r = subprocess.run([sys.executable, str(py), "--train", "pairs.tsv", "--steps", "5", "--save", "new.safetensors",
-                        "abc"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(py), "--train", "pairs.tsv", "--steps", "5", "--save", "new.safetensors", "abc"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "step 5: loss" in r.stderr and (tmp_path / "new.safetensors").is_file() and r.stdout.strip() != ""
-    bad = subprocess.run([sys.executable, str(py), "--train", "missing.tsv"], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, str(py), "--train", "missing.tsv"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr
 
 

@@ -1,4 +1,5 @@
 """ui/figures.py: pure functions, checked without a browser (shapes, labels, projector rules, literal user text)."""
+
 import math
 
 import pandas as pd
@@ -28,7 +29,11 @@ def test_plain_makes_markup_literal():
 
 def test_padded_example_grid():
     rows = F.padded_rows(["a", "b"], [5, 6], ["b", "a"], [6, 5], width=4)
-    assert [r[1] for r in rows] == [["a", "b", "<pad>", "<pad>"], ["<sos>", "b", "a", "<pad>"], ["b", "a", "<eos>", "<pad>"]]
+    assert [r[1] for r in rows] == [
+        ["a", "b", "<pad>", "<pad>"],
+        ["<sos>", "b", "a", "<pad>"],
+        ["b", "a", "<eos>", "<pad>"],
+    ]
     assert rows[1][2] == [1, 6, 5, 0] and rows[2][2] == [6, 5, 2, 0]
     fig = F.fig_padded_example(rows)
     hm = fig.data[0]
@@ -115,9 +120,15 @@ def test_thin_keeps_last_point():
 
 
 def test_curves_frame_aligns_series_and_drops_non_finite():
-    history = {"step": [1, 2, 3, 4], "train_loss": [3.0, 2.5, float("nan"), 2.0],
-               "eval_step": [2, 4], "valid_loss": [2.8, None]}
-    df = F.curves_frame(history, {"training loss": ("step", "train_loss"), "validation loss": ("eval_step", "valid_loss")})
+    history = {
+        "step": [1, 2, 3, 4],
+        "train_loss": [3.0, 2.5, float("nan"), 2.0],
+        "eval_step": [2, 4],
+        "valid_loss": [2.8, None],
+    }
+    df = F.curves_frame(
+        history, {"training loss": ("step", "train_loss"), "validation loss": ("eval_step", "valid_loss")}
+    )
     train = df[df.series == "training loss"]
     assert list(train.step) == [1, 2, 4] and list(train.value) == [3.0, 2.5, 2.0]
     assert list(df[df.series == "validation loss"].value) == [2.8]
@@ -142,7 +153,9 @@ def test_arrow_table_round_trips_what_the_chart_shows():
 
 
 def test_specs_are_readable_and_colorblind_safe():
-    spec = F.line_spec("step", "optimizer step", "loss", {"training loss": F.OI["blue"], "validation loss": F.OI["orange"]})
+    spec = F.line_spec(
+        "step", "optimizer step", "loss", {"training loss": F.OI["blue"], "validation loss": F.OI["orange"]}
+    )
     assert spec["config"]["axis"]["labelFontSize"] >= 16 and spec["config"]["legend"]["labelFontSize"] >= 16
     assert spec["encoding"]["x"]["title"] == "optimizer step" and spec["encoding"]["y"]["title"] == "loss"
     assert spec["encoding"]["color"]["scale"]["range"] == [F.OI["blue"], F.OI["orange"]]

@@ -1,5 +1,6 @@
 """ui/figures_compare.py: labels naming each model's difference, one styled line per model, the training range shaded,
 Vega-Lite specs with one colour and dash per model; no Streamlit import."""
+
 import ast
 from pathlib import Path
 
@@ -15,18 +16,29 @@ def cfg(**kw) -> ModelConfig:
 
 def test_labels_name_each_difference_from_model_a():
     a = cfg(cell="lstm", attention="none", bidirectional=True)
-    others = [cfg(cell="lstm", attention="additive"), cfg(cell="rnn", attention="none"),
-              cfg(cell="gru", hidden=256, bidirectional=False, attention="none"), cfg(attention="none")]
-    assert fc.model_labels([a, *others[:3]]) == ["A: LSTM, bidirectional, no attention", "B: + additive attention",
-                                                  "C: RNN cell", "D: GRU cell, one-directional, H=256"]
-    assert fc.model_labels([cfg(attention="dot"), cfg(attention="none")]) == ["A: LSTM, bidirectional, dot attention",
-                                                            "B: no attention"]
+    others = [
+        cfg(cell="lstm", attention="additive"),
+        cfg(cell="rnn", attention="none"),
+        cfg(cell="gru", hidden=256, bidirectional=False, attention="none"),
+        cfg(attention="none"),
+    ]
+    assert fc.model_labels([a, *others[:3]]) == [
+        "A: LSTM, bidirectional, no attention",
+        "B: + additive attention",
+        "C: RNN cell",
+        "D: GRU cell, one-directional, H=256",
+    ]
+    assert fc.model_labels([cfg(attention="dot"), cfg(attention="none")]) == [
+        "A: LSTM, bidirectional, dot attention",
+        "B: no attention",
+    ]
     assert fc.model_labels([a, others[3]])[1] == "B: the same as A" and fc.model_labels([]) == []
 
 
 def test_curves_one_styled_line_per_model_and_empty_message():
-    fig = fc.fig_curves([("A: x", [1, 2, 3], [1.0, float("nan"), 0.5]), ("B: <b>y</b>", [1, 2], [2.0, 1.0])],
-                        "Loss", "step", "loss")
+    fig = fc.fig_curves(
+        [("A: x", [1, 2, 3], [1.0, float("nan"), 0.5]), ("B: <b>y</b>", [1, 2], [2.0, 1.0])], "Loss", "step", "loss"
+    )
     assert [t.name for t in fig.data] == ["A: x", "B: &lt;b&gt;y&lt;/b&gt;"]  # user-ish text stays literal
     assert list(fig.data[0].x) == [1, 3] and list(fig.data[0].y) == [1.0, 0.5]  # the NaN point dropped
     assert fig.data[0].line.color != fig.data[1].line.color and fig.data[0].line.dash != fig.data[1].line.dash

@@ -1,4 +1,5 @@
 """Figure functions of the inspection pages: built from real traces of small random models of every kind."""
+
 import itertools
 import json
 
@@ -18,15 +19,20 @@ torch.set_num_threads(1)
 VOCAB = Vocab.build([list("abcdefgh<>& ")])
 SRC = "ab<b>c&d"  # markup in user text must stay text
 KINDS = [  # (cell, layers, bidirectional, attention): every cell, 1-3 layers, both directions, every attention
-    ("lstm", 1, False, "additive"), ("gru", 2, True, "dot"), ("rnn", 3, True, "none"), ("lstm", 2, True, "none"),
-    ("gru", 1, False, "none"), ("rnn", 1, False, "dot"),
+    ("lstm", 1, False, "additive"),
+    ("gru", 2, True, "dot"),
+    ("rnn", 3, True, "none"),
+    ("lstm", 2, True, "none"),
+    ("gru", 1, False, "none"),
+    ("rnn", 1, False, "dot"),
 ]
 
 
 def make(cell, layers, bi, att):
     torch.manual_seed(0)
-    cfg = ModelConfig(len(VOCAB), len(VOCAB), cell=cell, embed=6, hidden=10, layers=layers, bidirectional=bi,
-                      attention=att)
+    cfg = ModelConfig(
+        len(VOCAB), len(VOCAB), cell=cell, embed=6, hidden=10, layers=layers, bidirectional=bi, attention=att
+    )
     return Seq2Seq(cfg).eval()
 
 
@@ -75,7 +81,7 @@ def test_states_so_far_fills_each_direction_from_its_own_end(model_trace):
     assert not np.isnan(z[:3, :H]).any() and np.isnan(z[3:, :H]).all()
     assert at[0] == 2
     if D == 2:
-        assert at[1] == T - 3 and not np.isnan(z[T - 3:, H:]).any() and np.isnan(z[: T - 3, H:]).all()
+        assert at[1] == T - 3 and not np.isnan(z[T - 3 :, H:]).any() and np.isnan(z[: T - 3, H:]).all()
     fig = F.states_heatmap(z, tr.tokens, "so far", highlight=at[0], divider=H if D == 2 else None)
     s = spec(fig)
     assert s["layout"]["yaxis"]["title"]["text"].startswith("timestep")
@@ -140,8 +146,7 @@ def test_beam_tree_eos_nodes_carry_no_colliding_labels(model_trace):
     """<eos> nodes are diamonds named by the legend; their text labels used to run into each other."""
     m, tr = model_trace
     res = beam_search(m, tr.ids, 3, max_len=6)
-    fig = F.beam_tree_figure(res.tree, VOCAB.itos, best_ids=F.beam_best_path(res.tree, res.best),
-                             max_pruned_per_step=3)
+    fig = F.beam_tree_figure(res.tree, VOCAB.itos, best_ids=F.beam_best_path(res.tree, res.best), max_pruned_per_step=3)
     texts = [t for trace in fig.data if trace.text is not None for t in trace.text]
     assert "&lt;eos&gt;" not in texts
     hovers = [c[0] for trace in fig.data if trace.customdata is not None for c in trace.customdata]

@@ -6,6 +6,7 @@ fused modules truncated to the first l+1 layers), LSTM c_t (against torch's own 
 bridge (s_0, context), attention keys, and on the decoder side s_t of every layer, attention weights, logits and
 cross-entropy of a teacher-forced pass.
 """
+
 import itertools
 
 import numpy as np
@@ -32,8 +33,17 @@ CELLS = list(itertools.product(["rnn", "gru", "lstm"], [1, 2, 3], [False, True],
 
 def make_model(cell, layers, bidir, att, seed=0, dropout=0.0) -> Seq2Seq:
     torch.manual_seed(seed)
-    cfg = ModelConfig(len(SV), len(TV), cell=cell, embed=E, hidden=H, layers=layers, bidirectional=bidir,
-                      attention=att, dropout=dropout)
+    cfg = ModelConfig(
+        len(SV),
+        len(TV),
+        cell=cell,
+        embed=E,
+        hidden=H,
+        layers=layers,
+        bidirectional=bidir,
+        attention=att,
+        dropout=dropout,
+    )
     m = Seq2Seq(cfg)
     with torch.no_grad():  # move biases off their init values so every parameter matters
         for p in m.parameters():
@@ -76,14 +86,17 @@ def test_trace_matches_fused(cell, layers, bidir, att):
         dec = m.decode_teacher_forced(tgt_in, enc)
         x = m.src_embed(src)
         packed = pack_padded_sequence(x, src_len, batch_first=True, enforce_sorted=False)
-        layer_out = [pad_packed_sequence(truncated(m.enc_rnn, l + 1)(packed)[0], batch_first=True)[0]
-                     for l in range(layers)]  # (B, S, D*H) per layer
+        layer_out = [
+            pad_packed_sequence(truncated(m.enc_rnn, l + 1)(packed)[0], batch_first=True)[0] for l in range(layers)
+        ]  # (B, S, D*H) per layer
         # layer 0's input at step t: [embed(y_{t-1}); c_t], c_t = sum_j a_tj k_j with attention, else the fixed c
         c_t = enc.context[:, None].expand(-1, tgt_in.shape[1], -1) if att == "none" else dec.attn @ enc.keys
         dec_in = torch.cat([m.tgt_embed(tgt_in), c_t], -1)
         s0 = enc.state0
-        dec_layers = [truncated(m.dec_rnn, l + 1)(dec_in, tuple(z[: l + 1] for z in s0) if lstm else s0[: l + 1])[0]
-                      for l in range(layers)]
+        dec_layers = [
+            truncated(m.dec_rnn, l + 1)(dec_in, tuple(z[: l + 1] for z in s0) if lstm else s0[: l + 1])[0]
+            for l in range(layers)
+        ]
 
     for b, (text, target) in enumerate(zip(SRC, TGT)):
         T, Tt = len(text), len(target) + 1
@@ -189,8 +202,13 @@ def test_sampling_is_seeded_and_top1_is_greedy():
     a = trace_decoder(m, et, TV, strategy="sample", temperature=2.0, seed=7, max_steps=15)
     b = trace_decoder(m, et, TV, strategy="sample", temperature=2.0, seed=7, max_steps=15)
     assert [s.chosen_id for s in a.steps] == [s.chosen_id for s in b.steps]
-    outs = {tuple(s.chosen_id for s in trace_decoder(m, et, TV, strategy="sample", temperature=3.0, seed=k,
-                                                     max_steps=15).steps) for k in range(8)}
+    outs = {
+        tuple(
+            s.chosen_id
+            for s in trace_decoder(m, et, TV, strategy="sample", temperature=3.0, seed=k, max_steps=15).steps
+        )
+        for k in range(8)
+    }
     assert len(outs) > 1  # different seeds give different samples
     # the same seed gives the same tokens as decoding.sample
     assert a.output_tokens == TV.decode(sample(m, et.ids, 14, temperature=2.0, top_k=0, seed=7))

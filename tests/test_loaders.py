@@ -5,6 +5,7 @@ combining marks, emoji, header-only and one-column files. Every case must either
 DataError; any other exception fails the test. The number of cases tried per loader is reported in the
 warnings summary of the pytest output ("LoaderFuzzCount").
 """
+
 import codecs
 import csv
 import io
@@ -12,9 +13,10 @@ import warnings
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from seq2seq.limits import Limits, LimitError
+from seq2seq.limits import LimitError, Limits
 from seq2seq.loaders import DataError, load_pairs
 
 CASES: Counter = Counter()
@@ -32,7 +34,7 @@ def report_counts():
     yield
     total = sum(CASES.values())
     msg = ", ".join(f"{k}: {v}" for k, v in sorted(CASES.items()))
-    warnings.warn(LoaderFuzzCount(f"load_pairs cases tried: {msg} (total {total})"))
+    warnings.warn(LoaderFuzzCount(f"load_pairs cases tried: {msg} (total {total})"), stacklevel=2)
     print(f"\nload_pairs cases tried: {msg} (total {total})")
 
 
@@ -57,8 +59,25 @@ NAMES = st.sampled_from(["d.tsv", "d.csv", "d.txt", "D.CSV"])
 EOLS = st.sampled_from(["\n", "\r\n", "\r"])
 # Scripts and marks that break naive text handling: Hebrew and Arabic (right to left), bidi controls,
 # combining accents, emoji with zero-width joiners and skin tones, CJK.
-TRICKY = st.sampled_from(list("שלוםعربي") + ["\u202e", "\u200f", "\u200b", "\u0301", "\u0308", "\u0327",
-                                                      "😀", "👩\u200d💻", "👍🏽", "🇫🇷", "漢", "字", "ﷺ", "\ufeff"])
+TRICKY = st.sampled_from(
+    list("שלוםعربي")
+    + [
+        "\u202e",
+        "\u200f",
+        "\u200b",
+        "\u0301",
+        "\u0308",
+        "\u0327",
+        "😀",
+        "👩\u200d💻",
+        "👍🏽",
+        "🇫🇷",
+        "漢",
+        "字",
+        "ﷺ",
+        "\ufeff",
+    ]
+)
 PIECE = st.one_of(st.characters(codec="utf-8", exclude_characters="\t\n\r\x00"), TRICKY)
 
 
@@ -79,8 +98,11 @@ def test_fuzz_random_bytes(data, name):
 
 
 @FUZZ
-@given(st.lists(st.tuples(texts(st.one_of(st.sampled_from(list('\t,"\' ;')), PIECE), max_size=20), EOLS),
-                max_size=12), NAMES, st.booleans())
+@given(
+    st.lists(st.tuples(texts(st.one_of(st.sampled_from(list("\t,\"' ;")), PIECE), max_size=20), EOLS), max_size=12),
+    NAMES,
+    st.booleans(),
+)
 def test_fuzz_structured_lines(lines, name, bom):
     text = "".join(line + eol for line, eol in lines)
     attempt((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"), name)
@@ -100,8 +122,9 @@ def test_fuzz_nul_bytes_and_mixed_endings(rows, data, name):
 @settings(max_examples=60, deadline=None)
 @given(st.integers(250, 2000), st.integers(0, 3), NAMES)
 def test_fuzz_huge_lines(width, where, name):
-    lines = ["source,target" if name.lower().endswith(".csv") else "a\tb"] + ["x\ty" if "tsv" in name or "txt" in name
-                                                                             else "x,y"] * 4
+    lines = ["source,target" if name.lower().endswith(".csv") else "a\tb"] + [
+        "x\ty" if "tsv" in name or "txt" in name else "x,y"
+    ] * 4
     lines.insert(1 + where, "h" * width + ("\tz" if "csv" not in name.lower() else ",z"))
     res = attempt("\n".join(lines).encode(), name)
     if width + 2 > SMALL.max_line_chars:
@@ -116,8 +139,11 @@ def test_fuzz_one_column(values, eol, name):
 
 
 @FUZZ
-@given(st.lists(st.sampled_from(["source", "target", "extra", "Source", " TARGET ", "id", ""]), min_size=1,
-                max_size=4), EOLS, st.integers(0, 3))
+@given(
+    st.lists(st.sampled_from(["source", "target", "extra", "Source", " TARGET ", "id", ""]), min_size=1, max_size=4),
+    EOLS,
+    st.integers(0, 3),
+)
 def test_fuzz_header_only(cols, eol, blank_lines):
     res = attempt((",".join(cols) + eol * (1 + blank_lines)).encode(), "h.csv")
     assert isinstance(res, DataError)
@@ -133,8 +159,12 @@ def test_tsv_round_trip(rows, bom, trailing_blank):
 
 
 @FUZZ
-@given(st.lists(st.tuples(CLEAN_FIELD, CLEAN_FIELD, texts(max_size=5)), min_size=1, max_size=15), EOLS,
-       st.booleans(), st.booleans())
+@given(
+    st.lists(st.tuples(CLEAN_FIELD, CLEAN_FIELD, texts(max_size=5)), min_size=1, max_size=15),
+    EOLS,
+    st.booleans(),
+    st.booleans(),
+)
 def test_csv_round_trip(rows, eol, extra_column, swap):
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator=eol)
@@ -197,7 +227,7 @@ def test_limits_are_named():
 
 def test_good_files():
     assert load_pairs(b"a\tb\r\nc\td\re\tf\n\n", "x.tsv") == [("a", "b"), ("c", "d"), ("e", "f")]
-    assert load_pairs('He said "hi"\t"quoted"\n'.encode(), "x.txt") == [('He said "hi"', '"quoted"')]
+    assert load_pairs(b'He said "hi"\t"quoted"\n', "x.txt") == [('He said "hi"', '"quoted"')]
     data = b'\xef\xbb\xbf Source ,TARGET,n\n"x, y",z,1\n\n"q""r",s,\n'
     assert load_pairs(data, "x.csv") == [("x, y", "z"), ('q"r', "s")]
     rtl = "שלום עולם\tمرحبا e\u0301 👩\u200d💻\n"

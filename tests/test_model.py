@@ -1,4 +1,5 @@
 """The fused model: shapes, padding, decode_step vs one fused call, parameter counts, initialization, learning."""
+
 import itertools
 from collections import Counter
 
@@ -18,8 +19,9 @@ IDS = ["-".join(map(str, c)) for c in COMBOS]
 
 def make(cell="lstm", layers=2, bidir=False, att="none", **kw) -> Seq2Seq:
     torch.manual_seed(0)
-    return Seq2Seq(ModelConfig(VS, VT, cell=cell, embed=5, hidden=6, layers=layers, bidirectional=bidir,
-                               attention=att, **kw))
+    return Seq2Seq(
+        ModelConfig(VS, VT, cell=cell, embed=5, hidden=6, layers=layers, bidirectional=bidir, attention=att, **kw)
+    )
 
 
 def batch():
@@ -82,8 +84,16 @@ def test_count_parameters_matches_the_model(cell, bidir, att, layers):
     for name, p in m.named_parameters():
         actual[component_of(name)] += p.numel()
     counts = count_parameters(cfg)
-    assert list(counts) == ["encoder embedding", "encoder RNN", "bridge", "attention", "decoder embedding",
-                            "decoder RNN", "output layer", "total"]
+    assert list(counts) == [
+        "encoder embedding",
+        "encoder RNN",
+        "bridge",
+        "attention",
+        "decoder embedding",
+        "decoder RNN",
+        "output layer",
+        "total",
+    ]
     for k, v in counts.items():
         if k != "total":
             assert v == actual.get(k, 0), k
@@ -168,6 +178,7 @@ def test_encoder_by_length_equals_packing(cell, bidir, monkeypatch):
     """A batch of a few source lengths runs the fused encoder once per length (model._encode_by_length): the same
     outputs, final states and gradients as packing the whole batch."""
     import seq2seq.model as M
+
     m = make(cell, 2, bidir, "dot")
     src, src_len, tgt_in = batch()  # lengths 6, 2, 4
 

@@ -1,6 +1,7 @@
 """One example, one training step (seq2seq/one_step.py) against the training code: the same loss and the same
 updated weights as one real Run.step() on that example, to 1e-6, for every optimizer and cell; the model itself is
 left unchanged; the timestep gradients are the real derivatives."""
+
 from __future__ import annotations
 
 import copy
@@ -24,32 +25,68 @@ torch.set_num_threads(1)
 def tiny(cell="gru", attention="dot", bidirectional=True, layers=1, seed=0):
     data = build_data(generate_splits("reverse", 60, 10, 10, seed=0, min_len=3, max_len=7), tokens="char")
     torch.manual_seed(seed)
-    cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell=cell, attention=attention,
-                      bidirectional=bidirectional, layers=layers, embed=8, hidden=16)
+    cfg = ModelConfig(
+        len(data.src_vocab),
+        len(data.tgt_vocab),
+        cell=cell,
+        attention=attention,
+        bidirectional=bidirectional,
+        layers=layers,
+        embed=8,
+        hidden=16,
+    )
     return data, cfg, Seq2Seq(cfg).eval()
 
 
 def real_step(model, cfg, data, pair, optimizer, lr, clip):
-    one = Seq2SeqData(tokens=data.tokens, src_vocab=data.src_vocab, tgt_vocab=data.tgt_vocab, train=[pair],
-                      valid=[pair], test=[pair], max_len=data.max_len)
-    run = Run(one, cfg, TrainConfig(optimizer=optimizer, lr=lr, clip=clip, precision="fp32", epochs=1,
-                                    lr_schedule="constant", batch_size=1),
-              state_dict=model.state_dict())
+    one = Seq2SeqData(
+        tokens=data.tokens,
+        src_vocab=data.src_vocab,
+        tgt_vocab=data.tgt_vocab,
+        train=[pair],
+        valid=[pair],
+        test=[pair],
+        max_len=data.max_len,
+    )
+    run = Run(
+        one,
+        cfg,
+        TrainConfig(
+            optimizer=optimizer, lr=lr, clip=clip, precision="fp32", epochs=1, lr_schedule="constant", batch_size=1
+        ),
+        state_dict=model.state_dict(),
+    )
     metrics = run.step()
     return metrics, run.model.state_dict()
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
-@pytest.mark.parametrize("arch", [dict(cell="gru", attention="dot"), dict(cell="lstm", attention="additive"),
-                                  dict(cell="rnn", attention="none", bidirectional=False),
-                                  dict(cell="lstm", attention="none", layers=2)],
-                         ids=["gru-dot", "lstm-additive", "rnn-none-uni", "lstm-none-2layers"])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        dict(cell="gru", attention="dot"),
+        dict(cell="lstm", attention="additive"),
+        dict(cell="rnn", attention="none", bidirectional=False),
+        dict(cell="lstm", attention="none", layers=2),
+    ],
+    ids=["gru-dot", "lstm-additive", "rnn-none-uni", "lstm-none-2layers"],
+)
 def test_same_loss_and_weights_as_one_real_training_step(optimizer, arch):
     data, cfg, model = tiny(**arch)
     pair = data.train[3]
     original = copy.deepcopy(model.state_dict())
-    w = walk(model, data.src_vocab, data.tgt_vocab, data.tokens, pair, data.train[:4], optimizer=optimizer,
-             lr=0.01, clip=1.0, max_len=data.max_len)
+    w = walk(
+        model,
+        data.src_vocab,
+        data.tgt_vocab,
+        data.tokens,
+        pair,
+        data.train[:4],
+        optimizer=optimizer,
+        lr=0.01,
+        clip=1.0,
+        max_len=data.max_len,
+    )
     metrics, after = real_step(model, cfg, data, pair, optimizer, 0.01, 1.0)
     assert abs(w.loss - metrics["train_loss"]) < 1e-6
     assert abs(w.grad_total - metrics["grad_norm"]) < 1e-5
@@ -67,8 +104,17 @@ def test_same_loss_and_weights_as_one_real_training_step(optimizer, arch):
 def test_clipping_and_grad_groups_match_the_run():
     data, cfg, model = tiny(cell="gru", attention="additive")
     pair = data.train[0]
-    w = walk(model, data.src_vocab, data.tgt_vocab, data.tokens, pair, optimizer="sgd", lr=1.0, clip=0.05,
-             max_len=data.max_len)
+    w = walk(
+        model,
+        data.src_vocab,
+        data.tgt_vocab,
+        data.tokens,
+        pair,
+        optimizer="sgd",
+        lr=1.0,
+        clip=0.05,
+        max_len=data.max_len,
+    )
     metrics, after = real_step(model, cfg, data, pair, "sgd", 1.0, 0.05)
     assert w.clip_factor < 1  # clipped
     for g, v in metrics["grad_norms"].items():

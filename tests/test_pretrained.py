@@ -1,5 +1,6 @@
 """The shipped models in pretrained/: each loads, is small, and still scores what its metrics.json says on freshly
 generated held-out examples (a seed never used in training; sources seen in training are dropped)."""
+
 from __future__ import annotations
 
 import functools
@@ -56,8 +57,10 @@ def test_tatoeba_model_bleu_and_chrf_are_remeasured_on_its_test_split():
     train = {s for s, _ in generate_splits("tatoeba", seed=m["data"]["seed"])["train"]}
     assert not train & {s for s, _ in test}
     r = evaluate_pairs(ck, test)
-    print(f"\ntatoeba: test BLEU {r['bleu']:.2f} chrF {r['chrf']:.2f} exact match {r['exact_match']:.3f} "
-          f"(n={r['n']} pairs, {r['n_sources']} sources); metrics.json {m['bleu']:.2f} / {m['chrf']:.2f}")
+    print(
+        f"\ntatoeba: test BLEU {r['bleu']:.2f} chrF {r['chrf']:.2f} exact match {r['exact_match']:.3f} "
+        f"(n={r['n']} pairs, {r['n_sources']} sources); metrics.json {m['bleu']:.2f} / {m['chrf']:.2f}"
+    )
     assert r["n"] == m["n"] and r["n_sources"] == m["n_sources"] < r["n"]  # several references per source
     assert r["bleu"] == pytest.approx(m["bleu"], abs=0.5) and r["chrf"] == pytest.approx(m["chrf"], abs=0.5)
     assert r["bleu"] > 10 and r["chrf"] > 25  # far above a model that has not learned (BLEU 0, chrF ~4-10)
@@ -82,5 +85,6 @@ def test_readme_lists_every_model_and_the_command(models):
 
 def test_make_pretrained_help_and_unknown_names(capsys):
     from seq2seq.make_pretrained import main
+
     assert main(["--help"]) == 0 and "usage: python -m seq2seq.make_pretrained" in capsys.readouterr().out
     assert main(["nope"]) == 2 and "unknown model(s) nope" in capsys.readouterr().err

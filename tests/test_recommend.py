@@ -1,4 +1,5 @@
 """seq2seq.recommend: settings sized from the data, each with a reason, all valid and all offered by the app."""
+
 from seq2seq.config import ModelConfig, TrainConfig
 from seq2seq.data import build_data
 from seq2seq.recommend import embed_size, recommend
@@ -7,14 +8,17 @@ from ui.state import BATCH_SIZES, EMBED_SIZES, HIDDEN_SIZES, LEARNING_RATES, MOD
 
 
 def reverse_data(n: int, max_len: int = 50):
-    return build_data(dict(generate_splits("reverse", n, 40, 40, seed=0, min_len=3, max_len=12)), tokens="char",
-                      max_len=max_len)
+    return build_data(
+        dict(generate_splits("reverse", n, 40, 40, seed=0, min_len=3, max_len=12)), tokens="char", max_len=max_len
+    )
 
 
 def word_data(vocab: int, n: int = 400):
     words = [f"w{i}" for i in range(vocab)]
-    pairs = [(" ".join(words[(i * 7 + k) % vocab] for k in range(4)), " ".join(words[(i * 3 + k) % vocab]
-              for k in range(3))) for i in range(n)]
+    pairs = [
+        (" ".join(words[(i * 7 + k) % vocab] for k in range(4)), " ".join(words[(i * 3 + k) % vocab] for k in range(3)))
+        for i in range(n)
+    ]
     return build_data(pairs, tokens="word")
 
 

@@ -1,5 +1,6 @@
 """Real-text scores: BLEU/chrF against several references (sacrebleu's own numbers), exact match against any
 reference, columns of multi-column files, the CLI on the Tatoeba file as published."""
+
 import json
 from dataclasses import replace
 
@@ -19,9 +20,11 @@ torch.set_num_threads(1)
 
 # sacrebleu's README example: two outputs, two reference streams
 HYPS = ["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."]
-REFS = [["The dog bit the man.", "The dog had bit the man."],
-        ["It was not unexpected.", "No one was surprised."],
-        ["The man bit him first.", "The man had bitten the dog."]]
+REFS = [
+    ["The dog bit the man.", "The dog had bit the man."],
+    ["It was not unexpected.", "No one was surprised."],
+    ["The man bit him first.", "The man had bitten the dog."],
+]
 
 
 def test_multi_reference_scores_are_sacrebleus_own():
@@ -47,8 +50,11 @@ def test_variable_numbers_of_references():
 def _memorized(pairs, tokens="word", steps=300):
     data = build_data({"train": pairs}, tokens=tokens, seed=0, valid_frac=0, test_frac=0)
     data = replace(data, valid=list(pairs), test=list(pairs))  # score on what it memorized
-    run = Run(data, ModelConfig(len(data.src_vocab), len(data.tgt_vocab), hidden=64, attention="dot"),
-              TrainConfig(lr=1e-2, epochs=10_000, eval_every=10_000))
+    run = Run(
+        data,
+        ModelConfig(len(data.src_vocab), len(data.tgt_vocab), hidden=64, attention="dot"),
+        TrainConfig(lr=1e-2, epochs=10_000, eval_every=10_000),
+    )
     for _ in range(steps):
         run.step()
     return run
@@ -76,8 +82,8 @@ def test_char_tasks_keep_exact_match_only():
 
 
 # ------------------------------------------------------------------------------------------------ columns
-TSV3 = "Go.\tVa !\tCC-BY 2.0 (France) #1 (a)\nGo.\tAllez !\tCC-BY #2\nHi.\tSalut !\tCC-BY #3\n".encode()
-CSV3 = "id,English,French\n1,Go.,Va !\n2,Hi.,Salut !\n".encode()
+TSV3 = b"Go.\tVa !\tCC-BY 2.0 (France) #1 (a)\nGo.\tAllez !\tCC-BY #2\nHi.\tSalut !\tCC-BY #3\n"
+CSV3 = b"id,English,French\n1,Go.,Va !\n2,Hi.,Salut !\n"
 
 
 def test_tsv_columns_are_1_based_and_default_to_the_first_two():
@@ -101,7 +107,10 @@ def test_csv_columns_by_header_name():
 
 def test_read_table_previews_the_first_rows():
     cols, rows = read_table(TSV3, "x.tsv", n_rows=2)
-    assert cols == ["1", "2", "3"] and rows == [["Go.", "Va !", "CC-BY 2.0 (France) #1 (a)"], ["Go.", "Allez !", "CC-BY #2"]]
+    assert cols == ["1", "2", "3"] and rows == [
+        ["Go.", "Va !", "CC-BY 2.0 (France) #1 (a)"],
+        ["Go.", "Allez !", "CC-BY #2"],
+    ]
     cols, rows = read_table(CSV3, "x.csv")
     assert cols == ["id", "English", "French"] and rows[1] == ["2", "Hi.", "Salut !"]
     with pytest.raises(DataError):
@@ -121,8 +130,26 @@ def test_dedup_is_a_choice():
 @pytest.mark.slow
 def test_cli_trains_on_the_tatoeba_file_as_published(tmp_path, capsys):
     out = tmp_path / "fr"
-    rc = cli.main(["train", "--data", str(TATOEBA_FILE), "--tokens", "subword", "--vocab-size", "500",
-                   "--lowercase", "--attention", "dot", "--hidden", "64", "--max-seconds", "8", "--out", str(out)])
+    rc = cli.main(
+        [
+            "train",
+            "--data",
+            str(TATOEBA_FILE),
+            "--tokens",
+            "subword",
+            "--vocab-size",
+            "500",
+            "--lowercase",
+            "--attention",
+            "dot",
+            "--hidden",
+            "64",
+            "--max-seconds",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert rc == 0 and " bleu " in line and " chrf " in line and "truncated 0" in line
     m = json.loads((out / "metrics.json").read_text())
@@ -135,9 +162,12 @@ def test_cli_trains_on_the_tatoeba_file_as_published(tmp_path, capsys):
 
 
 def test_cli_usage_errors_for_the_new_flags(tmp_path, capsys):
-    for argv, msg in ((["--columns", "1"], "SRC,TGT"), (["--columns", "1,9"], "Column 9"),
-                      (["--tokens", "subword", "--vocab-size", "3"], "vocab"),
-                      (["--max-len", "100000"], "--max-len")):
+    for argv, msg in (
+        (["--columns", "1"], "SRC,TGT"),
+        (["--columns", "1,9"], "Column 9"),
+        (["--tokens", "subword", "--vocab-size", "3"], "vocab"),
+        (["--max-len", "100000"], "--max-len"),
+    ):
         rc = cli.main(["train", "--data", str(TATOEBA_FILE), *argv, "--out", str(tmp_path / "x")])
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and err.count("\n") == 1, err
@@ -146,7 +176,22 @@ def test_cli_usage_errors_for_the_new_flags(tmp_path, capsys):
 def test_truncation_is_reported_in_the_final_line(tmp_path, capsys):
     p = tmp_path / "long.tsv"
     p.write_text("".join(f"w{i} {'w ' * (5 + i % 3)}\t{'x ' * (4 * i + 1)}\n" for i in range(60)), encoding="utf-8")
-    rc = cli.main(["train", "--data", str(p), "--tokens", "word", "--max-len", "200", "--epochs", "0.1",
-                   "--hidden", "16", "--out", str(tmp_path / "m")])
+    rc = cli.main(
+        [
+            "train",
+            "--data",
+            str(p),
+            "--tokens",
+            "word",
+            "--max-len",
+            "200",
+            "--epochs",
+            "0.1",
+            "--hidden",
+            "16",
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert rc == 0 and "truncated" in line and "(of max-len 200)" in line

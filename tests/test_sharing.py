@@ -1,4 +1,5 @@
 """The Train page's words about sharing the server (ui/sharing.py) and the lesson link's value (ui/state.py)."""
+
 import math
 
 from ui import sharing
@@ -7,8 +8,11 @@ from ui.state import LESSON_MIN, parse_lesson
 
 def snap(running, workers, on_worker, sps=3.14, status="running"):
     share = 1 / (workers * on_worker) if on_worker else None
-    return {"status": status, "steps_per_second": sps,
-            "sharing": {"running": running, "workers": workers, "on_worker": on_worker, "share": share}}
+    return {
+        "status": status,
+        "steps_per_second": sps,
+        "sharing": {"running": running, "workers": workers, "on_worker": on_worker, "share": share},
+    }
 
 
 def test_share_text_names_the_share_and_the_speed():
@@ -21,8 +25,9 @@ def test_share_text_names_the_share_and_the_speed():
 
 def test_load_text_for_the_teacher():
     load = {"running": 23, "paused": 4, "queued": 2, "live": 27, "workers": 2, "max_runs": 48}
-    assert sharing.load_text(load) == ("This server: 23 runs training · 4 paused · 2 waiting for room "
-                                       "(room for 48 at once, on 2 cores)")
+    assert sharing.load_text(load) == (
+        "This server: 23 runs training · 4 paused · 2 waiting for room (room for 48 at once, on 2 cores)"
+    )
     assert sharing.load_text(dict(load, running=1, paused=0, queued=0)).startswith("This server: 1 run training (")
 
 
@@ -31,5 +36,7 @@ def test_parse_lesson_clamps_and_ignores_hostile_values():
     assert parse_lesson("1e308", 600) == 600.0 and parse_lesson("3", 600) == LESSON_MIN
     for bad in ("", "0", "off", "-5", "nan", "inf", "-inf", "abc", "60s", "1" * 13, "1e999"):
         assert parse_lesson(bad, 600) is None, bad
-    assert all(v is None or (LESSON_MIN <= v <= 600 and math.isfinite(v))
-               for v in (parse_lesson(x, 600) for x in ("7", "599.9", "600.1", "0.0001")))
+    assert all(
+        v is None or (LESSON_MIN <= v <= 600 and math.isfinite(v))
+        for v in (parse_lesson(x, 600) for x in ("7", "599.9", "600.1", "0.0001"))
+    )

@@ -1,4 +1,5 @@
 """Built-in tasks: right answers, determinism, disjoint splits, parameters, graceful shrinking."""
+
 import datetime as dt
 import random
 import re
@@ -64,9 +65,25 @@ def test_addition():
 
 def _parse_any(src: str) -> dt.date:
     """An independent reader of the human formats, to check the generator's targets."""
-    months = {m[:3].lower(): i + 1 for i, m in enumerate(["January", "February", "March", "April", "May", "June",
-                                                           "July", "August", "September", "October", "November",
-                                                           "December"])}
+    months = {
+        m[:3].lower(): i + 1
+        for i, m in enumerate(
+            [
+                "January",
+                "February",
+                "March",
+                "April",
+                "May",
+                "June",
+                "July",
+                "August",
+                "September",
+                "October",
+                "November",
+                "December",
+            ]
+        )
+    }
     if m := re.fullmatch(r"(\d+)/(\d+)/(\d{4})", src):
         return dt.date(int(m[3]), int(m[1]), int(m[2]))
     if m := re.fullmatch(r"(\d\d)\.(\d\d)\.(\d{4})", src):
@@ -77,8 +94,22 @@ def _parse_any(src: str) -> dt.date:
     year = re.search(r"\b(\d{4})\b", src)
     month = next(v for k, v in months.items() if re.search(rf"\b{k.capitalize()}", src))
     d = dt.date(int(year[1]), month, int(day[1]))
-    if src.split()[0].rstrip(",") in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
-                                      "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"):
+    if src.split()[0].rstrip(",") in (
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Mon",
+        "Tue",
+        "Wed",
+        "Thu",
+        "Fri",
+        "Sat",
+        "Sun",
+    ):
         assert d.strftime("%a") == src[:3], src  # the weekday is the true one
     return d
 

@@ -1,9 +1,11 @@
 """Tokenizers (seq2seq/tokens.py): words and punctuation with their spacing, subword BPE, lowercasing, JSON."""
+
 import json
 import pickle
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seq2seq.data import build_data
 from seq2seq.tokens import GLUE, Tokenizer, join_tokens, split_words, strip_glue, words_of
@@ -13,8 +15,20 @@ text = st.text(st.characters(codec="utf-8"), max_size=50)
 # text that looks like sentences: letters, digits, punctuation, apostrophes, spaces of several kinds
 sentences = st.text(st.sampled_from(list("abcTomé'’.,!?-:;0123 \u00a0\u202f\t")), max_size=60)
 
-CORPUS = ["Tom's here!", "I'm happy.", "Run!", "Who is he?", "Tom ran.", "We're unhappy.", "It's Tom's.",
-          "Cours\u00a0!", "Il est là.", "Je suis heureux.", "Qui est-ce ?", "C'est Tom."] * 5
+CORPUS = [
+    "Tom's here!",
+    "I'm happy.",
+    "Run!",
+    "Who is he?",
+    "Tom ran.",
+    "We're unhappy.",
+    "It's Tom's.",
+    "Cours\u00a0!",
+    "Il est là.",
+    "Je suis heureux.",
+    "Qui est-ce ?",
+    "C'est Tom.",
+] * 5
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +92,18 @@ def test_subword_model_is_json_and_reloads_the_same(bpe):
     assert Tokenizer.from_dict("word") == Tokenizer("word")
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda d: d["bpe"]["model"].update(type="Unigram"), "BPE"),
-    (lambda d: d["bpe"]["model"].update(continuing_subword_prefix="@@"), "##"),
-    (lambda d: d["bpe"]["model"].update(vocab={str(i): i for i in range(60_000)}), "at most"),
-    (lambda d: d["bpe"]["model"].update(merges="x"), "merge"),
-    (lambda d: d.update(extra=1), "keys"),
-    (lambda d: d.update(lowercase="yes"), "true or false"),
-    (lambda d: d["bpe"].update(pad="x" * 5_000_000), "over the limit"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda d: d["bpe"]["model"].update(type="Unigram"), "BPE"),
+        (lambda d: d["bpe"]["model"].update(continuing_subword_prefix="@@"), "##"),
+        (lambda d: d["bpe"]["model"].update(vocab={str(i): i for i in range(60_000)}), "at most"),
+        (lambda d: d["bpe"]["model"].update(merges="x"), "merge"),
+        (lambda d: d.update(extra=1), "keys"),
+        (lambda d: d.update(lowercase="yes"), "true or false"),
+        (lambda d: d["bpe"].update(pad="x" * 5_000_000), "over the limit"),
+    ],
+)
 def test_hostile_subword_models_are_refused(bpe, mutate, match):
     d = json.loads(json.dumps(bpe.to_dict()))
     mutate(d)
@@ -101,8 +118,12 @@ def test_vocab_size_is_a_parameter_and_learned_on_train_only():
     assert small.tokenizer.vocab_size <= 60 < big.tokenizer.vocab_size <= 400
     assert len(small.src_vocab) < len(big.src_vocab)
     # learned from the training split only: a word that appears only in the test split, however often, is no piece
-    held = build_data({"train": pairs, "test": [("quokka quokka quokka", "quokka quokka")] * 3}, tokens="subword",
-                      vocab_size=400, seed=0)
+    held = build_data(
+        {"train": pairs, "test": [("quokka quokka quokka", "quokka quokka")] * 3},
+        tokens="subword",
+        vocab_size=400,
+        seed=0,
+    )
     pieces = {strip_glue(p) for p in held.tokenizer.bpe["model"]["vocab"]}
     assert "quokka" not in pieces and "quok" not in pieces and "okka" not in pieces
     assert held.tokenizer.detokenize(held.tokenizer.tokenize("quokka")) == "quokka"  # still cut, into letters
@@ -125,8 +146,15 @@ def test_checkpoint_keeps_the_subword_model_and_refuses_a_hostile_one(tmp_path):
     pairs = [(f"Tom's word{i} here!", f"Tom est là{i} !") for i in range(40)]
     d = build_data(pairs, tokens="subword", vocab_size=60, lowercase=True)
     cfg = ModelConfig(len(d.src_vocab), len(d.tgt_vocab), hidden=8, embed=4)
-    ck = C.Checkpoint(model=Seq2Seq(cfg), model_cfg=cfg, train_cfg=None, tokens=d.tokens, src_vocab=d.src_vocab,
-                      tgt_vocab=d.tgt_vocab, tokenizer=d.tokenizer)
+    ck = C.Checkpoint(
+        model=Seq2Seq(cfg),
+        model_cfg=cfg,
+        train_cfg=None,
+        tokens=d.tokens,
+        src_vocab=d.src_vocab,
+        tgt_vocab=d.tgt_vocab,
+        tokenizer=d.tokenizer,
+    )
     again = C.from_zip_bytes(C.to_zip_bytes(ck))
     assert again.tokenizer == d.tokenizer and again.tokens == "subword" and again.tokenizer.lowercase
     files = {k: v for k, v in C.to_files(ck).items() if k != C.MANIFEST}  # edited files: no manifest to match

@@ -6,6 +6,7 @@ SessionTrainer.start is now one locked step (close the page's run, start the new
 start is in flight (`generation`, START_DEBOUNCE), and the Train page lists every other run the session owns with a
 Stop. The real-browser version of the fast clicks is tests/browser/test_fast_start.py.
 """
+
 import os
 import threading
 

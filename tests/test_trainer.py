@@ -1,4 +1,5 @@
 """Trainer backends: control, snapshots, weights, queueing, crash handling and worker lifetime (tiny runs)."""
+
 import os
 import signal
 import subprocess
@@ -8,12 +9,11 @@ import time
 
 import pytest
 import torch
+from tiny import cfgs, tiny_data  # noqa: E402
 
 from seq2seq.model import Seq2Seq
 from seq2seq.trainer import ProcessPoolBackend, ThreadBackend, get_trainer
 from seq2seq.training import Run
-
-from tiny import cfgs, tiny_data  # noqa: E402
 
 torch.set_num_threads(1)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,8 +26,7 @@ def data():
 
 @pytest.fixture(scope="module", params=["thread", "process"])
 def trainer(request):
-    t = ThreadBackend(max_runs=8) if request.param == "thread" else ProcessPoolBackend(n_workers=1,
-                                                                                           max_runs=8)
+    t = ThreadBackend(max_runs=8) if request.param == "thread" else ProcessPoolBackend(n_workers=1, max_runs=8)
     t.warm()
     yield t
     t.shutdown()
@@ -134,7 +133,7 @@ def test_queue_with_cap_one(backend, data):
         assert [s["queue_position"] for s in snaps[1:]] == [1, 2]
         assert all(s["status"] == "queued" and "SEQ2SEQ_MAX_RUNS" in s["message"] for s in snaps[1:])
         wait_for(t, ids[0], lambda s: s["status"] == "finished")
-        s = wait_for(t, ids[2], lambda s: s["queue_position"] in (1, None))  # moved up the queue
+        wait_for(t, ids[2], lambda s: s["queue_position"] in (1, None))  # moved up the queue
         for r in ids:
             wait_for(t, r, lambda s: s["status"] == "finished")
         # pausing a queued run frees its place; stopping a running one starts the next
@@ -161,7 +160,8 @@ def test_get_trainer_is_shared():
 
 def test_worker_exits_when_parent_is_killed(tmp_path):
     script = tmp_path / "parent.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {ROOT!r})
         from seq2seq.trainer import ProcessPoolBackend
@@ -169,7 +169,8 @@ def test_worker_exits_when_parent_is_killed(tmp_path):
             t = ProcessPoolBackend(n_workers=1).warm()
             print(t.worker_pids[0], flush=True)
             time.sleep(120)
-    """))
+    """)
+    )
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         pid = int(parent.stdout.readline())
@@ -267,8 +268,10 @@ def test_every_run_trains_at_once_with_equal_shares(data):
             assert s["status"] == "running" and s["sharing"]["running"] == 4 and s["sharing"]["share"] == 0.25
             assert s["steps_per_second"] and s["steps_per_second"] > 0
         assert t.load() == {"running": 4, "paused": 0, "queued": 0, "live": 4, "workers": 1, "max_runs": 8}
-        print(f"4 runs on one worker: all stepping {first_steps:.2f} s after the first Start; "
-              f"worker seconds each {[round(g, 2) for g in given]}")
+        print(
+            f"4 runs on one worker: all stepping {first_steps:.2f} s after the first Start; "
+            f"worker seconds each {[round(g, 2) for g in given]}"
+        )
     finally:
         t.shutdown()
 
@@ -297,8 +300,7 @@ def test_a_run_that_leaves_mid_slice_loses_no_time(timed, data, action):
     snapshots show the larger share at once."""
     t = ThreadBackend(max_runs=8, slice_seconds=1.0)
     try:
-        ids = [t.start(data, *cfgs(data, epochs=None, max_seconds=60, seed=i, eval_every=10_000))
-               for i in range(3)]
+        ids = [t.start(data, *cfgs(data, epochs=None, max_seconds=60, seed=i, eval_every=10_000)) for i in range(3)]
         for r in ids:
             wait_for(t, r, lambda s: s["step"] >= 1, timeout=20)
         # wait until one run is in the middle of its slice (3 steps of it in a row), then make it leave
@@ -383,8 +385,9 @@ def test_runs_are_placed_on_the_least_loaded_worker(data):
         for r in ids:
             wait_for(t, r, lambda s: s["step"] >= 1, timeout=60)
         assert sorted(t._where[r].index for r in ids) == [0, 0, 1, 1]
-        assert all(t.snapshot(r)["sharing"]["on_worker"] == 2 and t.snapshot(r)["sharing"]["share"] == 0.25
-                   for r in ids)
+        assert all(
+            t.snapshot(r)["sharing"]["on_worker"] == 2 and t.snapshot(r)["sharing"]["share"] == 0.25 for r in ids
+        )
         t.stop(ids[0])  # the next run goes where the share is largest: the worker that now has one
         e = t.start(data, mc, tc)
         assert t._where[e] is t._where[ids[0]]

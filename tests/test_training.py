@@ -1,14 +1,14 @@
 """Run: one training run stepped in this process (tiny models, a few steps, 1 thread)."""
+
 import math
 
 import pytest
 import torch
+from tiny import cfgs, tiny_data  # noqa: E402
 
 from seq2seq.config import TrainConfig
 from seq2seq.model import Seq2Seq
 from seq2seq.training import GROUPS, Curves, Run, UnrolledRNN, _as_ids, timestep_grad_norms
-
-from tiny import cfgs, tiny_data  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -50,7 +50,9 @@ def test_timestep_grad_norms_shape_and_vanishing(data):
     """One value per source timestep; for a plain RNN with tiny recurrent weights the gradient reaching early
     timesteps (through many steps of recurrence) is far smaller than at the last one: vanishing gradients."""
     torch.manual_seed(0)
-    mc, _ = cfgs(data, cell="rnn", hidden=16, bidirectional=False, attention="none")  # one direction: the gradient flows back only
+    mc, _ = cfgs(
+        data, cell="rnn", hidden=16, bidirectional=False, attention="none"
+    )  # one direction: the gradient flows back only
     model = Seq2Seq(mc)
     with torch.no_grad():
         model.enc_rnn.weight_hh_l0.mul_(0.1)
@@ -91,6 +93,7 @@ def test_run_trains_finishes_and_reports(data):
 def test_same_seed_same_loss_curve(data):
     """Reproducible: same seed and config -> the same losses; another seed -> different ones. Dropout and
     teacher forcing < 1 draw random numbers, so they are on here."""
+
     def losses(seed):
         mc, tc = cfgs(data, cell="lstm", layers=2, dropout=0.2, teacher_forcing=0.5, seed=seed, epochs=1)
         run = Run(data, mc, tc)
@@ -302,7 +305,7 @@ def test_exact_match_from_teacher_forcing_equals_greedy_decoding(data, att):
 
 
 def test_precision_auto_follows_the_cpu_and_bf16_trains_in_fp32_weights(data, monkeypatch):
-    """"auto" is bf16 exactly where the CPU has native bf16; a bf16 run keeps fp32 weights and gradients, learns,
+    """ "auto" is bf16 exactly where the CPU has native bf16; a bf16 run keeps fp32 weights and gradients, learns,
     evaluates in fp32 (the same numbers as evaluating its weights in an fp32 run), and reports its precision."""
     from seq2seq import training
 
@@ -336,8 +339,12 @@ def test_training_steps_flush_denormals_and_restore(data, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------ own generators, best, resume
-RUN_KW = [dict(cell="gru", seed=1), dict(cell="lstm", layers=2, dropout=0.3, seed=2),
-          dict(cell="gru", dropout=0.2, teacher_forcing=0.5, seed=3), dict(cell="rnn", attention="dot", seed=4)]
+RUN_KW = [
+    dict(cell="gru", seed=1),
+    dict(cell="lstm", layers=2, dropout=0.3, seed=2),
+    dict(cell="gru", dropout=0.2, teacher_forcing=0.5, seed=3),
+    dict(cell="rnn", attention="dot", seed=4),
+]
 
 
 def test_runs_created_at_once_in_threads_equal_runs_created_one_by_one(data):
@@ -358,8 +365,10 @@ def test_runs_created_at_once_in_threads_equal_runs_created_one_by_one(data):
         make_and_step(kw, out)
     together = [{} for _ in RUN_KW]
     barrier = threading.Barrier(len(RUN_KW))
-    threads = [threading.Thread(target=make_and_step, args=(kw, out, barrier), name=f"run-{i}")
-               for i, (kw, out) in enumerate(zip(RUN_KW, together))]
+    threads = [
+        threading.Thread(target=make_and_step, args=(kw, out, barrier), name=f"run-{i}")
+        for i, (kw, out) in enumerate(zip(RUN_KW, together))
+    ]
     torch.manual_seed(123)  # the process-wide generator's state plays no part
     for t in threads:
         t.start()
@@ -415,8 +424,15 @@ def test_training_state_continues_the_run_exactly(data):
     first = Run(data, mc, tc)
     got = [first.step()["train_loss"] for _ in range(13)]  # mid-epoch, between evaluations
     first.stop()
-    ck = C.Checkpoint(model=Seq2Seq(mc), model_cfg=mc, train_cfg=tc, tokens=data.tokens, src_vocab=data.src_vocab,
-                      tgt_vocab=data.tgt_vocab, training=first.training_state())
+    ck = C.Checkpoint(
+        model=Seq2Seq(mc),
+        model_cfg=mc,
+        train_cfg=tc,
+        tokens=data.tokens,
+        src_vocab=data.src_vocab,
+        tgt_vocab=data.tgt_vocab,
+        training=first.training_state(),
+    )
     ck.model.load_state_dict(first.best_state_dict())
     back = C.from_files(C.to_files(ck), training=True)
     second = Run(data, mc, tc)
@@ -430,18 +446,24 @@ def test_training_state_continues_the_run_exactly(data):
     for k in ("step", "best", "best_exact_match", "samples", "timestep_grad_norms"):
         assert a[k] == b[k], k
     assert {**a["last_eval"], "seconds": 0} == {**b["last_eval"], "seconds": 0}  # wall-clock time differs
-    assert {k: v for k, v in a["history"].items() if k not in ("seconds", "eval_seconds")} == \
-        {k: v for k, v in b["history"].items() if k not in ("seconds", "eval_seconds")}
+    assert {k: v for k, v in a["history"].items() if k not in ("seconds", "eval_seconds")} == {
+        k: v for k, v in b["history"].items() if k not in ("seconds", "eval_seconds")
+    }
     assert all(torch.equal(straight.state_dict()[k], second.state_dict()[k]) for k in straight.state_dict())
     assert all(torch.equal(straight.best_state_dict()[k], second.best_state_dict()[k]) for k in ck.model.state_dict())
     other = tiny_data(n_valid=50)  # other data: refused, saying so
     with pytest.raises(ValueError, match="training data differ"):
         Run(other, mc, tc).load_training_state(back.training)
+
+
 def test_early_stopping_counts_evaluations_without_a_new_best_exact_match_or_loss(data):
     mc, tc = cfgs(data, epochs=None, stop_patience=3)
     run = Run(data, mc, tc)
-    for r in ({"exact_match": 0.1, "loss": 2.0}, {"exact_match": 0.1, "loss": 1.9},  # a new best loss: progress
-              {"exact_match": 0.2, "loss": 1.95}):  # a new best exact match (loss worse): progress
+    for r in (
+        {"exact_match": 0.1, "loss": 2.0},
+        {"exact_match": 0.1, "loss": 1.9},  # a new best loss: progress
+        {"exact_match": 0.2, "loss": 1.95},
+    ):  # a new best exact match (loss worse): progress
         run._track_progress(r)
     assert run._evals_without_progress == 0
     for _ in range(2):
@@ -455,8 +477,17 @@ def test_early_stopping_ends_a_run_without_an_epoch_or_time_budget(data, monkeyp
     mc, tc = cfgs(data, epochs=None, max_seconds=None, stop_patience=2)
     run = Run(data, mc, tc)
     real = run.evaluate
-    monkeypatch.setattr(run, "evaluate", lambda split="valid", limit=None, *a: dict(  # injected: a flat score
-        real(split, limit, *a), exact_match=0.5, loss=1.0) if limit else real(split, limit, *a))
+    monkeypatch.setattr(
+        run,
+        "evaluate",
+        lambda split="valid", limit=None, *a: (
+            dict(  # injected: a flat score
+                real(split, limit, *a), exact_match=0.5, loss=1.0
+            )
+            if limit
+            else real(split, limit, *a)
+        ),
+    )
     train(run, max_steps=200)
     assert run.status == "finished" and "stopped improving" in run.message
     # progress at the first evaluation, then 2 without: the run ends at the step after the third evaluation

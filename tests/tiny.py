@@ -1,4 +1,5 @@
 """Tiny reverse-task data and configs shared by the training and trainer tests (seconds, not minutes)."""
+
 from seq2seq.config import ModelConfig, TrainConfig
 from seq2seq.data import Seq2SeqData, build_data
 from seq2seq.tasks import generate_splits

@@ -7,6 +7,7 @@ as ONE run against SEQ2SEQ_MAX_RUNS_PER_SESSION, and their number against SEQ2SE
 (ui/state.py SessionTrainer.start). The budget is epochs, not seconds: the same number of optimizer steps on the
 same batches for every model, whatever share of the CPU each run got.
 """
+
 from __future__ import annotations
 
 import copy
@@ -47,8 +48,15 @@ WHY_TASK = "reverse"
 WHY_LENGTHS = (5, 30)
 WHY_N_TRAIN = 10_000
 WHY_EPOCHS = 6  # 940 steps: measured, the model with attention is near 100% up to 30 letters by then
-WHY_MODEL = {"cell": "lstm", "embed": 32, "hidden": 128, "layers": 1, "bidirectional": True, "attention": "none",
-             "dropout": 0.0}
+WHY_MODEL = {
+    "cell": "lstm",
+    "embed": 32,
+    "hidden": 128,
+    "layers": 1,
+    "bidirectional": True,
+    "attention": "none",
+    "dropout": 0.0,
+}
 
 
 @dataclass
@@ -128,9 +136,17 @@ def train_config(epochs: float) -> TrainConfig:
     """The Train page's settings (optimizer, rate, schedule, batch, seed, teacher forcing, clipping) with this
     page's number of epochs: the same for every model."""
     g = state.setting
-    return TrainConfig(optimizer=g("opt"), lr=float(g("lr")), lr_schedule=g("sched"), batch_size=int(g("batch")),
-                       epochs=float(epochs), max_seconds=None, clip=float(g("clip")), teacher_forcing=float(g("tf")),
-                       seed=int(g("seed")))
+    return TrainConfig(
+        optimizer=g("opt"),
+        lr=float(g("lr")),
+        lr_schedule=g("sched"),
+        batch_size=int(g("batch")),
+        epochs=float(epochs),
+        max_seconds=None,
+        clip=float(g("clip")),
+        teacher_forcing=float(g("tf")),
+        seed=int(g("seed")),
+    )
 
 
 def get() -> Comparison | None:
@@ -155,7 +171,7 @@ def close() -> None:
 
 
 def _task_of(desc: str) -> str | None:
-    return desc[len("task: "):].split(" ")[0] if desc.startswith("task: ") else None
+    return desc[len("task: ") :].split(" ")[0] if desc.startswith("task: ") else None
 
 
 def _train_range(data) -> tuple[int, int] | None:
@@ -184,8 +200,18 @@ def start(data, data_desc: str, opts: list[dict], epochs: float, preset: str | N
         for rid in ids:
             t.close(rid)
         return f"The comparison could not start: {e}"
-    st.session_state[K_CMP] = Comparison(gid, ids, cfgs, fc.model_labels(cfgs), train_cfg, data, data_desc,
-                                         _task_of(data_desc), _train_range(data), preset)
+    st.session_state[K_CMP] = Comparison(
+        gid,
+        ids,
+        cfgs,
+        fc.model_labels(cfgs),
+        train_cfg,
+        data,
+        data_desc,
+        _task_of(data_desc),
+        _train_range(data),
+        preset,
+    )
     return None
 
 
@@ -197,16 +223,25 @@ def control(action: str) -> None:
     t = state.trainer()
     for rid in cmp.run_ids:
         s = t.snapshot(rid)["status"]
-        if (action == "pause" and s in ACTIVE) or (action == "resume" and s == "paused") or \
-                (action == "stop" and s in LIVE):
+        if (
+            (action == "pause" and s in ACTIVE)
+            or (action == "resume" and s == "paused")
+            or (action == "stop" and s in LIVE)
+        ):
             getattr(t, action)(rid)
 
 
 def why_attention_data():
     """Reversal with sources of 5-30 letters, built once per process (state.task_data)."""
     lo, hi = WHY_LENGTHS
-    return state.task_data(WHY_TASK, "char", 50, 0, WHY_N_TRAIN, (("alphabet", "abcdefghijklmnopqrstuvwxyz"),
-                                                                  ("max_len", hi), ("min_len", lo)))
+    return state.task_data(
+        WHY_TASK,
+        "char",
+        50,
+        0,
+        WHY_N_TRAIN,
+        (("alphabet", "abcdefghijklmnopqrstuvwxyz"), ("max_len", hi), ("min_len", lo)),
+    )
 
 
 def start_why_attention() -> str | None:
@@ -282,11 +317,21 @@ def use_model(i: int) -> None:
     model = _model(cmp, i)
     metrics = dict(snap.get("last_eval") or {})
     metrics["best_exact_match"] = snap.get("best_exact_match")
-    name = (f"trained in this session #{len(state.trained_models()) + 1}: {cmp.task or 'custom data'} "
-            f"({state.describe(cmp.cfgs[i])}; model {fc.LETTERS[i]} of a comparison)")
-    ckpt = Checkpoint(model=model, model_cfg=cmp.cfgs[i], train_cfg=cmp.train_cfg, tokens=cmp.data.tokens,
-                      src_vocab=cmp.data.src_vocab, tgt_vocab=cmp.data.tgt_vocab, metrics=metrics,
-                      history=snap.get("history") or {}, task=cmp.task)
+    name = (
+        f"trained in this session #{len(state.trained_models()) + 1}: {cmp.task or 'custom data'} "
+        f"({state.describe(cmp.cfgs[i])}; model {fc.LETTERS[i]} of a comparison)"
+    )
+    ckpt = Checkpoint(
+        model=model,
+        model_cfg=cmp.cfgs[i],
+        train_cfg=cmp.train_cfg,
+        tokens=cmp.data.tokens,
+        src_vocab=cmp.data.src_vocab,
+        tgt_vocab=cmp.data.tgt_vocab,
+        metrics=metrics,
+        history=snap.get("history") or {},
+        task=cmp.task,
+    )
     state.trained_models()[name] = ckpt
     state.set_current(copy.deepcopy(ckpt), name)
     state.notice(f"Now showing {name} on the Encoder, Hidden states and Decoder pages.")

@@ -4,6 +4,7 @@ One colour (and one dash style, for grey-scale projectors) per model, in the ord
 names each model by its letter and how it differs from model A. Model labels are user-visible text made from the
 model options only, but go through `plain()` all the same.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,8 +26,15 @@ def model_style(i: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------- labels
-OPTION_WORDS = {"cell": "cell", "hidden": "hidden units", "embed": "embedding", "layers": "layers",
-                "bidirectional": "encoder", "attention": "attention", "dropout": "dropout"}
+OPTION_WORDS = {
+    "cell": "cell",
+    "hidden": "hidden units",
+    "embed": "embedding",
+    "layers": "layers",
+    "bidirectional": "encoder",
+    "attention": "attention",
+    "dropout": "dropout",
+}
 
 
 def difference(cfg: ModelConfig, base: ModelConfig) -> str:
@@ -67,9 +75,16 @@ def model_labels(cfgs: Sequence[ModelConfig]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------- curves
-def fig_curves(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], title: str, x_title: str,
-               y_title: str, y_range: tuple[float, float] | None = None, log: bool = False,
-               markers: bool = False, empty: str = "") -> go.Figure:
+def fig_curves(
+    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    title: str,
+    x_title: str,
+    y_title: str,
+    y_range: tuple[float, float] | None = None,
+    log: bool = False,
+    markers: bool = False,
+    empty: str = "",
+) -> go.Figure:
     """One line per model: `series` = [(label, x values, y values)] in model order (non-finite y values dropped,
     each line thinned to MAX_POINTS). An empty chart says `empty` in its middle."""
     fig = go.Figure()
@@ -82,8 +97,16 @@ def fig_curves(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], t
         x, y = x[keep], y[keep]
         idx = thin_index(len(x))
         drawn += len(idx)
-        fig.add_trace(go.Scatter(x=x[idx].tolist(), y=y[idx].tolist(), name=plain(label), line=model_style(i),
-                                 mode="lines+markers" if markers else "lines", marker=dict(size=7)))
+        fig.add_trace(
+            go.Scatter(
+                x=x[idx].tolist(),
+                y=y[idx].tolist(),
+                name=plain(label),
+                line=model_style(i),
+                mode="lines+markers" if markers else "lines",
+                marker=dict(size=7),
+            )
+        )
     _style(fig, title, x_title, y_title, height=400)
     # the legend below the x-axis title (one model a line), never over it
     fig.update_layout(legend=dict(orientation="v", yanchor="top", y=-0.28, x=0), margin=dict(b=10))
@@ -92,8 +115,15 @@ def fig_curves(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], t
     if log:
         fig.update_yaxes(type="log")
     if not drawn and empty:
-        fig.add_annotation(text=empty, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                           font=dict(size=FONT, color=OI["grey"]))
+        fig.add_annotation(
+            text=empty,
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            font=dict(size=FONT, color=OI["grey"]),
+        )
     return fig
 
 
@@ -101,26 +131,43 @@ def fig_timestep_grads(series: Sequence[tuple[str, Sequence[float]]], title: str
     """||dL/dh_t|| per encoder timestep t = 1..S, one line per model, log scale: a vanilla RNN's line falls towards
     t = 1 (the gradient vanishes on its way back), an LSTM's stays up. `series` = [(label, norm per timestep)]."""
     lines = [(label, np.arange(1, len(v) + 1), v) for label, v in series]
-    fig = fig_curves(lines, title, "encoder timestep t", "‖∂L/∂h_t‖ (log scale)", log=True, markers=True,
-                     empty=empty)
+    fig = fig_curves(lines, title, "encoder timestep t", "‖∂L/∂h_t‖ (log scale)", log=True, markers=True, empty=empty)
     fig.update_xaxes(dtick=5 if max((len(v) for _, v in series), default=0) > 15 else 1)
     return fig
 
 
-def fig_accuracy_by_length(series: Sequence[tuple[str, Sequence[dict]]], measure: str = "exact_match",
-                           train_range: tuple[int, int] | None = None, empty: str = "") -> go.Figure:
+def fig_accuracy_by_length(
+    series: Sequence[tuple[str, Sequence[dict]]],
+    measure: str = "exact_match",
+    train_range: tuple[int, int] | None = None,
+    empty: str = "",
+) -> go.Figure:
     """Accuracy (exact match or token accuracy) per source length, one line per model; `series` = [(label, rows of
     experiments.accuracy_by_length)]. The training lengths are shaded, so 'longer than anything seen in training'
     is visible."""
     name = {"exact_match": "exact match", "token_accuracy": "token accuracy"}[measure]
     lines = [(label, [r["length"] for r in rows], [r[measure] for r in rows]) for label, rows in series]
-    fig = fig_curves(lines, f"{name.capitalize()} by source length", "source length (tokens)",
-                     f"{name} (held-out examples)", y_range=(-0.03, 1.03), markers=True, empty=empty)
+    fig = fig_curves(
+        lines,
+        f"{name.capitalize()} by source length",
+        "source length (tokens)",
+        f"{name} (held-out examples)",
+        y_range=(-0.03, 1.03),
+        markers=True,
+        empty=empty,
+    )
     if train_range is not None:
         lo, hi = train_range
-        fig.add_vrect(x0=lo - 0.5, x1=hi + 0.5, fillcolor=OI["grey"], opacity=0.15, line_width=0,
-                      annotation_text="training lengths", annotation_position="top left",
-                      annotation_font_size=FONT - 2)
+        fig.add_vrect(
+            x0=lo - 0.5,
+            x1=hi + 0.5,
+            fillcolor=OI["grey"],
+            opacity=0.15,
+            line_width=0,
+            annotation_text="training lengths",
+            annotation_position="top left",
+            annotation_font_size=FONT - 2,
+        )
     fig.update_yaxes(tickformat=".0%")
     return fig
 
@@ -145,14 +192,31 @@ def curves_table(runs: Sequence[tuple[str, dict]], x_key: str, y_key: str):
     return pd.concat(parts, ignore_index=True)
 
 
-def compare_line_spec(labels: Sequence[str], x_title: str, y_title: str, log: bool = False,
-                      y_domain: tuple[float, float] | None = None, points: bool = False) -> dict:
+def compare_line_spec(
+    labels: Sequence[str],
+    x_title: str,
+    y_title: str,
+    log: bool = False,
+    y_domain: tuple[float, float] | None = None,
+    points: bool = False,
+) -> dict:
     """ui.figures.line_spec with one colour and one dash pattern per model, in model order."""
     from ui.figures import line_spec
 
-    spec = line_spec("step", x_title, y_title, {lab: MODEL_COLORS[i % 4] for i, lab in enumerate(labels)}, log=log,
-                     y_domain=y_domain, points=points)
-    spec["encoding"]["strokeDash"] = {"field": "series", "type": "nominal", "title": None,  # one legend: colour + dash
-                                      "scale": {"domain": list(labels), "range": list(VL_DASHES[:len(labels)])}}
+    spec = line_spec(
+        "step",
+        x_title,
+        y_title,
+        {lab: MODEL_COLORS[i % 4] for i, lab in enumerate(labels)},
+        log=log,
+        y_domain=y_domain,
+        points=points,
+    )
+    spec["encoding"]["strokeDash"] = {
+        "field": "series",
+        "type": "nominal",
+        "title": None,  # one legend: colour + dash
+        "scale": {"domain": list(labels), "range": list(VL_DASHES[: len(labels)])},
+    }
     spec["config"]["legend"] = dict(spec["config"]["legend"], labelLimit=400, columns=1)  # one model a line: no cut
     return spec

@@ -12,9 +12,10 @@ Projector rules, applied everywhere:
 User text (tokens typed or uploaded) only ever appears as data: tick labels, hover text, table cells. Plotly renders
 a few HTML-like tags (<b>, <a>, <br> ...) inside those strings, so `label()` escapes them: "<b>" shows literally.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -63,14 +64,24 @@ def _ax(title: str | None = None, **kw) -> dict:
     return ax
 
 
-def _fig(data: list, title: str, height: int, xaxis: dict | None = None, yaxis: dict | None = None,
-         **layout) -> go.Figure:
+def _fig(
+    data: list, title: str, height: int, xaxis: dict | None = None, yaxis: dict | None = None, **layout
+) -> go.Figure:
     """Build a figure in ONE constructor call: plotly validates a complete layout dict several times faster than
     a sequence of update_layout / update_xaxes calls, which matters for a page rerun on every slider move."""
-    return go.Figure(data=data, layout=dict(
-        title=dict(text=title, font=dict(size=TITLE)), font=dict(size=FONT), height=height,
-        margin=dict(l=10, r=10, t=60, b=10), hoverlabel=dict(font=dict(size=16)),
-        xaxis=xaxis or _ax(), yaxis=yaxis or _ax(), **layout))
+    return go.Figure(
+        data=data,
+        layout=dict(
+            title=dict(text=title, font=dict(size=TITLE)),
+            font=dict(size=FONT),
+            height=height,
+            margin=dict(l=10, r=10, t=60, b=10),
+            hoverlabel=dict(font=dict(size=16)),
+            xaxis=xaxis or _ax(),
+            yaxis=yaxis or _ax(),
+            **layout,
+        ),
+    )
 
 
 def _row_box(row: int, width: int, color: str = "black") -> dict:
@@ -114,14 +125,29 @@ def _tick_labels(tokens: Sequence[str], start: int = 1) -> list[str]:
 
 
 # ============================================================================================ encoder: one timestep
-def vector_strip(v: np.ndarray, title: str, name: str, *, xlabel: str = "hidden unit", zrange: float | None = None,
-                 colorbar: str = "value") -> go.Figure:
+def vector_strip(
+    v: np.ndarray,
+    title: str,
+    name: str,
+    *,
+    xlabel: str = "hidden unit",
+    zrange: float | None = None,
+    colorbar: str = "value",
+) -> go.Figure:
     """One vector (an embedding, h_t, s_t or the context c) as a 1-row heat strip, signed colors around 0."""
     v = np.asarray(v, dtype=float).reshape(1, -1)
     m = zrange if zrange is not None else _signed_range(v)
-    heat = go.Heatmap(z=v, x=np.arange(v.shape[1]), y=[name], colorscale=SIGNED, zmid=0, zmin=-m, zmax=m,
-                      colorbar=_cbar(colorbar, len=1.0, nticks=3),
-                      hovertemplate=f"{xlabel} %{{x}}<br>value %{{z:.3f}}<extra>{name}</extra>")
+    heat = go.Heatmap(
+        z=v,
+        x=np.arange(v.shape[1]),
+        y=[name],
+        colorscale=SIGNED,
+        zmid=0,
+        zmin=-m,
+        zmax=m,
+        colorbar=_cbar(colorbar, len=1.0, nticks=3),
+        hovertemplate=f"{xlabel} %{{x}}<br>value %{{z:.3f}}<extra>{name}</extra>",
+    )
     return _fig([heat], title, 260, xaxis=_ax(xlabel))
 
 
@@ -170,26 +196,73 @@ def encoder_step_figure(trace, layer: int, direction: int, t: int, title: str | 
     has_gates = any(g for _, _, g in rows)
     data = []
     if has_gates:
-        data.append(go.Heatmap(z=gate_z, x=np.arange(H), y=np.arange(R), colorscale=GATE, zmin=0, zmax=1,
-                               customdata=custom, hovertemplate=hover, hoverongaps=False, xgap=1,
-                               colorbar=_cbar("gate", x=1.0, len=0.48, y=0.76, tickvals=[0, 0.5, 1])))
-    data.append(go.Heatmap(z=signed_z, x=np.arange(H), y=np.arange(R), colorscale=SIGNED, zmid=0, zmin=-m, zmax=m,
-                           customdata=custom, hovertemplate=hover, hoverongaps=False, xgap=1,
-                           colorbar=_cbar("value", x=1.0, len=0.48 if has_gates else 1.0,
-                                          y=0.24 if has_gates else 0.5, tickvals=[-m, 0, m],
-                                          ticktext=[f"{-m:.2g}", "0", f"{m:.2g}"])))
+        data.append(
+            go.Heatmap(
+                z=gate_z,
+                x=np.arange(H),
+                y=np.arange(R),
+                colorscale=GATE,
+                zmin=0,
+                zmax=1,
+                customdata=custom,
+                hovertemplate=hover,
+                hoverongaps=False,
+                xgap=1,
+                colorbar=_cbar("gate", x=1.0, len=0.48, y=0.76, tickvals=[0, 0.5, 1]),
+            )
+        )
+    data.append(
+        go.Heatmap(
+            z=signed_z,
+            x=np.arange(H),
+            y=np.arange(R),
+            colorscale=SIGNED,
+            zmid=0,
+            zmin=-m,
+            zmax=m,
+            customdata=custom,
+            hovertemplate=hover,
+            hoverongaps=False,
+            xgap=1,
+            colorbar=_cbar(
+                "value",
+                x=1.0,
+                len=0.48 if has_gates else 1.0,
+                y=0.24 if has_gates else 0.5,
+                tickvals=[-m, 0, m],
+                ticktext=[f"{-m:.2g}", "0", f"{m:.2g}"],
+            ),
+        )
+    )
     prev = "h_{t-1}" if direction == 0 else "h_{t+1}"
     layers, dirs = trace.h.shape[:2]
-    where = (f"t={t + 1}" + (f", layer {layer + 1}" if layers > 1 else "")
-             + (", backward" if direction == 1 else ", forward" if dirs == 2 else ""))
-    return _fig(data, title or f"{where}: {prev} → gates → h_t",
-                44 * R + 150, xaxis=_ax("hidden unit"),
-                yaxis=_ax(tickvals=list(range(R)), ticktext=names, autorange="reversed"))
+    where = (
+        f"t={t + 1}"
+        + (f", layer {layer + 1}" if layers > 1 else "")
+        + (", backward" if direction == 1 else ", forward" if dirs == 2 else "")
+    )
+    return _fig(
+        data,
+        title or f"{where}: {prev} → gates → h_t",
+        44 * R + 150,
+        xaxis=_ax("hidden unit"),
+        yaxis=_ax(tickvals=list(range(R)), ticktext=names, autorange="reversed"),
+    )
 
 
-def states_heatmap(h: np.ndarray, tokens: Sequence[str], title: str, *, zrange: float | None = None,
-                   highlight: int | None = None, xlabel: str = "hidden unit", divider: int | None = None,
-                   height: int | None = None, ylabel: str = "timestep t (token)", colorbar: str = "h value") -> go.Figure:
+def states_heatmap(
+    h: np.ndarray,
+    tokens: Sequence[str],
+    title: str,
+    *,
+    zrange: float | None = None,
+    highlight: int | None = None,
+    xlabel: str = "hidden unit",
+    divider: int | None = None,
+    height: int | None = None,
+    ylabel: str = "timestep t (token)",
+    colorbar: str = "h value",
+) -> go.Figure:
     """Encoder states as a heatmap: one row per timestep (labelled 't token'), one column per hidden unit.
 
     Rows may be NaN (not computed yet, when stepping): they stay blank. `highlight` outlines the current row;
@@ -198,19 +271,41 @@ def states_heatmap(h: np.ndarray, tokens: Sequence[str], title: str, *, zrange: 
     T, H = h.shape
     m = zrange if zrange is not None else _signed_range(h)
     heat = go.Heatmap(
-        z=h, x=np.arange(H), y=np.arange(T), colorscale=SIGNED, zmid=0, zmin=-m, zmax=m, colorbar=_cbar(colorbar),
+        z=h,
+        x=np.arange(H),
+        y=np.arange(T),
+        colorscale=SIGNED,
+        zmid=0,
+        zmin=-m,
+        zmax=m,
+        colorbar=_cbar(colorbar),
         customdata=np.array([[label(tok)] * H for tok in tokens], dtype=object).reshape(T, H),
-        hovertemplate="token %{customdata}<br>unit %{x}<br>value %{z:.3f}<extra></extra>", hoverongaps=False,
+        hovertemplate="token %{customdata}<br>unit %{x}<br>value %{z:.3f}<extra></extra>",
+        hoverongaps=False,
     )
     shapes = []
     if highlight is not None and 0 <= highlight < T:
         shapes.append(_row_box(highlight, H))
     if divider is not None:
-        shapes.append(dict(type="line", x0=divider - 0.5, x1=divider - 0.5, y0=0, y1=1, yref="paper",
-                           line=dict(color="black", width=2, dash="dash")))
-    return _fig([heat], title, height or max(280, 26 * T + 150), xaxis=_ax(xlabel),
-                yaxis=_ax(ylabel, tickvals=list(range(T)), ticktext=_tick_labels(tokens), autorange="reversed"),
-                shapes=shapes)
+        shapes.append(
+            dict(
+                type="line",
+                x0=divider - 0.5,
+                x1=divider - 0.5,
+                y0=0,
+                y1=1,
+                yref="paper",
+                line=dict(color="black", width=2, dash="dash"),
+            )
+        )
+    return _fig(
+        [heat],
+        title,
+        height or max(280, 26 * T + 150),
+        xaxis=_ax(xlabel),
+        yaxis=_ax(ylabel, tickvals=list(range(T)), ticktext=_tick_labels(tokens), autorange="reversed"),
+        shapes=shapes,
+    )
 
 
 def states_so_far(trace, layer: int, k: int) -> tuple[np.ndarray, list[int]]:
@@ -222,7 +317,7 @@ def states_so_far(trace, layer: int, k: int) -> tuple[np.ndarray, list[int]]:
     out[:k, :H] = trace.h[layer, 0, :k]
     at = [k - 1]
     if D == 2:
-        out[T - k:, H:] = trace.h[layer, 1, T - k:]
+        out[T - k :, H:] = trace.h[layer, 1, T - k :]
         at.append(T - k)
     return out, at
 
@@ -243,17 +338,45 @@ def token_strip(tokens: Sequence[str], at: Sequence[int], title: str = "Input x_
     centers = left + np.array(widths) / 2
     total = float(left[-1] + widths[-1]) if T else 1.0
     font = int(min(22, max(11, 22 * 40 / max(total, 1))))  # ~40 units fit a projector-wide row at 22 px
-    shapes = [dict(type="rect", x0=float(a), x1=float(a + w), y0=-0.45, y1=0.45, fillcolor=c,
-                   line=dict(color="#444", width=1), layer="below") for a, w, c in zip(left, widths, colors)]
+    shapes = [
+        dict(
+            type="rect",
+            x0=float(a),
+            x1=float(a + w),
+            y0=-0.45,
+            y1=0.45,
+            fillcolor=c,
+            line=dict(color="#444", width=1),
+            layer="below",
+        )
+        for a, w, c in zip(left, widths, colors)
+    ]
     words = go.Scatter(
-        x=centers, y=np.zeros(T), mode="text", text=labels, textfont=dict(size=font, color=text_colors),
-        textposition="middle center", hovertemplate="x_%{customdata}: %{text}<extra></extra>",
+        x=centers,
+        y=np.zeros(T),
+        mode="text",
+        text=labels,
+        textfont=dict(size=font, color=text_colors),
+        textposition="middle center",
+        hovertemplate="x_%{customdata}: %{text}<extra></extra>",
         customdata=np.arange(1, T + 1),
     )
-    return _fig([words], title, 170, showlegend=False, shapes=shapes,
-                xaxis=_ax("timestep t", tickvals=list(centers), ticktext=[str(i + 1) for i in range(T)],
-                          range=[-0.3, total + 0.3], showgrid=False, zeroline=False),
-                yaxis=dict(visible=False, range=[-1, 1]))
+    return _fig(
+        [words],
+        title,
+        170,
+        showlegend=False,
+        shapes=shapes,
+        xaxis=_ax(
+            "timestep t",
+            tickvals=list(centers),
+            ticktext=[str(i + 1) for i in range(T)],
+            range=[-0.3, total + 0.3],
+            showgrid=False,
+            zeroline=False,
+        ),
+        yaxis=dict(visible=False, range=[-1, 1]),
+    )
 
 
 def encoder_animation(trace, layer: int, start: int = 1) -> go.Figure:
@@ -268,34 +391,87 @@ def encoder_animation(trace, layer: int, start: int = 1) -> go.Figure:
         return z, at
 
     z0, at0 = frame_data(start)
-    fig = states_heatmap(z0, tokens, "", zrange=m, xlabel="hidden unit" + (" (forward | backward)" if D == 2 else ""),
-                         divider=H if D == 2 else None)
-    fig.add_trace(go.Scatter(x=[-1] * len(at0), y=at0, mode="markers", marker=dict(symbol="triangle-right", size=18,
-                             color=[BLUE, ORANGE][:len(at0)]), hoverinfo="skip", showlegend=False))
+    fig = states_heatmap(
+        z0,
+        tokens,
+        "",
+        zrange=m,
+        xlabel="hidden unit" + (" (forward | backward)" if D == 2 else ""),
+        divider=H if D == 2 else None,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[-1] * len(at0),
+            y=at0,
+            mode="markers",
+            marker=dict(symbol="triangle-right", size=18, color=[BLUE, ORANGE][: len(at0)]),
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
     frames = []
     for k in range(1, T + 1):
         z, at = frame_data(k)
-        reading = ", ".join(f"{'forward' if i == 0 else 'backward'} reads x_{a + 1} = {label(tokens[a])}"
-                            for i, a in enumerate(at))
-        frames.append(go.Frame(name=str(k), data=[go.Heatmap(z=z), go.Scatter(x=[-1] * len(at), y=at)],
-                               traces=[0, 1], layout=dict(title_text=f"After step {k} of {T}: {reading}")))
+        reading = ", ".join(
+            f"{'forward' if i == 0 else 'backward'} reads x_{a + 1} = {label(tokens[a])}" for i, a in enumerate(at)
+        )
+        frames.append(
+            go.Frame(
+                name=str(k),
+                data=[go.Heatmap(z=z), go.Scatter(x=[-1] * len(at), y=at)],
+                traces=[0, 1],
+                layout=dict(title_text=f"After step {k} of {T}: {reading}"),
+            )
+        )
     fig.frames = frames
     fig.update_xaxes(range=[-1.6, D * H - 0.5])
     fig.update_layout(
         title_text=f"After step {start} of {T}",
-        updatemenus=[dict(type="buttons", direction="left", x=0, y=-0.08, xanchor="left", yanchor="top",
-                          pad=dict(t=40), buttons=[
-                              dict(label="▶ Play", method="animate",
-                                   args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True,
-                                                    transition=dict(duration=0))]),
-                              dict(label="❚❚ Pause", method="animate",
-                                   args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")]),
-                          ])],
-        sliders=[dict(active=start - 1, x=0.25, len=0.75, y=-0.08, yanchor="top", pad=dict(t=40),
-                      currentvalue=dict(prefix="step ", font=dict(size=FONT)),
-                      steps=[dict(label=str(k), method="animate",
-                                  args=[[str(k)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
-                             for k in range(1, T + 1)])],
+        updatemenus=[
+            dict(
+                type="buttons",
+                direction="left",
+                x=0,
+                y=-0.08,
+                xanchor="left",
+                yanchor="top",
+                pad=dict(t=40),
+                buttons=[
+                    dict(
+                        label="▶ Play",
+                        method="animate",
+                        args=[
+                            None,
+                            dict(frame=dict(duration=700, redraw=True), fromcurrent=True, transition=dict(duration=0)),
+                        ],
+                    ),
+                    dict(
+                        label="❚❚ Pause",
+                        method="animate",
+                        args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")],
+                    ),
+                ],
+            )
+        ],
+        sliders=[
+            dict(
+                active=start - 1,
+                x=0.25,
+                len=0.75,
+                y=-0.08,
+                yanchor="top",
+                pad=dict(t=40),
+                currentvalue=dict(prefix="step ", font=dict(size=FONT)),
+                steps=[
+                    dict(
+                        label=str(k),
+                        method="animate",
+                        args=[[str(k)], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
+                    )
+                    for k in range(1, T + 1)
+                ],
+            )
+        ],
     )
     fig.update_layout(height=fig.layout.height + 130, margin=dict(b=140))
     return fig
@@ -308,7 +484,7 @@ def pca_fit(states: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.nd
     X = np.concatenate([np.asarray(s, dtype=float) for s in states], axis=0)
     mean = X.mean(axis=0)
     _, S, Vt = np.linalg.svd(X - mean, full_matrices=False)
-    var = S ** 2
+    var = S**2
     ratio = var[:2] / var.sum() if var.sum() > 0 else np.zeros(2)
     comps = Vt[:2]
     if comps.shape[0] < 2:  # degenerate (a single state): pad with a zero direction
@@ -322,8 +498,13 @@ def pca_project(states: np.ndarray, mean: np.ndarray, comps: np.ndarray) -> np.n
     return (np.asarray(states, dtype=float) - mean) @ comps.T
 
 
-def pca_trajectories_figure(coords: Sequence[np.ndarray], texts: Sequence[str], tokens: Sequence[Sequence[str]],
-                            ratio: np.ndarray, highlight: Sequence[int] = ()) -> go.Figure:
+def pca_trajectories_figure(
+    coords: Sequence[np.ndarray],
+    texts: Sequence[str],
+    tokens: Sequence[Sequence[str]],
+    ratio: np.ndarray,
+    highlight: Sequence[int] = (),
+) -> go.Figure:
     """Hidden-state trajectories in 2-D: one grey line per input joining h_1 .. h_T, markers colored by timestep
     (Viridis), an x at each last state h_T. Inputs in `highlight` are drawn thick and labelled with their tokens.
     A handful of traces in all (lines separated by None), so 100 inputs stay fast to build and draw."""
@@ -335,30 +516,81 @@ def pca_trajectories_figure(coords: Sequence[np.ndarray], texts: Sequence[str], 
             continue
         hover = [f"input: {label(text)}<br>t={t + 1} token {label(tok)}" for t, tok in enumerate(toks)]
         if i in highlight:
-            data.append(go.Scatter(
-                x=xy[:, 0], y=xy[:, 1], mode="lines+markers+text", text=[label(t) for t in toks],
-                textposition="top center", textfont=dict(size=18, color="black"), line=dict(color="black", width=3),
-                marker=dict(size=12, color=np.arange(1, len(xy) + 1), colorscale=MAGNITUDE, cmin=1, cmax=t_max,
-                            line=dict(color="black", width=1)),
-                hovertext=hover, hoverinfo="text", showlegend=False))
-            data.append(go.Scatter(x=xy[-1:, 0], y=xy[-1:, 1], mode="markers", hoverinfo="skip", showlegend=False,
-                                   marker=dict(symbol="x", size=16, color=VERMILLION)))
+            data.append(
+                go.Scatter(
+                    x=xy[:, 0],
+                    y=xy[:, 1],
+                    mode="lines+markers+text",
+                    text=[label(t) for t in toks],
+                    textposition="top center",
+                    textfont=dict(size=18, color="black"),
+                    line=dict(color="black", width=3),
+                    marker=dict(
+                        size=12,
+                        color=np.arange(1, len(xy) + 1),
+                        colorscale=MAGNITUDE,
+                        cmin=1,
+                        cmax=t_max,
+                        line=dict(color="black", width=1),
+                    ),
+                    hovertext=hover,
+                    hoverinfo="text",
+                    showlegend=False,
+                )
+            )
+            data.append(
+                go.Scatter(
+                    x=xy[-1:, 0],
+                    y=xy[-1:, 1],
+                    mode="markers",
+                    hoverinfo="skip",
+                    showlegend=False,
+                    marker=dict(symbol="x", size=16, color=VERMILLION),
+                )
+            )
             continue
-        lx += list(xy[:, 0]) + [None]; ly += list(xy[:, 1]) + [None]
-        px += list(xy[:, 0]); py += list(xy[:, 1]); pc += list(range(1, len(xy) + 1)); ph += hover
-        ex.append(xy[-1, 0]); ey.append(xy[-1, 1])
+        lx += list(xy[:, 0]) + [None]
+        ly += list(xy[:, 1]) + [None]
+        px += list(xy[:, 0])
+        py += list(xy[:, 1])
+        pc += list(range(1, len(xy) + 1))
+        ph += hover
+        ex.append(xy[-1, 0])
+        ey.append(xy[-1, 1])
     others = [
-        go.Scatter(x=lx, y=ly, mode="lines", line=dict(color="rgba(120,120,120,0.35)", width=1), hoverinfo="skip",
-                   showlegend=False),
-        go.Scatter(x=px, y=py, mode="markers", hovertext=ph, hoverinfo="text", showlegend=False,
-                   marker=dict(size=7, color=pc, colorscale=MAGNITUDE, cmin=1, cmax=t_max,
-                               colorbar=_cbar("timestep t"))),
-        go.Scatter(x=ex, y=ey, mode="markers", hoverinfo="skip", showlegend=False,
-                   marker=dict(symbol="x", size=8, color=VERMILLION)),
+        go.Scatter(
+            x=lx,
+            y=ly,
+            mode="lines",
+            line=dict(color="rgba(120,120,120,0.35)", width=1),
+            hoverinfo="skip",
+            showlegend=False,
+        ),
+        go.Scatter(
+            x=px,
+            y=py,
+            mode="markers",
+            hovertext=ph,
+            hoverinfo="text",
+            showlegend=False,
+            marker=dict(size=7, color=pc, colorscale=MAGNITUDE, cmin=1, cmax=t_max, colorbar=_cbar("timestep t")),
+        ),
+        go.Scatter(
+            x=ex,
+            y=ey,
+            mode="markers",
+            hoverinfo="skip",
+            showlegend=False,
+            marker=dict(symbol="x", size=8, color=VERMILLION),
+        ),
     ]
-    return _fig(others + data, f"Hidden-state trajectories of {len(coords)} inputs (PCA, x = last state h_T)", 620,
-                xaxis=_ax(f"principal component 1 ({ratio[0]:.0%} of variance)"),
-                yaxis=_ax(f"principal component 2 ({ratio[1]:.0%} of variance)"))
+    return _fig(
+        others + data,
+        f"Hidden-state trajectories of {len(coords)} inputs (PCA, x = last state h_T)",
+        620,
+        xaxis=_ax(f"principal component 1 ({ratio[0]:.0%} of variance)"),
+        yaxis=_ax(f"principal component 2 ({ratio[1]:.0%} of variance)"),
+    )
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -368,33 +600,59 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
 
 
-def compare_heatmaps(h_a: np.ndarray, tokens_a: Sequence[str], h_b: np.ndarray, tokens_b: Sequence[str],
-                     titles: tuple[str, str] = ("input A", "input B")) -> go.Figure:
+def compare_heatmaps(
+    h_a: np.ndarray,
+    tokens_a: Sequence[str],
+    h_b: np.ndarray,
+    tokens_b: Sequence[str],
+    titles: tuple[str, str] = ("input A", "input B"),
+) -> go.Figure:
     """Two inputs' state heatmaps side by side on ONE color scale (so equal colors mean equal values)."""
     m = _signed_range(h_a, h_b)
     T = max(len(tokens_a), len(tokens_b))
     fig = go.Figure()
     for col, (h, toks, name) in enumerate(((h_a, tokens_a, titles[0]), (h_b, tokens_b, titles[1])), start=1):
         sfx = "" if col == 1 else "2"
-        fig.add_trace(go.Heatmap(
-            z=np.asarray(h, dtype=float), y=np.arange(len(toks)), xaxis=f"x{sfx}", yaxis=f"y{sfx}",
-            coloraxis="coloraxis", hovertemplate="row %{y}<br>unit %{x}<br>h %{z:.3f}<extra></extra>",
-        ))
-        fig.update_layout({
-            f"xaxis{sfx}": dict(domain=[0, 0.44] if col == 1 else [0.56, 1], title=dict(text=f"hidden unit — {label(name)}"),
-                                anchor=f"y{sfx}"),
-            f"yaxis{sfx}": dict(tickvals=list(range(len(toks))), ticktext=_tick_labels(toks), autorange="reversed",
-                                title=dict(text="timestep t (token)" if col == 1 else ""), tickfont=dict(size=16),
-                                anchor=f"x{sfx}"),
-        })
-    fig.update_layout(coloraxis=dict(colorscale=SIGNED, cmid=0, cmin=-m, cmax=m,
-                                     colorbar=_cbar("h value")))
+        fig.add_trace(
+            go.Heatmap(
+                z=np.asarray(h, dtype=float),
+                y=np.arange(len(toks)),
+                xaxis=f"x{sfx}",
+                yaxis=f"y{sfx}",
+                coloraxis="coloraxis",
+                hovertemplate="row %{y}<br>unit %{x}<br>h %{z:.3f}<extra></extra>",
+            )
+        )
+        fig.update_layout(
+            {
+                f"xaxis{sfx}": dict(
+                    domain=[0, 0.44] if col == 1 else [0.56, 1],
+                    title=dict(text=f"hidden unit — {label(name)}"),
+                    anchor=f"y{sfx}",
+                ),
+                f"yaxis{sfx}": dict(
+                    tickvals=list(range(len(toks))),
+                    ticktext=_tick_labels(toks),
+                    autorange="reversed",
+                    title=dict(text="timestep t (token)" if col == 1 else ""),
+                    tickfont=dict(size=16),
+                    anchor=f"x{sfx}",
+                ),
+            }
+        )
+    fig.update_layout(coloraxis=dict(colorscale=SIGNED, cmid=0, cmin=-m, cmax=m, colorbar=_cbar("h value")))
     return _style(fig, "Encoder states side by side (same color scale)", max(320, 26 * T + 170))
 
 
 # ============================================================================================== decoder page
-def topk_figure(probs: np.ndarray, itos: Sequence[str], chosen_id: int, k: int = 10, target_id: int | None = None,
-                title: str = "Output distribution p_t") -> go.Figure:
+def topk_figure(
+    probs: np.ndarray,
+    itos: Sequence[str],
+    chosen_id: int,
+    k: int = 10,
+    target_id: int | None = None,
+    title: str = "Output distribution p_t",
+) -> go.Figure:
     """The k most probable next tokens at one decoder step as horizontal bars; the chosen token in blue, the target
     (teacher forcing) in orange, or green when they are the same token."""
     probs = np.asarray(probs, dtype=float)
@@ -406,86 +664,162 @@ def topk_figure(probs: np.ndarray, itos: Sequence[str], chosen_id: int, k: int =
     colors, notes = [], []
     for i in top:
         if i == chosen_id and i == target_id:
-            colors.append(GREEN); notes.append("chosen = target")
+            colors.append(GREEN)
+            notes.append("chosen = target")
         elif i == chosen_id:
-            colors.append(BLUE); notes.append("chosen")
+            colors.append(BLUE)
+            notes.append("chosen")
         elif i == target_id:
-            colors.append(ORANGE); notes.append("target")
+            colors.append(ORANGE)
+            notes.append("target")
         else:
-            colors.append(GREY); notes.append("")
+            colors.append(GREY)
+            notes.append("")
     names = [label(itos[i]) for i in top]
-    bars = go.Bar(x=probs[top], y=list(range(len(top))), orientation="h", marker_color=colors,
-                  text=[f"{probs[i]:.1%} {n}".strip() for i, n in zip(top, notes)],
-                  textposition=["inside" if probs[i] > 0.6 else "outside" for i in top], insidetextanchor="end",
-                  insidetextfont=dict(color="white", size=FONT), outsidetextfont=dict(size=FONT), cliponaxis=False,
-                  customdata=names, hovertemplate="%{customdata}: p = %{x:.4f}<extra></extra>")
-    return _fig([bars], title, max(300, 34 * len(top) + 130), showlegend=False,
-                xaxis=_ax("probability p_t(y)", range=[0, 1.3], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1]),
-                yaxis=_ax("token y", tickvals=list(range(len(top))), ticktext=names, autorange="reversed",
-                          tickfont=dict(size=18)))
+    bars = go.Bar(
+        x=probs[top],
+        y=list(range(len(top))),
+        orientation="h",
+        marker_color=colors,
+        text=[f"{probs[i]:.1%} {n}".strip() for i, n in zip(top, notes)],
+        textposition=["inside" if probs[i] > 0.6 else "outside" for i in top],
+        insidetextanchor="end",
+        insidetextfont=dict(color="white", size=FONT),
+        outsidetextfont=dict(size=FONT),
+        cliponaxis=False,
+        customdata=names,
+        hovertemplate="%{customdata}: p = %{x:.4f}<extra></extra>",
+    )
+    return _fig(
+        [bars],
+        title,
+        max(300, 34 * len(top) + 130),
+        showlegend=False,
+        xaxis=_ax("probability p_t(y)", range=[0, 1.3], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1]),
+        yaxis=_ax(
+            "token y", tickvals=list(range(len(top))), ticktext=names, autorange="reversed", tickfont=dict(size=18)
+        ),
+    )
 
 
 def attention_bar(a: np.ndarray, src_tokens: Sequence[str], title: str) -> go.Figure:
     """Attention weights a_t over the source timesteps at one decoder step (they sum to 1)."""
     a = np.asarray(a, dtype=float)
-    bars = go.Bar(x=list(range(len(a))), y=a,
-                  marker=dict(color=a, colorscale=MAGNITUDE, cmin=0, cmax=1, colorbar=_cbar("a_tj")),
-                  customdata=[label(t) for t in src_tokens],
-                  hovertemplate="source %{customdata}: a = %{y:.3f}<extra></extra>")
-    return _fig([bars], title, 330,
-                xaxis=_ax("source token x_j", tickvals=list(range(len(a))), ticktext=[label(t) for t in src_tokens],
-                          tickangle=0),
-                yaxis=_ax("attention weight a_tj", range=[0, 1]))
+    bars = go.Bar(
+        x=list(range(len(a))),
+        y=a,
+        marker=dict(color=a, colorscale=MAGNITUDE, cmin=0, cmax=1, colorbar=_cbar("a_tj")),
+        customdata=[label(t) for t in src_tokens],
+        hovertemplate="source %{customdata}: a = %{y:.3f}<extra></extra>",
+    )
+    return _fig(
+        [bars],
+        title,
+        330,
+        xaxis=_ax(
+            "source token x_j", tickvals=list(range(len(a))), ticktext=[label(t) for t in src_tokens], tickangle=0
+        ),
+        yaxis=_ax("attention weight a_tj", range=[0, 1]),
+    )
 
 
-def attention_matrix_figure(A: np.ndarray, src_tokens: Sequence[str], out_tokens: Sequence[str],
-                            highlight: int | None = None, title: str = "Attention over all steps") -> go.Figure:
+def attention_matrix_figure(
+    A: np.ndarray,
+    src_tokens: Sequence[str],
+    out_tokens: Sequence[str],
+    highlight: int | None = None,
+    title: str = "Attention over all steps",
+) -> go.Figure:
     """The attention matrix: one row per output step (labelled with the token produced), one column per source
     token; each row sums to 1."""
     A = np.asarray(A, dtype=float)
     T_out, S = A.shape
-    heat = go.Heatmap(z=A, x=list(range(S)), y=list(range(T_out)), colorscale=MAGNITUDE, zmin=0, zmax=1,
-                      colorbar=_cbar("a_tj"),
-                      hovertemplate="output step %{y}<br>source position %{x}<br>a = %{z:.3f}<extra></extra>")
+    heat = go.Heatmap(
+        z=A,
+        x=list(range(S)),
+        y=list(range(T_out)),
+        colorscale=MAGNITUDE,
+        zmin=0,
+        zmax=1,
+        colorbar=_cbar("a_tj"),
+        hovertemplate="output step %{y}<br>source position %{x}<br>a = %{z:.3f}<extra></extra>",
+    )
     shapes = [_row_box(highlight, S, VERMILLION)] if highlight is not None and 0 <= highlight < T_out else []
-    return _fig([heat], title, max(300, 30 * T_out + 170), shapes=shapes,
-                xaxis=_ax("source token x_j", tickvals=list(range(S)), ticktext=_tick_labels(src_tokens)),
-                yaxis=_ax("output step t (token)", tickvals=list(range(T_out)), ticktext=_tick_labels(out_tokens),
-                          autorange="reversed"))
+    return _fig(
+        [heat],
+        title,
+        max(300, 30 * T_out + 170),
+        shapes=shapes,
+        xaxis=_ax("source token x_j", tickvals=list(range(S)), ticktext=_tick_labels(src_tokens)),
+        yaxis=_ax(
+            "output step t (token)",
+            tickvals=list(range(T_out)),
+            ticktext=_tick_labels(out_tokens),
+            autorange="reversed",
+        ),
+    )
 
 
-def cross_entropy_figure(ce: Sequence[float], target_tokens: Sequence[str], chosen_tokens: Sequence[str],
-                         highlight: int | None = None) -> go.Figure:
+def cross_entropy_figure(
+    ce: Sequence[float], target_tokens: Sequence[str], chosen_tokens: Sequence[str], highlight: int | None = None
+) -> go.Figure:
     """Per-token cross-entropy -log p_t(y_t) under teacher forcing; steps where the model's own top choice differs
     from the target are orange, the current step vermillion; the dashed line is the mean (the loss)."""
     ce = np.asarray(ce, dtype=float)
     colors = [ORANGE if a != b else BLUE for a, b in zip(target_tokens, chosen_tokens)]
     if highlight is not None and 0 <= highlight < len(colors):
         colors[highlight] = VERMILLION
-    custom = np.array([[label(a), label(b), f"{np.exp(-v):.3f}"] for a, b, v in zip(target_tokens, chosen_tokens, ce)],
-                      dtype=object).reshape(len(ce), 3)
-    bars = go.Bar(x=list(range(len(ce))), y=ce, marker_color=colors, customdata=custom,
-                  hovertemplate="target %{customdata[0]}, model's top choice %{customdata[1]}<br>"
-                                "p(target) = %{customdata[2]}, -log p = %{y:.3f}<extra></extra>")
+    custom = np.array(
+        [[label(a), label(b), f"{np.exp(-v):.3f}"] for a, b, v in zip(target_tokens, chosen_tokens, ce)], dtype=object
+    ).reshape(len(ce), 3)
+    bars = go.Bar(
+        x=list(range(len(ce))),
+        y=ce,
+        marker_color=colors,
+        customdata=custom,
+        hovertemplate="target %{customdata[0]}, model's top choice %{customdata[1]}<br>"
+        "p(target) = %{customdata[2]}, -log p = %{y:.3f}<extra></extra>",
+    )
     mean = float(ce.mean()) if len(ce) else 0.0
-    return _fig([bars], "Per-token cross-entropy (orange: model's top choice ≠ target)", 380,
-                xaxis=_ax("output step t (target token y_t)", tickvals=list(range(len(ce))),
-                          ticktext=_tick_labels(target_tokens)),
-                yaxis=_ax("cross-entropy −log p_t(y_t)", rangemode="tozero"),
-                shapes=[dict(type="line", x0=0, x1=1, xref="paper", y0=mean, y1=mean,
-                             line=dict(color="black", dash="dash"))],
-                annotations=[dict(x=1, xref="paper", y=mean, text=f"mean (the loss) = {mean:.3f}", showarrow=False,
-                                  xanchor="right", yanchor="bottom", font=dict(size=16))])
+    return _fig(
+        [bars],
+        "Per-token cross-entropy (orange: model's top choice ≠ target)",
+        380,
+        xaxis=_ax(
+            "output step t (target token y_t)", tickvals=list(range(len(ce))), ticktext=_tick_labels(target_tokens)
+        ),
+        yaxis=_ax("cross-entropy −log p_t(y_t)", rangemode="tozero"),
+        shapes=[dict(type="line", x0=0, x1=1, xref="paper", y0=mean, y1=mean, line=dict(color="black", dash="dash"))],
+        annotations=[
+            dict(
+                x=1,
+                xref="paper",
+                y=mean,
+                text=f"mean (the loss) = {mean:.3f}",
+                showarrow=False,
+                xanchor="right",
+                yanchor="bottom",
+                font=dict(size=16),
+            )
+        ],
+    )
 
 
 def decoder_states_figure(S: np.ndarray, out_tokens: Sequence[str], highlight: int | None = None) -> go.Figure:
     """Decoder states s_1..s_T (top layer) as a heatmap, rows labelled with the token produced at that step."""
-    return states_heatmap(S, out_tokens, "Decoder states s_t (top layer)", highlight=highlight,
-                          ylabel="output step t (token)", colorbar="s value")
+    return states_heatmap(
+        S,
+        out_tokens,
+        "Decoder states s_t (top layer)",
+        highlight=highlight,
+        ylabel="output step t (token)",
+        colorbar="s value",
+    )
 
 
-def beam_tree_figure(nodes: Sequence, itos: Sequence[str], best_ids: Sequence[int] = (),
-                     max_pruned_per_step: int | None = None) -> go.Figure:
+def beam_tree_figure(
+    nodes: Sequence, itos: Sequence[str], best_ids: Sequence[int] = (), max_pruned_per_step: int | None = None
+) -> go.Figure:
     """The beam search tree: steps on x, one labelled node per hypothesis extension. Kept nodes (survived the
     top-k cut) are filled blue circles joined by solid lines; pruned ones hollow grey; finished (<eos>) hypotheses
     orange diamonds; the best final hypothesis is traced in thick black. Hover: token, log p, cumulative score.
@@ -511,19 +845,34 @@ def beam_tree_figure(nodes: Sequence, itos: Sequence[str], best_ids: Sequence[in
         for n, _ in shown:
             if pred(n) and n.parent is not None and n.parent in pos:
                 (x0, y0), (x1, y1) = pos[n.parent], pos[n.id]
-                xs += [x0, x1, None]; ys += [y0, y1, None]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
-                                 line=dict(color=BLUE if style == "kept" else "rgba(150,150,150,0.6)",
-                                           width=2 if style == "kept" else 1,
-                                           dash="solid" if style == "kept" else "dot")))
+                xs += [x0, x1, None]
+                ys += [y0, y1, None]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                hoverinfo="skip",
+                showlegend=False,
+                line=dict(
+                    color=BLUE if style == "kept" else "rgba(150,150,150,0.6)",
+                    width=2 if style == "kept" else 1,
+                    dash="solid" if style == "kept" else "dot",
+                ),
+            )
+        )
     xs, ys = [], []
     for n, _ in shown:
         if n.id in best and n.parent is not None and n.parent in pos:
             (x0, y0), (x1, y1) = pos[n.parent], pos[n.id]
-            xs += [x0, x1, None]; ys += [y0, y1, None]
+            xs += [x0, x1, None]
+            ys += [y0, y1, None]
     if xs:
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="black", width=5), name="best hypothesis",
-                                 hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=xs, y=ys, mode="lines", line=dict(color="black", width=5), name="best hypothesis", hoverinfo="skip"
+            )
+        )
     # <eos> nodes are diamonds WITHOUT a text label (the legend names them, hover says <eos>): five-character
     # "<eos>" labels on neighbouring steps ran into each other. Long word tokens are shortened on the figure for the
     # same reason (full text in hover).
@@ -540,10 +889,16 @@ def beam_tree_figure(nodes: Sequence, itos: Sequence[str], best_ids: Sequence[in
         return label(t if len(t) <= short + 1 or (t.startswith("<") and t.endswith(">")) else t[:short] + "…")
 
     groups = (
-        ("kept", lambda n: n.kept and not n.finished and n.token_id not in eos,
-         dict(symbol="circle", color=BLUE, size=26)),
-        ("finished (<eos>)", lambda n: n.kept and (n.finished or n.token_id in eos),
-         dict(symbol="diamond", color=ORANGE, size=28)),
+        (
+            "kept",
+            lambda n: n.kept and not n.finished and n.token_id not in eos,
+            dict(symbol="circle", color=BLUE, size=26),
+        ),
+        (
+            "finished (<eos>)",
+            lambda n: n.kept and (n.finished or n.token_id in eos),
+            dict(symbol="diamond", color=ORANGE, size=28),
+        ),
         ("pruned", lambda n: not n.kept and n.token_id not in eos, dict(symbol="circle-open", color=GREY, size=22)),
         ("pruned <eos>", lambda n: not n.kept and n.token_id in eos, dict(symbol="diamond-open", color=GREY, size=22)),
     )
@@ -551,23 +906,39 @@ def beam_tree_figure(nodes: Sequence, itos: Sequence[str], best_ids: Sequence[in
         sel = [n for n, _ in shown if pred(n)]
         if not sel and name == "pruned <eos>":
             continue
-        fig.add_trace(go.Scatter(
-            x=[pos[n.id][0] for n in sel], y=[pos[n.id][1] for n in sel], mode="markers+text", name=label(name),
-            text=[text(n) for n in sel],
-            textposition="top center", textfont=dict(size=18, color="#555" if name.startswith("pruned") else "black"),
-            marker=dict(line=dict(width=2, color=marker["color"]), **marker),
-            customdata=[[label(tok(n)), n.logprob, n.score,
-                         "kept" if n.kept and not n.finished else "finished" if n.kept else "pruned"] for n in sel],
-            hovertemplate="%{customdata[0]}<br>log p(token) = %{customdata[1]:.3f}<br>"
-                          "score (sum of log p) = %{customdata[2]:.3f}<br>%{customdata[3]}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[n.id][0] for n in sel],
+                y=[pos[n.id][1] for n in sel],
+                mode="markers+text",
+                name=label(name),
+                text=[text(n) for n in sel],
+                textposition="top center",
+                textfont=dict(size=18, color="#555" if name.startswith("pruned") else "black"),
+                marker=dict(line=dict(width=2, color=marker["color"]), **marker),
+                customdata=[
+                    [
+                        label(tok(n)),
+                        n.logprob,
+                        n.score,
+                        "kept" if n.kept and not n.finished else "finished" if n.kept else "pruned",
+                    ]
+                    for n in sel
+                ],
+                hovertemplate="%{customdata[0]}<br>log p(token) = %{customdata[1]:.3f}<br>"
+                "score (sum of log p) = %{customdata[2]:.3f}<br>%{customdata[3]}<extra></extra>",
+            )
+        )
     n_rows = max((y for _, y in shown), default=0) + 1
     last = max((pos[n.id][0] for n, _ in shown), default=0)
     fig.update_xaxes(title_text="decoder step t", dtick=1, range=[-0.6, last + 0.6])
     fig.update_yaxes(visible=False, range=[-n_rows + 0.3, 0.8])
-    fig = _style(fig, "Beam search tree (node = token added; thick black = best hypothesis)",
-                 max(380, 52 * n_rows + 210),
-                 legend=dict(orientation="h", x=0, y=1.0, xanchor="left", yanchor="bottom", font=dict(size=16)))
+    fig = _style(
+        fig,
+        "Beam search tree (node = token added; thick black = best hypothesis)",
+        max(380, 52 * n_rows + 210),
+        legend=dict(orientation="h", x=0, y=1.0, xanchor="left", yanchor="bottom", font=dict(size=16)),
+    )
     fig.update_layout(margin=dict(t=100))
     return fig
 
@@ -590,11 +961,13 @@ def force_compare_figure(before: Sequence[str], after: Sequence[str], t_forced: 
     header = ["step"] + [str(t + 1) for t in range(n)]
     cells = [["before", "after"]] + [[label(b[t]), label(a[t])] for t in range(n)]
     fills = [["#EEEEEE", "#EEEEEE"]] + [[fill_b[t], fill_a[t]] for t in range(n)]
-    fig = go.Figure(go.Table(
-        header=dict(values=header, font=dict(size=18), fill_color="#DDDDDD", height=34),
-        cells=dict(values=cells, fill_color=fills, font=dict(size=20), height=36),
-        columnwidth=[2] + [1] * n,
-    ))
+    fig = go.Figure(
+        go.Table(
+            header=dict(values=header, font=dict(size=18), fill_color="#DDDDDD", height=34),
+            cells=dict(values=cells, fill_color=fills, font=dict(size=20), height=36),
+            columnwidth=[2] + [1] * n,
+        )
+    )
     return _style(fig, f"Forcing step {t_forced + 1}: before and after (orange = forced, blue = changed later)", 230)
 
 

@@ -1,15 +1,16 @@
 """Shared Streamlit helpers of the three inspection pages (Encoder, Hidden states & context, Decoder).
 
-  * input_picker: the source text (typed, or picked from the model's examples), validated with clear messages;
-    one shared value across the three pages, so the decoder decodes what the encoder page just stepped through;
-  * cached: a small per-session cache keyed by (current model, what was computed), so moving a slider never
-    recomputes a trace: a rerun only builds the figures for the visible step;
-  * plot: st.plotly_chart with the app's settings.
+* input_picker: the source text (typed, or picked from the model's examples), validated with clear messages;
+  one shared value across the three pages, so the decoder decodes what the encoder page just stepped through;
+* cached: a small per-session cache keyed by (current model, what was computed), so moving a slider never
+  recomputes a trace: a rerun only builds the figures for the visible step;
+* plot: st.plotly_chart with the app's settings.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -57,17 +58,27 @@ def input_picker(cur: Current, label: str = "Input sequence x") -> list[str] | N
         st.session_state[K_SRC_UID] = cur.uid
         st.session_state[K_TEXT] = examples[0] if examples else ""
         st.session_state.pop(K_EXAMPLE, None)
-    mode = {"char": "characters", "word": "words and punctuation marks",
-            "subword": "subword pieces (learned by byte-pair encoding)"}.get(cur.tokens, cur.tokens)
+    mode = {
+        "char": "characters",
+        "word": "words and punctuation marks",
+        "subword": "subword pieces (learned by byte-pair encoding)",
+    }.get(cur.tokens, cur.tokens)
     c1, c2 = st.columns([3, 2])
     with c1:
         st.session_state[K_SRC] = st.session_state.get(K_TEXT, "")  # the box shows the shared text on every page
-        text = st.text_input(label, key=K_SRC, on_change=_typed,
-                             help=f"Tokens are {mode}. Pick an example or type your own.")
+        text = st.text_input(
+            label, key=K_SRC, on_change=_typed, help=f"Tokens are {mode}. Pick an example or type your own."
+        )
     with c2:
         if examples:
-            st.selectbox("…or pick an example", examples, index=None, key=K_EXAMPLE, on_change=_use_example,
-                         placeholder="choose an example input")
+            st.selectbox(
+                "…or pick an example",
+                examples,
+                index=None,
+                key=K_EXAMPLE,
+                on_change=_use_example,
+                placeholder="choose an example input",
+            )
     try:
         tokens, warnings = check_input_text(text, cur.src_vocab, cur.tokenizer, get_limits().max_seq_len)
     except DataError as e:

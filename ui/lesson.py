@@ -8,6 +8,7 @@ Keyboard (Streamlit button shortcuts): PageDown / PageUp = next / previous lesso
 sends), Right / Left = next / previous timestep on the Encoder and Decoder pages, Alt+P = presenter mode (larger text).
 The steps are plain data (STEPS); the texts are ours, in the seed documents' notation (x_t, h_t, c, s_t, y_t, a_t).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,53 +34,104 @@ class Step:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("Text becomes timesteps", "pages/data.py", "reverse",
-         "A model cannot read letters: the text is cut into **tokens** (here characters), each token gets an id "
-         "from the vocabulary, and each token is one **timestep** x_t. Sequences in a batch have different lengths, "
-         "so the shorter ones are filled up with ⟨pad⟩ to the longest; the model skips the padding.",
-         ("the example's tokens and ids, one column per timestep t", "the ⟨pad⟩ cells at the end of shorter rows",
-          "the decoder's input starts with ⟨sos⟩, its target ends with ⟨eos⟩")),
-    Step("The encoder reads: h_t", "pages/encoder.py", "reverse",
-         "The encoder reads one token per timestep and updates its hidden state: **h_t = f(x_t, h_{t−1})**. "
-         "h_t is a vector of H numbers, a running summary of x_1 … x_t. Press → to read the next token.",
-         ("the token read at this step", "how the gates decide what to keep of h_{t−1}",
-          "the new h_t: the same number of units at every timestep, however long the input"),
-         input="hello", preset={"enc_step": 1}),
-    Step("The context vector c: a bottleneck", "pages/states.py", "dates",
-         "Without attention, all the decoder gets is the final state: the **context vector c = q(h_1, …, h_T)**. "
-         "Every input, short or long, is squeezed into these H numbers: a bottleneck. Inputs that mean the same "
-         "thing should end up with similar c.",
-         ("all encoder states h_1 … h_T, one row per timestep", "the context vector c below them: one vector",
-          "Compare two inputs: same date, different formats, similar c?")),
-    Step("Attention: where the decoder looks", "pages/decoder.py", "reverse",
-         "With attention the decoder does not rely on c alone: at every output step it scores every h_j against its "
-         "state s_{t−1}, turns the scores into weights **a_t = softmax(scores)** and reads **c_t = Σ_j a_tj h_j**. "
-         "Press → to move to the next output step.",
-         ("the attention weights a_t over the source tokens", "for reversal they slide from the last letter "
-          "back to the first", "the distribution p_t and the token chosen at this step"),
-         input="hello", preset={"dec_step": 1, "dec_strategy": "Greedy", "dec_mode": "Free-running"}),
-    Step("Decoding strategies", "pages/decoder.py", "translate",
-         "The decoder gives a distribution p_t over the next token; a **strategy** picks one. Greedy takes the most "
-         "likely, sampling draws one (temperature: how adventurous), beam search keeps the k best partial outputs "
-         "and can find a better whole sentence than greedy.",
-         ("the beam tree: the k hypotheses kept at each step", "the best hypothesis and its total log-probability",
-          "switch to sampling and raise the temperature: outputs get varied, then wrong"),
-         input="the big dog sees a cat", preset={"dec_strategy": "Beam search", "dec_step": 1}),
-    Step("Training: one example, one step", "pages/one_step.py", "reverse",
-         "Training shows the model a pair (x, y). Teacher-forced, the decoder predicts each y_t; the loss is the mean "
-         "**−log p_t(y_t)**. Backpropagation sends the error back through every s_t and h_t, and the optimizer moves "
-         "every weight a little. Every example in every epoch goes through exactly this.",
-         ("the cross-entropy of each target token and their mean", "press Next stage: the gradient at each timestep",
-          "stage 5: how far each group of weights moved, and the loss before and after"),
-         preset={"step_stage": "3. The loss"}),
-    Step("Vanishing gradients", "pages/one_step.py", "copy",
-         "In a vanilla RNN the gradient is multiplied by the recurrent weights and squashed by tanh at every step "
-         "back in time, so it **shrinks towards the first timesteps**: early tokens hardly change what is learned. "
-         "Gates (GRU, LSTM) and attention give the gradient shorter paths.",
-         ("‖∂loss/∂h_t‖ per encoder timestep (switch on the logarithmic axis)", "this is a vanilla RNN with "
-          "attention: the direct paths keep the early bars alive", "the Train page draws the same per timestep "
-          "during a run"),
-         preset={"step_stage": "4. Backward", "step_log": True}),
+    Step(
+        "Text becomes timesteps",
+        "pages/data.py",
+        "reverse",
+        "A model cannot read letters: the text is cut into **tokens** (here characters), each token gets an id "
+        "from the vocabulary, and each token is one **timestep** x_t. Sequences in a batch have different lengths, "
+        "so the shorter ones are filled up with ⟨pad⟩ to the longest; the model skips the padding.",
+        (
+            "the example's tokens and ids, one column per timestep t",
+            "the ⟨pad⟩ cells at the end of shorter rows",
+            "the decoder's input starts with ⟨sos⟩, its target ends with ⟨eos⟩",
+        ),
+    ),
+    Step(
+        "The encoder reads: h_t",
+        "pages/encoder.py",
+        "reverse",
+        "The encoder reads one token per timestep and updates its hidden state: **h_t = f(x_t, h_{t−1})**. "
+        "h_t is a vector of H numbers, a running summary of x_1 … x_t. Press → to read the next token.",
+        (
+            "the token read at this step",
+            "how the gates decide what to keep of h_{t−1}",
+            "the new h_t: the same number of units at every timestep, however long the input",
+        ),
+        input="hello",
+        preset={"enc_step": 1},
+    ),
+    Step(
+        "The context vector c: a bottleneck",
+        "pages/states.py",
+        "dates",
+        "Without attention, all the decoder gets is the final state: the **context vector c = q(h_1, …, h_T)**. "
+        "Every input, short or long, is squeezed into these H numbers: a bottleneck. Inputs that mean the same "
+        "thing should end up with similar c.",
+        (
+            "all encoder states h_1 … h_T, one row per timestep",
+            "the context vector c below them: one vector",
+            "Compare two inputs: same date, different formats, similar c?",
+        ),
+    ),
+    Step(
+        "Attention: where the decoder looks",
+        "pages/decoder.py",
+        "reverse",
+        "With attention the decoder does not rely on c alone: at every output step it scores every h_j against its "
+        "state s_{t−1}, turns the scores into weights **a_t = softmax(scores)** and reads **c_t = Σ_j a_tj h_j**. "
+        "Press → to move to the next output step.",
+        (
+            "the attention weights a_t over the source tokens",
+            "for reversal they slide from the last letter back to the first",
+            "the distribution p_t and the token chosen at this step",
+        ),
+        input="hello",
+        preset={"dec_step": 1, "dec_strategy": "Greedy", "dec_mode": "Free-running"},
+    ),
+    Step(
+        "Decoding strategies",
+        "pages/decoder.py",
+        "translate",
+        "The decoder gives a distribution p_t over the next token; a **strategy** picks one. Greedy takes the most "
+        "likely, sampling draws one (temperature: how adventurous), beam search keeps the k best partial outputs "
+        "and can find a better whole sentence than greedy.",
+        (
+            "the beam tree: the k hypotheses kept at each step",
+            "the best hypothesis and its total log-probability",
+            "switch to sampling and raise the temperature: outputs get varied, then wrong",
+        ),
+        input="the big dog sees a cat",
+        preset={"dec_strategy": "Beam search", "dec_step": 1},
+    ),
+    Step(
+        "Training: one example, one step",
+        "pages/one_step.py",
+        "reverse",
+        "Training shows the model a pair (x, y). Teacher-forced, the decoder predicts each y_t; the loss is the mean "
+        "**−log p_t(y_t)**. Backpropagation sends the error back through every s_t and h_t, and the optimizer moves "
+        "every weight a little. Every example in every epoch goes through exactly this.",
+        (
+            "the cross-entropy of each target token and their mean",
+            "press Next stage: the gradient at each timestep",
+            "stage 5: how far each group of weights moved, and the loss before and after",
+        ),
+        preset={"step_stage": "3. The loss"},
+    ),
+    Step(
+        "Vanishing gradients",
+        "pages/one_step.py",
+        "copy",
+        "In a vanilla RNN the gradient is multiplied by the recurrent weights and squashed by tanh at every step "
+        "back in time, so it **shrinks towards the first timesteps**: early tokens hardly change what is learned. "
+        "Gates (GRU, LSTM) and attention give the gradient shorter paths.",
+        (
+            "‖∂loss/∂h_t‖ per encoder timestep (switch on the logarithmic axis)",
+            "this is a vanilla RNN with attention: the direct paths keep the early bars alive",
+            "the Train page draws the same per timestep during a run",
+        ),
+        preset={"step_stage": "4. Backward", "step_log": True},
+    ),
 )
 
 
@@ -157,25 +209,66 @@ def banner(page) -> None:
         st.markdown(step.say)
         st.markdown("**Point at:** " + " · ".join(step.point))
         cols = st.columns(4, vertical_alignment="center")
-        cols[0].button("Back", key="lesson_back", on_click=_go, args=(-1,), disabled=k == 0, shortcut=BACK_KEY,
-                       icon=":material/arrow_back:", width="stretch")
-        cols[1].button("Next", key="lesson_next", on_click=_go, args=(1,), disabled=k == len(STEPS) - 1,
-                       shortcut=NEXT_KEY, type="primary", icon=":material/arrow_forward:", width="stretch")
+        cols[0].button(
+            "Back",
+            key="lesson_back",
+            on_click=_go,
+            args=(-1,),
+            disabled=k == 0,
+            shortcut=BACK_KEY,
+            icon=":material/arrow_back:",
+            width="stretch",
+        )
+        cols[1].button(
+            "Next",
+            key="lesson_next",
+            on_click=_go,
+            args=(1,),
+            disabled=k == len(STEPS) - 1,
+            shortcut=NEXT_KEY,
+            type="primary",
+            icon=":material/arrow_forward:",
+            width="stretch",
+        )
         slider = TIMESTEP_SLIDERS.get(getattr(page, "url_path", ""))
         if slider:
-            cols[2].button("t − 1", key="lesson_ts_back", on_click=_timestep, args=(slider, -1), shortcut=TS_BACK,
-                           width="stretch", help="One timestep back")
-            cols[3].button("t + 1", key="lesson_ts_next", on_click=_timestep, args=(slider, 1), shortcut=TS_NEXT,
-                           width="stretch", help="One timestep on")
+            cols[2].button(
+                "t − 1",
+                key="lesson_ts_back",
+                on_click=_timestep,
+                args=(slider, -1),
+                shortcut=TS_BACK,
+                width="stretch",
+                help="One timestep back",
+            )
+            cols[3].button(
+                "t + 1",
+                key="lesson_ts_next",
+                on_click=_timestep,
+                args=(slider, 1),
+                shortcut=TS_NEXT,
+                width="stretch",
+                help="One timestep on",
+            )
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
         st.session_state[K_PRESENTER + "_w"] = bool(st.session_state.get(K_PRESENTER))
-        c1.toggle("Presenter mode: larger text", key=K_PRESENTER + "_w", on_change=_sync_presenter,
-                  help=f"Shortcut: {PRESENTER_KEY}")
+        c1.toggle(
+            "Presenter mode: larger text",
+            key=K_PRESENTER + "_w",
+            on_change=_sync_presenter,
+            help=f"Shortcut: {PRESENTER_KEY}",
+        )
         c2.button("End lesson", key="lesson_end", on_click=stop, width="stretch")
 
 
 def presenter_shortcut() -> None:
     """Alt+P flips presenter mode on any page (a small button in the sidebar)."""
-    st.button("Presenter mode (larger text)", key="lesson_presenter_btn", shortcut=PRESENTER_KEY,
-              icon=":material/co_present:", width="stretch",
-              on_click=_flip_presenter, help=f"Shortcut: {PRESENTER_KEY}")
+    st.button(
+        "Presenter mode (larger text)",
+        key="lesson_presenter_btn",
+        shortcut=PRESENTER_KEY,
+        icon=":material/co_present:",
+        width="stretch",
+        on_click=_flip_presenter,
+        help=f"Shortcut: {PRESENTER_KEY}",
+    )

@@ -3,6 +3,7 @@
 A slow curve must be explained: with fair sharing (seq2seq/trainer.py) every run trains at once and N runs each get
 about 1/N of the server, so the page says how many share it, what this run gets, and the steps/s it measures.
 """
+
 from __future__ import annotations
 
 
@@ -35,11 +36,15 @@ def load_text(load: dict) -> str:
         parts.append(f"{load['paused']} paused")
     if load.get("queued"):
         parts.append(f"{load['queued']} waiting for room")
-    return (f"This server: {' · '.join(parts)} (room for {load['max_runs']} at once, "
-            f"on {load['workers']} core{'s' if load['workers'] != 1 else ''})")
+    return (
+        f"This server: {' · '.join(parts)} (room for {load['max_runs']} at once, "
+        f"on {load['workers']} core{'s' if load['workers'] != 1 else ''})"
+    )
 
 
 def lesson_text(seconds: float, from_link: bool) -> str:
     where = "the lesson link" if from_link else "this server (SEQ2SEQ_LESSON_SECONDS)"
-    return (f"Lesson setting: every run trains for {seconds:g} s, whatever is chosen above (set by {where}), so "
-            f"the whole class finishes together.")
+    return (
+        f"Lesson setting: every run trains for {seconds:g} s, whatever is chosen above (set by {where}), so "
+        f"the whole class finishes together."
+    )

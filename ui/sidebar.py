@@ -1,5 +1,6 @@
 """The sidebar on every page: the current model, and ways to change it (pretrained, trained here, uploaded) or save it;
 the Train page run's status, live; and a link that opens this whole setup."""
+
 from __future__ import annotations
 
 import re
@@ -30,6 +31,7 @@ def _on_pick() -> None:
             state.set_current(ckpt, f"pretrained: {key} ({state.describe(ckpt.model_cfg)})")
         elif kind == "trained":
             import copy
+
             state.set_current(copy.deepcopy(state.trained_models()[key]), key)
     except CheckpointError as e:
         state.notice(f"Could not load {label}: {e}", where="sidebar")
@@ -43,9 +45,12 @@ def _label_of(cur: state.Current, choices: dict) -> str | None:
 
 
 def _upload() -> None:
-    up = st.file_uploader("Upload a checkpoint (.zip)", type=["zip"], key="sb_upload",
-                          help="A .zip made by the Download button or by `python -m seq2seq train --out DIR` "
-                               "(zip the folder's files).")
+    up = st.file_uploader(
+        "Upload a checkpoint (.zip)",
+        type=["zip"],
+        key="sb_upload",
+        help="A .zip made by the Download button or by `python -m seq2seq train --out DIR` (zip the folder's files).",
+    )
     if up is None or st.session_state.get(K_UPLOAD_SEEN) == up.file_id:
         return
     st.session_state[K_UPLOAD_SEEN] = up.file_id
@@ -134,17 +139,24 @@ def _share() -> None:
     params = state.share_params()
     link = state.share_link(params)
     with st.expander("Share this setup", icon=":material/link:"):
-        st.code(link or "(all settings are at their defaults: the app's address opens this setup)", language=None,
-                wrap_lines=True)
-        notes = ["Copy it with the button at its right: it opens this page with the same data, model and training "
-                 "settings. The address bar holds the same link."]
+        st.code(
+            link or "(all settings are at their defaults: the app's address opens this setup)",
+            language=None,
+            wrap_lines=True,
+        )
+        notes = [
+            "Copy it with the button at its right: it opens this page with the same data, model and training "
+            "settings. The address bar holds the same link."
+        ]
         if not link.startswith("http"):
             notes.append("Put the app's address in front of it (for example http://localhost:8501/train).")
         if state.setting("source") != state.DATA_SOURCES[0]:
             notes.append("An uploaded data file cannot travel in a link: share the file too.")
         if state.URL_MODEL not in params and state.current_pretrained() is None:
-            notes.append("The current model was trained here or uploaded: the link opens the default pretrained "
-                         "model; share the model with the Download button.")
+            notes.append(
+                "The current model was trained here or uploaded: the link opens the default pretrained "
+                "model; share the model with the Download button."
+            )
         st.caption(" ".join(notes))
 
 
@@ -153,20 +165,34 @@ def _code_download(cur: state.Current) -> None:
     clicked. A model the exporter cannot write (an unknown tokenization) gets a one-line reason instead."""
     from seq2seq.export import ExportError, check_exportable, zip_bytes
 
-    ckpt = Checkpoint(model=cur.model, model_cfg=cur.model_cfg, train_cfg=cur.train_cfg, tokens=cur.tokens,
-                      src_vocab=cur.src_vocab, tgt_vocab=cur.tgt_vocab, metrics=cur.metrics, history=cur.history,
-                      task=cur.task)
+    ckpt = Checkpoint(
+        model=cur.model,
+        model_cfg=cur.model_cfg,
+        train_cfg=cur.train_cfg,
+        tokens=cur.tokens,
+        src_vocab=cur.src_vocab,
+        tgt_vocab=cur.tgt_vocab,
+        metrics=cur.metrics,
+        history=cur.history,
+        task=cur.task,
+    )
     try:
         check_exportable(ckpt)
     except ExportError as e:
         st.caption(f"No code download for this model: {e}")
         return
     stem = re.sub(r"[^A-Za-z0-9_]", "_", cur.task or "seq2seq")[:40] + "_model"  # a task name may be anything
-    st.download_button("Download the code behind it (.py)", data=lambda: zip_bytes(ckpt, stem),
-                       file_name=f"{stem}.zip", mime="application/zip", icon=":material/code:", width="stretch",
-                       help=f"A zip of {stem}.py (the model, tokenizer, vocabulary, a greedy decoder and a short "
-                            f"training loop; needs only PyTorch and safetensors) and its weights {stem}.safetensors. "
-                            f"Unzip, then:  python {stem}.py \"your input\"")
+    st.download_button(
+        "Download the code behind it (.py)",
+        data=lambda: zip_bytes(ckpt, stem),
+        file_name=f"{stem}.zip",
+        mime="application/zip",
+        icon=":material/code:",
+        width="stretch",
+        help=f"A zip of {stem}.py (the model, tokenizer, vocabulary, a greedy decoder and a short "
+        f"training loop; needs only PyTorch and safetensors) and its weights {stem}.safetensors. "
+        f'Unzip, then:  python {stem}.py "your input"',
+    )
 
 
 def render() -> None:
@@ -183,18 +209,41 @@ def render() -> None:
                 st.session_state[K_PICK] = label
             elif K_PICK in st.session_state:
                 del st.session_state[K_PICK]
-            st.selectbox("Switch model", list(choices), index=None, key=K_PICK, on_change=_on_pick,
-                         placeholder="Choose a model…",
-                         help="Shipped pretrained models, and the models you trained in this session.")
+            st.selectbox(
+                "Switch model",
+                list(choices),
+                index=None,
+                key=K_PICK,
+                on_change=_on_pick,
+                placeholder="Choose a model…",
+                help="Shipped pretrained models, and the models you trained in this session.",
+            )
         _upload()
         cur = state.current()
 
         def _zip(c=cur) -> bytes:
-            return to_zip_bytes(Checkpoint(model=c.model, model_cfg=c.model_cfg, train_cfg=c.train_cfg, tokens=c.tokens,
-                                           src_vocab=c.src_vocab, tgt_vocab=c.tgt_vocab, metrics=c.metrics,
-                                           history=c.history, task=c.task, tokenizer=c.tokenizer))
+            return to_zip_bytes(
+                Checkpoint(
+                    model=c.model,
+                    model_cfg=c.model_cfg,
+                    train_cfg=c.train_cfg,
+                    tokens=c.tokens,
+                    src_vocab=c.src_vocab,
+                    tgt_vocab=c.tgt_vocab,
+                    metrics=c.metrics,
+                    history=c.history,
+                    task=c.task,
+                    tokenizer=c.tokenizer,
+                )
+            )
 
-        st.download_button("Download current model (.zip)", data=_zip, file_name="seq2seq-model.zip",
-                           mime="application/zip", icon=":material/download:", width="stretch")
+        st.download_button(
+            "Download current model (.zip)",
+            data=_zip,
+            file_name="seq2seq-model.zip",
+            mime="application/zip",
+            icon=":material/download:",
+            width="stretch",
+        )
         _code_download(cur)
         _share()

@@ -9,6 +9,7 @@ Every browser tab (a Streamlit "session") has its own:
 Shared, read-only things (pretrained checkpoints, the worker pool) are cached once per process with st.cache_resource;
 anything a session may change (a model's weights) is copied first.
 """
+
 from __future__ import annotations
 
 import copy
@@ -57,7 +58,9 @@ class Current:
     history: dict
     examples: list[str]
     tokenizer: Any = None  # seq2seq.tokens.Tokenizer: how this model cuts text (and joins its output back)
-    uid: str = field(default_factory=lambda: uuid.uuid4().hex)  # changes whenever the current model changes: a cache key
+    uid: str = field(
+        default_factory=lambda: uuid.uuid4().hex
+    )  # changes whenever the current model changes: a cache key
 
     def __post_init__(self):
         if self.tokenizer is None:  # the plain tokenizer of `tokens` (char / word)
@@ -71,7 +74,10 @@ def list_pretrained() -> list[tuple[str, Path]]:
     """(folder name, path) of every shipped checkpoint, preferred first, then alphabetical."""
     if not PRETRAINED_DIR.is_dir():
         return []
-    found = [p for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file() and (p / "model.safetensors").is_file()]
+    found = [
+        p for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file() and (p / "model.safetensors").is_file()
+    ]
+
     def rank(p: Path) -> int:  # "reverse" also ranks "reverse_lstm_attention" first
         return next((i for i, n in enumerate(PREFERRED) if p.name.startswith(n)), len(PREFERRED))
 
@@ -174,8 +180,17 @@ def _untrained_fallback():
 
     data = build_data(generate_splits("reverse", n_train=200, n_valid=20, n_test=20, seed=0), tokens="char")
     cfg = ModelConfig(len(data.src_vocab), len(data.tgt_vocab), cell="lstm", embed=16, hidden=32, attention="additive")
-    return Checkpoint(model=Seq2Seq(cfg), model_cfg=cfg, train_cfg=None, tokens="char", src_vocab=data.src_vocab,
-                      tgt_vocab=data.tgt_vocab, metrics={}, history={}, task="reverse")
+    return Checkpoint(
+        model=Seq2Seq(cfg),
+        model_cfg=cfg,
+        train_cfg=None,
+        tokens="char",
+        src_vocab=data.src_vocab,
+        tgt_vocab=data.tgt_vocab,
+        metrics={},
+        history={},
+        task="reverse",
+    )
 
 
 def trained_models() -> dict:
@@ -189,8 +204,13 @@ DATA_SOURCES = ("Built-in task", "Upload a file")
 TOKEN_CHOICES = ("char", "word", "subword")
 DEFAULT_VOCAB_SIZE = 1000  # subword pieces (seq2seq.tokens.DEFAULT_VOCAB_SIZE)
 PARAM_BOUNDS = {  # task parameter -> (min, max) for the Data page's number inputs; others: (0, 10_000)
-    "min_len": (1, None), "max_len": (1, None), "digits": (1, 9), "min_digits": (1, 9),  # None: limits.max_seq_len
-    "min_year": (1, 9999), "max_year": (1, 9999), "max_adjectives": (0, 4),
+    "min_len": (1, None),
+    "max_len": (1, None),
+    "digits": (1, 9),
+    "min_digits": (1, 9),  # None: limits.max_seq_len
+    "min_year": (1, 9999),
+    "max_year": (1, 9999),
+    "max_adjectives": (0, 4),
 }
 EMBED_SIZES = (4, 8, 16, 32, 64, 128, 256)
 HIDDEN_SIZES = (4, 8, 16, 32, 64, 128, 256, 512)
@@ -272,8 +292,7 @@ def _settings(lim) -> dict[str, Setting]:  # built once per set of limits (it is
     from seq2seq.config import ATTENTIONS, CELLS, LR_SCHEDULES, OPTIMIZERS
     from seq2seq.tasks import TASKS
 
-    out = {"source": Setting("data", DATA_SOURCES[0], DATA_SOURCES),
-           "task": Setting("data", "reverse", tuple(TASKS))}
+    out = {"source": Setting("data", DATA_SOURCES[0], DATA_SOURCES), "task": Setting("data", "reverse", tuple(TASKS))}
     for task, spec in TASKS.items():
         for name, default in spec.params.items():
             if isinstance(default, float):
@@ -290,20 +309,29 @@ def _settings(lim) -> dict[str, Setting]:  # built once per set of limits (it is
     out["lowercase"] = Setting("data", False)
     out["vocab_size"] = Setting("data", DEFAULT_VOCAB_SIZE, lo=30, hi=lim.max_vocab)
     out["data_seed"] = Setting("data", 0, lo=0, hi=1_000_000)
-    out.update({
-        "cell": Setting("model", _M.cell, CELLS, fmt=str.upper), "emb": Setting("model", _M.embed, EMBED_SIZES),
-        "hidden": Setting("model", _M.hidden, HIDDEN_SIZES), "layers": Setting("model", _M.layers, (1, 2, 3)),
-        "bidir": Setting("model", _M.bidirectional), "attention": Setting("model", _M.attention, ATTENTIONS),
-        "dropout": Setting("model", _M.dropout, lo=0.0, hi=0.5),
-        "init": Setting("train", INIT_CHOICES[0], INIT_CHOICES), "opt": Setting("train", _T.optimizer, OPTIMIZERS),
-        "lr": Setting("train", _T.lr, LEARNING_RATES, fmt=fmt_lr), "batch": Setting("train", _T.batch_size, BATCH_SIZES),
-        "budget": Setting("train", BUDGETS[0], BUDGETS), "epochs": Setting("train", 20, lo=1, hi=1000),
-        "patience": Setting("train", _T.stop_patience or 10, lo=1, hi=1000),
-        "seconds": Setting("train", min(60, int(lim.max_train_seconds)), lo=5, hi=int(lim.max_train_seconds)),
-        "seed": Setting("train", _T.seed, lo=0, hi=1_000_000), "tf": Setting("train", _T.teacher_forcing, lo=0.0, hi=1.0),
-        "clip": Setting("train", _T.clip, lo=0.0, hi=5.0),
-        "sched": Setting("train", _T.lr_schedule, LR_SCHEDULES),
-    })
+    out.update(
+        {
+            "cell": Setting("model", _M.cell, CELLS, fmt=str.upper),
+            "emb": Setting("model", _M.embed, EMBED_SIZES),
+            "hidden": Setting("model", _M.hidden, HIDDEN_SIZES),
+            "layers": Setting("model", _M.layers, (1, 2, 3)),
+            "bidir": Setting("model", _M.bidirectional),
+            "attention": Setting("model", _M.attention, ATTENTIONS),
+            "dropout": Setting("model", _M.dropout, lo=0.0, hi=0.5),
+            "init": Setting("train", INIT_CHOICES[0], INIT_CHOICES),
+            "opt": Setting("train", _T.optimizer, OPTIMIZERS),
+            "lr": Setting("train", _T.lr, LEARNING_RATES, fmt=fmt_lr),
+            "batch": Setting("train", _T.batch_size, BATCH_SIZES),
+            "budget": Setting("train", BUDGETS[0], BUDGETS),
+            "epochs": Setting("train", 20, lo=1, hi=1000),
+            "patience": Setting("train", _T.stop_patience or 10, lo=1, hi=1000),
+            "seconds": Setting("train", min(60, int(lim.max_train_seconds)), lo=5, hi=int(lim.max_train_seconds)),
+            "seed": Setting("train", _T.seed, lo=0, hi=1_000_000),
+            "tf": Setting("train", _T.teacher_forcing, lo=0.0, hi=1.0),
+            "clip": Setting("train", _T.clip, lo=0.0, hi=5.0),
+            "sched": Setting("train", _T.lr_schedule, LR_SCHEDULES),
+        }
+    )
     return out
 
 
@@ -438,8 +466,15 @@ def sync_url() -> None:
 
 # ------------------------------------------------------------------------------------------------- model page choice
 # ModelConfig field -> Model page widget key. The Train page trains what the Model page shows.
-MODEL_WIDGETS = {"cell": "cell", "embed": "emb", "hidden": "hidden", "layers": "layers", "bidirectional": "bidir",
-                 "attention": "attention", "dropout": "dropout"}
+MODEL_WIDGETS = {
+    "cell": "cell",
+    "embed": "emb",
+    "hidden": "hidden",
+    "layers": "layers",
+    "bidirectional": "bidir",
+    "attention": "attention",
+    "dropout": "dropout",
+}
 
 
 def model_choice() -> dict:
@@ -453,8 +488,15 @@ def model_choice() -> dict:
 
 
 # TrainConfig field -> Train page widget key (what "Recommended settings for this data" fills in).
-TRAIN_WIDGETS = {"optimizer": "opt", "lr": "lr", "lr_schedule": "sched", "batch_size": "batch", "clip": "clip",
-                 "teacher_forcing": "tf", "stop_patience": "patience"}
+TRAIN_WIDGETS = {
+    "optimizer": "opt",
+    "lr": "lr",
+    "lr_schedule": "sched",
+    "batch_size": "batch",
+    "clip": "clip",
+    "teacher_forcing": "tf",
+    "stop_patience": "patience",
+}
 
 
 def apply_recommended(data, data_desc: str) -> str:
@@ -490,8 +532,16 @@ def get_data_desc() -> str:
 
 
 @st.cache_resource(show_spinner="Generating the dataset…", max_entries=32)
-def task_data(task: str, tokens: str, max_len: int, seed: int, n_train: int, params: tuple = (),
-              lowercase: bool = False, vocab_size: int | None = None):
+def task_data(
+    task: str,
+    tokens: str,
+    max_len: int,
+    seed: int,
+    n_train: int,
+    params: tuple = (),
+    lowercase: bool = False,
+    vocab_size: int | None = None,
+):
     """A built-in task's Seq2SeqData, built once per process for each setting and shared by sessions (read-only).
     `params` is a tuple of (name, value) pairs (hashable). Split sizes: valid = test = n_train / 10 (at least 20);
     a file task (tatoeba) keeps its own valid/test split, so its held-out numbers match the CLI's and the shipped
@@ -505,8 +555,14 @@ def task_data(task: str, tokens: str, max_len: int, seed: int, n_train: int, par
     else:
         n_eval = max(20, n_train // 10)
         splits = generate_splits(task, n_train=n_train, n_valid=n_eval, n_test=n_eval, seed=seed, **dict(params))
-    data = build_data(dict(splits), tokens=tokens, max_len=max_len, seed=seed, lowercase=lowercase,
-                      vocab_size=vocab_size if tokens == "subword" else None)
+    data = build_data(
+        dict(splits),
+        tokens=tokens,
+        max_len=max_len,
+        seed=seed,
+        lowercase=lowercase,
+        vocab_size=vocab_size if tokens == "subword" else None,
+    )
     data.notes = list(getattr(splits, "notes", [])) + list(data.notes)
     return data
 
@@ -522,8 +578,16 @@ def default_data():
     def made(get) -> object:  # the dataset of one source of setting values: the session's, or the defaults
         task = get("task")
         params = tuple(sorted((name, get(f"{task}.{name}")) for name in TASKS[task].params))
-        return task_data(task, get(f"{task}.tokens"), int(get("max_len")), int(get("data_seed")),
-                         int(get(f"{task}.n")), params, bool(get("lowercase")), int(get("vocab_size")))
+        return task_data(
+            task,
+            get(f"{task}.tokens"),
+            int(get("max_len")),
+            int(get("data_seed")),
+            int(get(f"{task}.n")),
+            params,
+            bool(get("lowercase")),
+            int(get("vocab_size")),
+        )
 
     try:
         return made(lambda key: setting(key, specs))
@@ -587,8 +651,16 @@ class SessionTrainer:
             raise KeyError(f"run {run_id!r} does not belong to this session")
         return run_id
 
-    def start(self, data, model_cfg: ModelConfig, train_cfg: TrainConfig, state_dict=None,
-              generation: int | None = None, page_info: Any = None, group: str | None = None) -> str | None:
+    def start(
+        self,
+        data,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        state_dict=None,
+        generation: int | None = None,
+        page_info: Any = None,
+        group: str | None = None,
+    ) -> str | None:
         """Start a run; raises LimitError past the per-session limit of live runs or the parameter limit.
 
         `page_info` (anything, e.g. the run's data and configs): this run becomes the Train page's run
@@ -604,8 +676,9 @@ class SessionTrainer:
         from seq2seq.model import count_parameters
 
         with self._lock:
-            if generation is not None and (generation != self.generation
-                                           or time.monotonic() - self._started_at < self.START_DEBOUNCE):
+            if generation is not None and (
+                generation != self.generation or time.monotonic() - self._started_at < self.START_DEBOUNCE
+            ):
                 return None
             limits = get_limits()
             limits.check("max_params", count_parameters(model_cfg)["total"], "the model's parameter count")
@@ -613,11 +686,17 @@ class SessionTrainer:
                 self.close(self.page_run)
             live = [r for r in self.run_ids if self._t.snapshot(r)["status"] in ("queued", "running", "paused")]
             units = {self._group.get(r, r) for r in live}
-            limits.check("max_runs_per_session", len(units | {group or "new run"}),
-                         "training runs (a comparison counts as one) in this browser tab")
+            limits.check(
+                "max_runs_per_session",
+                len(units | {group or "new run"}),
+                "training runs (a comparison counts as one) in this browser tab",
+            )
             if group is not None:
-                limits.check("max_compare_models", sum(self._group.get(r) == group for r in live) + 1,
-                             "models in this comparison")
+                limits.check(
+                    "max_compare_models",
+                    sum(self._group.get(r) == group for r in live) + 1,
+                    "models in this comparison",
+                )
             run_id = self._t.start(data, model_cfg, train_cfg, state_dict)
             self._ids.append(run_id)
             if group is not None:
@@ -691,8 +770,13 @@ def theory(label: str, page: str):
     def remember() -> None:
         st.session_state[K_THEORY] = bool(st.session_state.get(wkey))
 
-    return st.expander(label, expanded=bool(st.session_state.get(K_THEORY, False)), key=wkey, on_change=remember,
-                       icon=":material/school:")
+    return st.expander(
+        label,
+        expanded=bool(st.session_state.get(K_THEORY, False)),
+        key=wkey,
+        on_change=remember,
+        icon=":material/school:",
+    )
 
 
 def notice(message: str | None = None, where: str = "page") -> str | None:
@@ -731,4 +815,3 @@ def ensure_app() -> None:
     if any(os.path.realpath(p["script_path"]) == main for p in ctx.pages_manager.get_pages().values()):
         _leave_legacy_pages_mode()
         st.rerun()
-

@@ -72,8 +72,10 @@ NaN). The per-timestep chart shows $\lVert \partial \mathcal{L} / \partial h_t \
 gates, gradient **clipping** and attention all keep it healthy.
 """
 
-DIVERGED = ("The loss became NaN or infinite, so training stopped. The learning rate is probably too high "
-            "(or gradient clipping is off): lower the learning rate, set clipping to 1, and start again.")
+DIVERGED = (
+    "The loss became NaN or infinite, so training stopped. The learning rate is probably too high "
+    "(or gradient clipping is off): lower the learning rate, set clipping to 1, and start again."
+)
 
 
 def md_escape(s: str) -> str:

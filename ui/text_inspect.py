@@ -92,14 +92,14 @@ From s_t an output layer scores every token of the target vocabulary and a softm
 
 STRATEGY_TEXT = {
     "greedy": "**Greedy**: always take the most probable token, y_t = argmax p_t. Fast and deterministic, but one "
-              "early mistake cannot be undone.",
+    "early mistake cannot be undone.",
     "sample": "**Sampling**: draw y_t at random from p_t. *Temperature* T divides the scores before the softmax "
-              "(T < 1 sharpens, T > 1 flattens); *top-k* keeps only the k most probable tokens. The seed makes a "
-              "draw repeatable.",
+    "(T < 1 sharpens, T > 1 flattens); *top-k* keeps only the k most probable tokens. The seed makes a "
+    "draw repeatable.",
     "beam": "**Beam search**: keep the k best partial outputs (the *beam*) at every step, scored by their total "
-            "log-probability Σ log p_t(y_t). Each is extended by its k best next tokens, and only the k best of all "
-            "candidates survive (blue); the rest are pruned (grey). Finished outputs end in `<eos>` (orange). The "
-            "final ranking divides each score by its length.",
+    "log-probability Σ log p_t(y_t). Each is extended by its k best next tokens, and only the k best of all "
+    "candidates survive (blue); the rest are pruned (grey). Finished outputs end in `<eos>` (orange). The "
+    "final ranking divides each score by its length.",
 }
 
 TEACHER_FORCING = r"""

@@ -18,6 +18,7 @@ Helpers used by the tests:
                        test passes and its output is captured
   worker_pids / cpu_seconds   the server's training worker processes and their CPU time (from /proc)
 """
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,17 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 SHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 VIEWPORT = {"width": 1400, "height": 900}
 # The server the browser tests use: 8 sessions train at once in test_multi_session, a 9th must queue.
 SERVER_ENV = {"SEQ2SEQ_MAX_RUNS": "8", "SEQ2SEQ_TRAINER_BACKEND": "process"}
@@ -83,9 +92,27 @@ def start_server(extra_env: dict | None = None, timeout: float = 120) -> Server:
     log_path = ARTIFACTS / f"server-{port}.log"
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -227,8 +254,10 @@ def settle(page, before: int | None = None, start_within: float = 2.0, timeout: 
     action), then for the app to be idle. Actions that trigger no rerun just cost `start_within`."""
     if before is not None:
         try:
-            page.wait_for_function(f"() => (window.__st || []).filter(e => e.s === 'running').length > {before}",
-                                   timeout=start_within * 1000)
+            page.wait_for_function(
+                f"() => (window.__st || []).filter(e => e.s === 'running').length > {before}",
+                timeout=start_within * 1000,
+            )
         except Exception:
             pass
     else:
@@ -245,8 +274,11 @@ def act(page, action, timeout: float = 60_000) -> None:
 
 def sidebar_link(page, slug: str):
     """The sidebar navigation's link to a page; slug '' is the default page (Data)."""
-    return page.locator("[data-testid='stSidebarNav'] a").first if not slug else \
-        page.locator(f"[data-testid='stSidebarNav'] a[href$='/{slug}']")
+    return (
+        page.locator("[data-testid='stSidebarNav'] a").first
+        if not slug
+        else page.locator(f"[data-testid='stSidebarNav'] a[href$='/{slug}']")
+    )
 
 
 def nav(page, slug: str, timeout: float = 60_000) -> None:
@@ -258,15 +290,17 @@ def nav(page, slug: str, timeout: float = 60_000) -> None:
     same = path == slug or (not slug and ":" in path)  # already there (the default page's path is host:port)
     act(page, sidebar_link(page, slug).click, timeout=timeout)
     if not same:
-        page.wait_for_function("([s, old]) => { const e = document.querySelector(s); return e && e.innerText !== old; }",
-                               arg=[h1, old], timeout=timeout)
+        page.wait_for_function(
+            "([s, old]) => { const e = document.querySelector(s); return e && e.innerText !== old; }",
+            arg=[h1, old],
+            timeout=timeout,
+        )
     wait_idle(page, timeout)
 
 
 def wait_count(page, selector: str, n: int, timeout: float = 30_000) -> int:
     """Wait until at least n elements match (charts and tables load their code lazily, after the run ends)."""
-    page.wait_for_function("([s, n]) => document.querySelectorAll(s).length >= n", arg=[selector, n],
-                           timeout=timeout)
+    page.wait_for_function("([s, n]) => document.querySelectorAll(s).length >= n", arg=[selector, n], timeout=timeout)
     return page.locator(selector).count()
 
 
@@ -286,8 +320,15 @@ def ensure_input(page, defects: list[str], where: str) -> None:
     if input_text(page).strip():
         return
     defects.append(f"{where}: the input box arrived empty (the text of the previous inspection page was lost)")
-    act(page, lambda: (page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").filter(
-        has_text="pick an example").click(), page.keyboard.press("Enter")))
+    act(
+        page,
+        lambda: (
+            page.locator("[data-testid='stMain'] [data-testid='stSelectbox']")
+            .filter(has_text="pick an example")
+            .click(),
+            page.keyboard.press("Enter"),
+        ),
+    )
     page.wait_for_selector("[data-testid='stMain'] h1")
 
 

@@ -2,12 +2,12 @@
 curves growing in ONE chart, the per-length and gradient charts drawn at the end, "Use model B"; then the
 "Why attention?" preset: both curves grow, Stop, and the per-length chart is drawn. Screenshots of every view in
 artifacts/screenshots/compare-*.png (look at them)."""
+
 from __future__ import annotations
 
 import time
 
 import pytest
-
 from conftest import act, assert_no_exception, button, figure, load, main_text, nav, shot
 
 pytestmark = pytest.mark.browser
@@ -29,8 +29,9 @@ BY_LENGTH_LINES = "() => (" + BY_LENGTH_LINES + ")()"
 
 def lines_grow(page, seconds: float = 60) -> tuple[list[int], list[int]]:
     """Wait until the loss chart has two lines, then until both have grown; returns (first, last) point counts."""
-    page.wait_for_function(f"() => ({LINE_POINTS})().length === 2 && ({LINE_POINTS})().every(n => n >= 2)",
-                           timeout=seconds * 1000)
+    page.wait_for_function(
+        f"() => ({LINE_POINTS})().length === 2 && ({LINE_POINTS})().every(n => n >= 2)", timeout=seconds * 1000
+    )
     first = page.evaluate(LINE_POINTS)
     end = time.time() + seconds
     while time.time() < end:

@@ -7,17 +7,15 @@ could neither see nor stop. The clicks are Playwright's (press and release), 50 
 in between: on a loaded 2-core machine they take a few seconds, and they arrive while the runs they cause are under
 way (clicks dispatched from the page's own script all arrived before the first rerun and never showed the bug).
 """
+
 from __future__ import annotations
 
 import time
 
 import pytest
-
 from conftest import act, assert_no_exception, button, figure, load, main_text, shot, wait_idle
 
 pytestmark = pytest.mark.browser
-
-
 
 
 def test_twenty_fast_clicks_on_start_start_one_run_that_can_be_stopped(server, new_page):
@@ -42,6 +40,7 @@ def test_twenty_fast_clicks_on_start_start_one_run_that_can_be_stopped(server, n
     assert any(s in text for s in ("running", "queued")), text
     # the one run stops with the page's Stop, and no other run of this session is left training
     act(page, button(page, "Stop", exact=True).first.click)
-    page.wait_for_function("() => /stopped/.test(document.querySelector('[data-testid=stMain] "
-                           "[data-testid=stProgress]').innerText)")
+    page.wait_for_function(
+        "() => /stopped/.test(document.querySelector('[data-testid=stMain] [data-testid=stProgress]').innerText)"
+    )
     assert "Your other runs" not in main_text(page)

@@ -14,28 +14,51 @@ What it checks (issue 4, "Many users"):
 Timeouts are generous (a loaded 2-core CI machine); the conditions waited on are the app's own (script state,
 progress text, table contents), never fixed sleeps.
 """
+
 from __future__ import annotations
 
 import statistics
 import time
 
 import pytest
+from conftest import (
+    act,
+    assert_no_exception,
+    button,
+    cpu_load,
+    cpu_seconds,
+    figure,
+    load,
+    main_text,
+    nav,
+    shot,
+    wait_drawn,
+    worker_pids,
+)
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from seq2seq.config import ModelConfig
 from ui import state
 
-from conftest import (act, assert_no_exception, button, cpu_load, cpu_seconds, figure, load, main_text, nav, shot,
-                      wait_drawn, worker_pids)
-
 pytestmark = [pytest.mark.browser, pytest.mark.load]  # ~2 minutes of 8 browsers; -m "not load" skips it
 
 # (task, cell, hidden units H, attention): 8 different models, 4 tasks
-SESSIONS = [("reverse", "lstm", 16, "none"), ("copy", "gru", 8, "none"), ("sort", "rnn", 16, "dot"),
-            ("addition", "lstm", 32, "additive"), ("reverse", "gru", 32, "dot"), ("copy", "lstm", 8, "additive"),
-            ("sort", "gru", 16, "none"), ("addition", "rnn", 8, "dot")]
-RULES = {"reverse": lambda s: s[::-1], "copy": lambda s: s, "sort": lambda s: "".join(sorted(s)),
-         "addition": lambda s: str(sum(int(x) for x in s.split("+")))}
+SESSIONS = [
+    ("reverse", "lstm", 16, "none"),
+    ("copy", "gru", 8, "none"),
+    ("sort", "rnn", 16, "dot"),
+    ("addition", "lstm", 32, "additive"),
+    ("reverse", "gru", 32, "dot"),
+    ("copy", "lstm", 8, "additive"),
+    ("sort", "gru", 16, "none"),
+    ("addition", "rnn", 8, "dot"),
+]
+RULES = {
+    "reverse": lambda s: s[::-1],
+    "copy": lambda s: s,
+    "sort": lambda s: "".join(sorted(s)),
+    "addition": lambda s: str(sum(int(x) for x in s.split("+"))),
+}
 N_PAIRS = 300  # training pairs per session (validation: 30): small, so the first evaluation comes quickly
 RUN_SECONDS = 300  # outlives the test: closing the tab must end the run
 IDLE_CORES = 0.10  # "idle": the workers together use under a tenth of a core
@@ -54,8 +77,10 @@ LOSS_PATH_JS = """() => { const p = document.querySelector('[data-testid=stMain]
 
 
 def link(server_url: str, task: str, cell: str, hidden: int, attention: str) -> str:
-    return (f"{server_url}/train?task={task}&{task}.n={N_PAIRS}&cell={cell}&emb=8&hidden={hidden}"
-            f"&attention={attention}&batch=32&budget=seconds&seconds={RUN_SECONDS}")
+    return (
+        f"{server_url}/train?task={task}&{task}.n={N_PAIRS}&cell={cell}&emb=8&hidden={hidden}"
+        f"&attention={attention}&batch=32&budget=seconds&seconds={RUN_SECONDS}"
+    )
 
 
 def describe(cell: str, attention: str) -> str:
@@ -91,8 +116,9 @@ def wait_samples(page, task: str, timeout: float = 120.0) -> list[tuple[str, str
     second while the run trains)."""
     deadline = time.time() + timeout
     while not (rows := sample_rows(page)):
-        assert time.time() < deadline, f"no sample predictions after {timeout:g} s in the {task} session " \
-                                       f"(step {step(page)})"
+        assert time.time() < deadline, (
+            f"no sample predictions after {timeout:g} s in the {task} session (step {step(page)})"
+        )
         page.wait_for_timeout(500)
     return rows
 
@@ -152,8 +178,9 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
             p.wait_for_selector(PROGRESS, timeout=120_000)
         except Exception:
             shot(p, f"load-start-{i}")
-            raise AssertionError(f"session {i} ({s}): no run status 120 s after Start; the page says: "
-                                 f"{main_text(p)[:1500]}") from None
+            raise AssertionError(
+                f"session {i} ({s}): no run status 120 s after Start; the page says: {main_text(p)[:1500]}"
+            ) from None
         nav(p, "encoder")
     for p in pages:
         p.wait_for_function(f"() => ({SIDEBAR_STEP_JS})() > 0", timeout=180_000)
@@ -172,8 +199,11 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
         bad = [r for r in rows if RULES[task](r[0]) != r[2]]
         assert not bad, f"the {task} session shows samples of another task: {bad[:3]}"
         before = [p.evaluate(STEP_JS), loss_path(p)]  # the curve must move on from here
-        p.wait_for_function(f"([step, path]) => ({STEP_JS})() > step && ({LOSS_PATH_JS})() !== path "
-                            f"&& ({LOSS_PATH_JS})() !== ''", arg=before, timeout=120_000)
+        p.wait_for_function(
+            f"([step, path]) => ({STEP_JS})() > step && ({LOSS_PATH_JS})() !== path && ({LOSS_PATH_JS})() !== ''",
+            arg=before,
+            timeout=120_000,
+        )
         nav(p, "encoder")
 
     # 3. every run advances while all train at once (the sidebar's run status line, redrawn every second)
@@ -214,15 +244,22 @@ def test_eight_sessions_train_apart_and_stop_with_their_tabs(server, new_page):
             break
     busy_windows = [t for t, x in loads if x >= IDLE_CORES]
     took = next((t for t, x in loads if t > (busy_windows[-1] if busy_windows else -1)), float("inf"))
-    figure(f"8 sessions: links loaded in {t_loaded:.0f} s, all 8 runs stepping {t_started:.0f} s after the first "
-           f"click; steps/s per run while 8 train: "
-           f"{[round((b - a) / (t_b - t_a), 1) for a, b in zip(steps_a, steps_b)]}")
-    figure(f"page rerun latency (Encoder step, click to next step drawn, browser on the same 2 cores) with 8 runs "
-           f"training, {len(latencies)} reruns: median {statistics.median(latencies):.0f} ms, worst "
-           f"{max(latencies):.0f} ms (nothing training: median {statistics.median(idle_latencies):.0f} ms; clicked "
-           f"again after {RECLICK_AFTER / 1000:g} s: {len(RECLICKS)}); "
-           f"training workers {len(workers)} using {busy:.2f} cores")
-    figure(f"tabs closed -> training workers idle within {took + 0.5:.1f} s (worker cores per 0.5 s window: "
-           f"{[round(x, 2) for _, x in loads]})")
-    assert loads[-1][1] < IDLE_CORES and took <= END_WITHIN, \
+    figure(
+        f"8 sessions: links loaded in {t_loaded:.0f} s, all 8 runs stepping {t_started:.0f} s after the first "
+        f"click; steps/s per run while 8 train: "
+        f"{[round((b - a) / (t_b - t_a), 1) for a, b in zip(steps_a, steps_b)]}"
+    )
+    figure(
+        f"page rerun latency (Encoder step, click to next step drawn, browser on the same 2 cores) with 8 runs "
+        f"training, {len(latencies)} reruns: median {statistics.median(latencies):.0f} ms, worst "
+        f"{max(latencies):.0f} ms (nothing training: median {statistics.median(idle_latencies):.0f} ms; clicked "
+        f"again after {RECLICK_AFTER / 1000:g} s: {len(RECLICKS)}); "
+        f"training workers {len(workers)} using {busy:.2f} cores"
+    )
+    figure(
+        f"tabs closed -> training workers idle within {took + 0.5:.1f} s (worker cores per 0.5 s window: "
+        f"{[round(x, 2) for _, x in loads]})"
+    )
+    assert loads[-1][1] < IDLE_CORES and took <= END_WITHIN, (
         f"training did not stop within {END_WITHIN:g} s of the tabs closing: {loads}"
+    )

@@ -2,12 +2,12 @@
 sidebar navigation; a short training run whose curves must grow in ONE stable chart element; the encoder stepped; a
 decoder setting changed; a full-page screenshot of every page in artifacts/screenshots/ (look at them!).
 """
+
 from __future__ import annotations
 
 import time
 
 import pytest
-
 from conftest import act, assert_no_exception, button, ensure_input, figure, load, main_text, nav, shot, wait_count
 
 pytestmark = pytest.mark.browser
@@ -72,26 +72,34 @@ def test_every_page(server, new_page):
     assert "E=16, H=32" in main_text(page), "the Train page does not train the Model page's choice"
     act(page, page.locator("[data-testid='stButtonGroup'] button", has_text="seconds").click)
     act(page, button(page, "Start").click)
-    page.wait_for_function("""() => { const p = document.querySelector('[data-testid=stMain] .mark-line path');
+    page.wait_for_function(
+        """() => { const p = document.querySelector('[data-testid=stMain] .mark-line path');
                                       return p && (p.getAttribute('d') || '').split('L').length > 3; }""",
-                           timeout=60_000)
+        timeout=60_000,
+    )
     # the loss and per-group gradient charts come with the first steps (the others with the first evaluation)
     wait_count(page, "[data-testid='stMain'] [data-testid='stVegaLiteChart']", 2, timeout=60_000)
     probe = page.evaluate(CHART_PROBE, WINDOW_MS)
     samples = probe["samples"]
-    figure(f"live charts over {WINDOW_MS / 1000:g} s: {len(samples)} samples, {probe['first']} chart elements, removed "
-          f"{probe['removed']}, {probe['distinct'] - 1} redraws of the loss line "
-          f"({(probe['distinct'] - 1) / WINDOW_MS * 1000:.1f}/s), loss points "
-          f"{samples[0]['points']} -> {samples[-1]['points']}")
+    figure(
+        f"live charts over {WINDOW_MS / 1000:g} s: {len(samples)} samples, {probe['first']} chart elements, removed "
+        f"{probe['removed']}, {probe['distinct'] - 1} redraws of the loss line "
+        f"({(probe['distinct'] - 1) / WINDOW_MS * 1000:.1f}/s), loss points "
+        f"{samples[0]['points']} -> {samples[-1]['points']}"
+    )
     assert probe["first"] >= 2, "expected the loss and accuracy charts"
     # charts may appear (accuracy and per-timestep gradients arrive with the first evaluation), never vanish or blank.
     # A chart that has just appeared draws its SVG asynchronously (one sample on CI showed 4 elements, 2 drawn), so
     # "drawn" is checked for every chart that was already there at the sample before, and then for all of them.
     assert all(s["n"] >= probe["first"] for s in samples), f"a chart was missing in some frame: {samples}"
-    assert samples[0]["svg"] == samples[0]["n"] and all(b["svg"] >= a["n"] for a, b in zip(samples, samples[1:])), \
+    assert samples[0]["svg"] == samples[0]["n"] and all(b["svg"] >= a["n"] for a, b in zip(samples, samples[1:])), (
         f"a chart was blank in some frame: {samples}"
-    page.wait_for_function("""() => Array.from(document.querySelectorAll(
-        '[data-testid=stMain] [data-testid=stVegaLiteChart]')).every(c => c.querySelector('svg'))""", timeout=10_000)
+    )
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll(
+        '[data-testid=stMain] [data-testid=stVegaLiteChart]')).every(c => c.querySelector('svg'))""",
+        timeout=10_000,
+    )
     assert all(a["n"] <= b["n"] for a, b in zip(samples, samples[1:])), f"a chart disappeared: {samples}"
     assert probe["removed"] == 0 and probe["same"], "chart elements were re-created while training"
     assert samples[-1]["points"] > samples[0]["points"], "the loss curve did not grow"

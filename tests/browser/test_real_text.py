@@ -1,10 +1,10 @@
 """Real text in a real browser: the Tatoeba task on the Data page (license, tokenizations compared), a short
 training run whose BLEU/chrF chart is drawn next to exact match, and the Encoder page reading a French-bound English
 sentence with the shipped `tatoeba` model. Screenshots: artifacts/screenshots/tatoeba-*.png (look at them)."""
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import act, assert_no_exception, button, load, main_text, nav, shot, wait_count
 
 pytestmark = pytest.mark.browser
@@ -23,9 +23,11 @@ def test_tatoeba_data_train_and_encoder_pages(server, new_page):
     act(page, page.locator("[data-testid='stButtonGroup'] button", has_text="seconds").click)
     act(page, button(page, "Start").click)
     page.get_by_text("Translation scores").first.wait_for(timeout=120_000)
-    page.wait_for_function("""() => { const c = Array.from(document.querySelectorAll(
+    page.wait_for_function(
+        """() => { const c = Array.from(document.querySelectorAll(
         '[data-testid=stMain] [data-testid=stVegaLiteChart]')); return c.length >= 5 && c.every(x => x.querySelector('svg')); }""",
-                           timeout=120_000)
+        timeout=120_000,
+    )
     assert "BLEU" in main_text(page)
     assert_no_exception(page, "Train")
     shot(page, "tatoeba-train")

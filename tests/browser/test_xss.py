@@ -3,23 +3,31 @@ the Data page's uploader, the sample table, the walkthrough, a training run's sa
 Decoder pages of the model trained on it. The literal text must be visible, and nothing may execute: no
 `window.__xss`, no dialog, no element created from the user's markup.
 """
+
 from __future__ import annotations
 
 import re
+
 import pytest
+from conftest import act, assert_no_exception, button, ensure_input, figure, load, main_text, nav, wait_count
 
 from seq2seq.tokens import Tokenizer
 
-from conftest import act, assert_no_exception, button, ensure_input, figure, load, main_text, nav, wait_count
-
 pytestmark = pytest.mark.browser
 
-PAYLOADS = ['<script>window.__xss=1</script>', '<img src=x onerror="window.__xss=2;alert(2)">', '<b>bold</b>',
-            '<svg/onload="window.__xss=4">', '<a href="javascript:window.__xss=5">link</a>',
-            '<iframe src="javascript:alert(6)"></iframe>', '<style>*{display:none}</style>', '&lt;amp&gt;']
+PAYLOADS = [
+    "<script>window.__xss=1</script>",
+    '<img src=x onerror="window.__xss=2;alert(2)">',
+    "<b>bold</b>",
+    '<svg/onload="window.__xss=4">',
+    '<a href="javascript:window.__xss=5">link</a>',
+    '<iframe src="javascript:alert(6)"></iframe>',
+    "<style>*{display:none}</style>",
+    "&lt;amp&gt;",
+]
 ROWS = [(f"{PAYLOADS[i % len(PAYLOADS)]} r{i}", f"{PAYLOADS[(i + 3) % len(PAYLOADS)]} t{i}") for i in range(40)]
 TSV = "".join(f"{s}\t{t}\n" for s, t in ROWS).encode()
-NAME = '<img src=x onerror=window.__xss=7>.tsv'  # (browsers send a quote in a file name as %22)
+NAME = "<img src=x onerror=window.__xss=7>.tsv"  # (browsers send a quote in a file name as %22)
 SOURCES = {s for s, _ in ROWS}
 TARGETS = {t for _, t in ROWS}
 
@@ -58,19 +66,29 @@ def test_hostile_text_is_shown_literally_and_never_runs(server, new_page):
     defects: list[str] = []
     load(page, server.url + "/")
     act(page, page.locator("[data-testid='stButtonGroup'] button", has_text="Upload a file").click)
-    act(page, page.locator("[data-testid='stMain'] [data-testid='stRadio'] label", has_text=re.compile(r"^word$")).click)
+    act(
+        page, page.locator("[data-testid='stMain'] [data-testid='stRadio'] label", has_text=re.compile(r"^word$")).click
+    )
     uploader = page.locator("[data-testid='stMain'] [data-testid='stFileUploaderDropzoneInput']")
 
     # 1. a broken file with a hostile name: the error message names the file literally
-    act(page, lambda: uploader.set_input_files(files=[{"name": NAME, "mimeType": "text/plain",
-                                                        "buffer": b"only one column\n"}]))
+    act(
+        page,
+        lambda: uploader.set_input_files(
+            files=[{"name": NAME, "mimeType": "text/plain", "buffer": b"only one column\n"}]
+        ),
+    )
     page.locator("[data-testid='stMain'] [data-testid='stAlert']").first.wait_for()
     assert NAME in main_text(page), "the file name is not shown literally in the error"
     check_clean(page, "Data (upload error)")
 
     # 2. the hostile dataset: table cells, the walkthrough's text and token figure show it literally
-    act(page, lambda: uploader.set_input_files(files=[{"name": NAME, "mimeType": "text/tab-separated-values",
-                                                        "buffer": TSV}]))
+    act(
+        page,
+        lambda: uploader.set_input_files(
+            files=[{"name": NAME, "mimeType": "text/tab-separated-values", "buffer": TSV}]
+        ),
+    )
     wait_count(page, "[data-testid='stMain'] [id^=glide-cell-]", 6)
     cells = [c for c in grid_cells(page) if "<" in c or "&" in c]
     word = Tokenizer("word")
@@ -93,9 +111,11 @@ def test_hostile_text_is_shown_literally_and_never_runs(server, new_page):
     nav(page, "train")
     assert f"uploaded file: {NAME}" in main_text(page)
     act(page, button(page, "Start").click)
-    page.wait_for_function("""() => Array.from(document.querySelectorAll(
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll(
         '[data-testid=stMain] [data-testid=stDataFrame] [id^=glide-cell-0-]')).some(c => c.innerText.includes('<'))""",
-                           timeout=90_000)
+        timeout=90_000,
+    )
     inputs = [c for c in grid_cells(page) if c in SOURCES]
     assert inputs, "the sample table does not show the validation inputs literally"
     check_clean(page, "Train")
@@ -109,8 +129,9 @@ def test_hostile_text_is_shown_literally_and_never_runs(server, new_page):
     # 4. the Encoder and Decoder pages of that model: its example inputs are the hostile sources
     nav(page, "encoder")
     text = main_text(page)
-    first_token = page.locator("[data-testid='stMain'] [data-testid='stTextInputRootElement'] input").first \
-        .input_value()
+    first_token = page.locator(
+        "[data-testid='stMain'] [data-testid='stTextInputRootElement'] input"
+    ).first.input_value()
     first_token = word.tokenize(first_token)[0]  # word tokens: punctuation marks are tokens of their own
     assert first_token in " ".join(PAYLOADS), first_token
     assert f"x_1 = {first_token!r}" in text, f"the token {first_token!r} is not shown literally in the step heading"
