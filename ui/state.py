@@ -753,11 +753,18 @@ class SessionTrainer:
 
 
 @st.cache_resource(scope="session", on_release=lambda t: t.close_all(), show_spinner=False)
-def trainer() -> SessionTrainer:
-    """This session's trainer handle (runs released when the tab closes)."""
+def _trainer(token: str) -> SessionTrainer:
     return SessionTrainer(shared_trainer())
 
 
+def trainer() -> SessionTrainer:
+    """This session's trainer handle (runs released when the tab closes). Keyed by a token kept in the session's
+    state as well as by the session: AppTest gives every test app the same session id, and without the token one
+    test's runs (and its Start debounce) leaked into the next."""
+    return _trainer(st.session_state.setdefault(K_TRAINER_TOKEN, uuid.uuid4().hex))
+
+
+K_TRAINER_TOKEN = "trainer_token"  # str: keys this session's SessionTrainer (see trainer())
 K_THEORY = "theory_open"  # bool: the inspection pages' theory text is open (the session's last choice)
 
 
