@@ -49,10 +49,11 @@ def pick(page, label: str, option: str) -> None:
     page.wait_for_timeout(300)
 
 
-@pytest.mark.unreliable  # failed on the merged tree: the preset's measurement outlasts the wait (2026-12-07)
+@pytest.mark.unreliable  # flaky under load (the preset's measurement can outlast the wait); not re-run since the
+# merge pinned model A's attention to none (the default became dot), 2026-12-07
 def test_two_model_comparison_and_why_attention_preset(server, new_page):
     page = new_page()
-    load(page, f"{server.url}/compare?reverse.n=300&reverse.max_len=8&hidden=32&emb=16")
+    load(page, f"{server.url}/compare?reverse.n=300&reverse.max_len=8&hidden=32&emb=16&attention=none")
     assert_no_exception(page, "Compare")
     assert "A: LSTM, bidirectional, no attention" in main_text(page)
     shot(page, "compare-setup")
