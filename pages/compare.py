@@ -8,6 +8,8 @@ and redraws only the live part. Measurements (accuracy by length, gradient per t
 are made in this process once per finished model, or on "Measure now".
 """
 
+import html
+
 import pandas as pd
 import streamlit as st
 
@@ -72,8 +74,9 @@ with st.container(border=True):
     for i, (cfg, label) in enumerate(zip(cfgs, labels)):
         c1, c2, c3 = st.columns([5, 2, 1], vertical_alignment="center")
         c1.markdown(
-            f"<span style='color:{fc.MODEL_COLORS[i]};font-size:1.4em'>■</span> {label}", unsafe_allow_html=True
-        )  # labels come from the model options only, never from user text
+            f"<span style='color:{fc.MODEL_COLORS[i]};font-size:1.4em'>■</span> {html.escape(label)}",
+            unsafe_allow_html=True,
+        )  # escaped all the same: the label is drawn as HTML
         n = count_parameters(cfg)["total"]
         c2.markdown(f"{n:,} parameters" + (" — over the limit" if n > limits.max_params else ""))
         if i:
