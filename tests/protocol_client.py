@@ -18,14 +18,13 @@ defaults, or what the link set), which is what a tab that changed nothing sends 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,91 +192,23 @@ class Session:
 
 
 # --------------------------------------------------------------------------------------------------- a server
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _browser_helpers():
+    """tests/browser/conftest.py, which starts and stops a real `streamlit run` for the browser tests: one copy."""
+    spec = importlib.util.spec_from_file_location("_browser_conftest", ROOT / "tests" / "browser" / "conftest.py")
+    mod = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))  # dataclasses look it up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_B = _browser_helpers()
+worker_pids = _B.worker_pids  # the server's training workers (children started by multiprocessing's spawn)
+stop_server = _B.stop_server  # kills the server's whole process group
 
 
 def start_server(env: dict | None = None, timeout: float = 180) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` in its own process group (log: artifacts/protocol-server-PORT.log)."""
-    port = free_port()
-    (ROOT / "artifacts").mkdir(exist_ok=True)
-    log = open(ROOT / "artifacts" / f"protocol-server-{port}.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "SEQ2SEQ_TRAINER_BACKEND": "process", **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early; see {log.name}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    stop_server(proc)
-    raise RuntimeError(f"streamlit did not become healthy in {timeout:g} s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    import signal
-
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=5)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(d.name))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
-
-
-def worker_pids(server_pid: int) -> list[int]:
-    """The server's training workers (children started by multiprocessing's spawn)."""
-    out = []
-    for pid in _children(server_pid):
-        try:
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                out.append(pid)
-        except OSError:
-            pass
-    return out
+    """`streamlit run app.py` with the process trainer backend (log: artifacts/server-PORT.log)."""
+    server = _B.start_server({"SEQ2SEQ_TRAINER_BACKEND": "process", **(env or {})}, timeout)
+    return server.proc, server.url
 
 
 def _cpu_seconds(pids: list[int]) -> float:
